@@ -1,0 +1,295 @@
+"""Events: the plain data a traced forward pass leaves behind, and its file format.
+
+A trace is a header, an ordered list of events and a footer. Each event is
+one of
+
+* ``enter`` — a scope opens: an instrumented module's forward or a traced
+  function such as ``window_partition``;
+* ``step``  — one step of the walkthrough inside the innermost open scope;
+* ``exit``  — that scope closes.
+
+On disk a trace is JSON Lines: the header line, one line per event, the footer
+line (see docs/trace-format.md). ``Trace.save`` then ``load_trace`` gives back an
+equal trace, and saving that again gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+SCHEMA_VERSION = 1
+EVENT_TYPES = ("enter", "step", "exit")
+
+
+def encode_number(value: float) -> float | str:
+    """JSON has no NaN or infinity: those travel as the strings 'nan', 'inf', '-inf'."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def decode_number(value: float | str) -> float:
+    return float(value) if isinstance(value, str) else value
+
+
+def encode_values(values: Any) -> Any:
+    """Nested lists of numbers with non-finite floats spelled as strings."""
+    if isinstance(values, list):
+        return [encode_values(v) for v in values]
+    return encode_number(values)
+
+
+def decode_values(values: Any) -> Any:
+    if isinstance(values, list):
+        return [decode_values(v) for v in values]
+    return decode_number(values)
+
+
+@dataclass(slots=True)
+class TensorSummary:
+    """What a step keeps of one tensor: never the tensor itself.
+
+    ``values`` is the seed-style slice ``tensor[:n, :n, ...]`` as nested lists
+    (``index`` spells the slice, e.g. ``[:3,:3,:3]``); ``stats`` holds min, max,
+    mean and std over the whole tensor; ``masked`` counts the non-zero (masked)
+    entries of an attention mask.
+    """
+
+    name: str
+    shape: list[int]
+    dtype: str
+    device: str
+    index: str
+    values: Any = None
+    stats: dict[str, float] | None = None
+    masked: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "name": self.name,
+            "shape": self.shape,
+            "dtype": self.dtype,
+            "device": self.device,
+            "index": self.index,
+            "values": encode_values(self.values),
+        }
+        if self.stats is not None:
+            data["stats"] = {k: encode_number(v) for k, v in self.stats.items()}
+        if self.masked is not None:
+            data["masked"] = self.masked
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TensorSummary:
+        stats = data.get("stats")
+        return cls(
+            name=data["name"],
+            shape=list(data["shape"]),
+            dtype=data["dtype"],
+            device=data["device"],
+            index=data["index"],
+            values=decode_values(data.get("values")),
+            stats=None if stats is None else {k: decode_number(v) for k, v in stats.items()},
+            masked=data.get("masked"),
+        )
+
+
+@dataclass(slots=True)
+class Event:
+    """One line of the walkthrough.
+
+    ``id`` is the stable dotted name (``layers.1.blocks.1.attn.softmax``); the
+    root scope's id is ``""``. ``kind`` keys titles, colors and explanations:
+    for steps a step kind (``softmax``), for scopes the class or function name
+    (``WindowAttention``, ``window_partition``). ``depth`` is the number of
+    scopes open around the event (the root scope's enter is depth 0, its
+    steps depth 1). ``call`` counts forward passes within one trace.
+    """
+
+    seq: int
+    type: str
+    id: str
+    kind: str
+    depth: int
+    call: int = 0
+    code: list[str] = field(default_factory=list)
+    source: str | None = None
+    tensors: list[TensorSummary] = field(default_factory=list)
+    scalars: dict[str, Any] = field(default_factory=dict)
+    modules: dict[str, str] = field(default_factory=dict)
+    note: str | None = None
+    doc: str | None = None
+
+    def tensor(self, name: str) -> TensorSummary:
+        for summary in self.tensors:
+            if summary.name == name:
+                return summary
+        raise KeyError(f"step {self.id!r} has no tensor {name!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "type": self.type,
+            "seq": self.seq,
+            "id": self.id,
+            "kind": self.kind,
+            "depth": self.depth,
+            "call": self.call,
+        }
+        if self.code:
+            data["code"] = self.code
+        if self.source is not None:
+            data["source"] = self.source
+        if self.tensors:
+            data["tensors"] = [t.to_dict() for t in self.tensors]
+        if self.scalars:
+            data["scalars"] = {k: _encode_scalar(v) for k, v in self.scalars.items()}
+        if self.modules:
+            data["modules"] = self.modules
+        if self.note is not None:
+            data["note"] = self.note
+        if self.doc is not None:
+            data["doc"] = self.doc
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Event:
+        if data.get("type") not in EVENT_TYPES:
+            raise UserError(f"not a trace event: type {data.get('type')!r}")
+        return cls(
+            seq=data["seq"],
+            type=data["type"],
+            id=data["id"],
+            kind=data["kind"],
+            depth=data["depth"],
+            call=data.get("call", 0),
+            code=list(data.get("code", [])),
+            source=data.get("source"),
+            tensors=[TensorSummary.from_dict(t) for t in data.get("tensors", [])],
+            scalars={k: _decode_scalar(v) for k, v in data.get("scalars", {}).items()},
+            modules=dict(data.get("modules", {})),
+            note=data.get("note"),
+            doc=data.get("doc"),
+        )
+
+
+def _encode_scalar(value: Any) -> Any:
+    if isinstance(value, float):
+        return encode_number(value)
+    if isinstance(value, list):
+        return [_encode_scalar(v) for v in value]
+    return value
+
+
+def _decode_scalar(value: Any) -> Any:
+    if isinstance(value, str) and value in ("nan", "inf", "-inf"):
+        return float(value)
+    if isinstance(value, list):
+        return [_decode_scalar(v) for v in value]
+    return value
+
+
+@dataclass
+class Trace:
+    """A recorded walkthrough: header, ordered events, footer."""
+
+    header: dict[str, Any] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    footer: dict[str, Any] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.events)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def __getitem__(self, step_id: str) -> Event:
+        """The first step (of the first forward) with this dotted id."""
+        for event in self.events:
+            if event.type == "step" and event.id == step_id:
+                return event
+        raise KeyError(f"no step with id {step_id!r}")
+
+    def lines(self) -> Iterator[str]:
+        """The JSON Lines text of this trace, one line at a time (no newlines)."""
+        yield _dumps({"type": "header", **self.header})
+        for event in self.events:
+            yield _dumps(event.to_dict())
+        yield _dumps({"type": "footer", **self.footer})
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the trace as JSON Lines, atomically (temporary file, then rename)."""
+        target = Path(path)
+        write_atomically(target, "".join(line + "\n" for line in self.lines()).encode("utf-8"))
+        return target
+
+
+def _dumps(data: dict[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` so that a failure leaves no partial file.
+
+    The bytes go to a temporary file in the same folder, which then replaces
+    the target in one rename; an existing target is untouched until then.
+    A missing folder is created.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def load_trace(path: str | os.PathLike[str]) -> Trace:
+    """Read a trace written by ``Trace.save``."""
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"trace file not found: {source}") from None
+    except IsADirectoryError:
+        raise UserError(f"trace path is a directory: {source}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"not a trace file (not UTF-8 text): {source}") from None
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            raise UserError(f"{source}:{number}: not JSON ({error.msg})") from None
+    if len(rows) < 2 or rows[0].get("type") != "header" or rows[-1].get("type") != "footer":
+        raise UserError(f"not a swintrace trace (no header/footer lines): {source}")
+    header = {k: v for k, v in rows[0].items() if k != "type"}
+    version = header.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise UserError(
+            f"{source}: trace schema version {version!r}, this swintrace reads {SCHEMA_VERSION}"
+        )
+    footer = {k: v for k, v in rows[-1].items() if k != "type"}
+    try:
+        events = [Event.from_dict(row) for row in rows[1:-1]]
+    except (KeyError, TypeError) as error:
+        raise UserError(f"{source}: malformed event ({error})") from None
+    return Trace(header=header, events=events, footer=footer)

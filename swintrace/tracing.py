@@ -1,0 +1,382 @@
+"""Tracing: record every step of a forward pass of an instrumented model.
+
+Usage::
+
+    with swintrace.tracing(slice=3) as trace:
+        logits = model(images)
+    trace.events        # ordered enter/step/exit events
+    trace.save("trace.jsonl")
+
+How it works. The recorder of the current context lives in a context variable,
+so tracing in one thread (or asyncio task) never records another's work.
+
+* ``Instrumented`` is the base of the model's modules: while a recorder is
+  active, calling one opens a scope (``enter`` event, dotted id from
+  ``named_modules()`` of the outermost module), runs ``forward`` and closes it.
+* ``traced_function`` does the same for free functions (``window_partition``).
+* ``step(kind, **values)`` records one step: the source lines that ran since
+  the previous step of the same block, and a summary of each value.
+
+Outside ``tracing()`` each of these returns after one context-variable read.
+Recording only reads: it detaches, slices and clones, never writes to the
+model's tensors, so traced outputs are bit-identical to untraced ones.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import gc
+import platform
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+
+from . import __version__
+from .errors import UserError
+from .events import SCHEMA_VERSION, Event, Trace
+from .source import code_before, display_path, first_doc_line
+from .summary import SummaryBatch
+
+_RECORDER: ContextVar[_Recorder | None] = ContextVar("swintrace_recorder", default=None)
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class TraceOptions:
+    """What a trace records."""
+
+    # Length n of the seed-style slice t[:n, :n, ...] kept of every tensor.
+    slice_len: int = 3
+    # Glob patterns over step ids and kinds; a step is kept if any matches.
+    # Empty keeps every step. Scope enter/exit events are always kept.
+    keep: tuple[str, ...] = ()
+    # Whether tensor summaries include min/max/mean/std of the whole tensor.
+    stats: bool = True
+    # How many top predictions the footer keeps (0: none).
+    topk: int = 5
+
+    def __post_init__(self) -> None:
+        if self.slice_len < 1:
+            raise UserError(f"slice length must be >= 1, got {self.slice_len}")
+        if self.topk < 0:
+            raise UserError(f"top-k must be >= 0, got {self.topk}")
+
+    def keeps(self, step_id: str, kind: str) -> bool:
+        return not self.keep or any(
+            fnmatch.fnmatchcase(step_id, pattern) or fnmatch.fnmatchcase(kind, pattern)
+            for pattern in self.keep
+        )
+
+
+def is_tracing() -> bool:
+    """Whether a tracing context is active in the current context."""
+    return _RECORDER.get() is not None
+
+
+def step(
+    kind: str,
+    /,
+    *modules: nn.Module,
+    name: str | None = None,
+    note: str | None = None,
+    rearranges: torch.Tensor | None = None,
+    **values: Any,
+) -> None:
+    """Record one step of the walkthrough (no-op outside ``tracing()``).
+
+    ``kind`` is the vocabulary key (``softmax``); ``modules`` are submodules
+    whose repr the step shows, labelled ``self.<attribute>``; ``name`` is the
+    last part of the dotted id when it differs from the kind; ``note`` a
+    vocabulary note key for a skipped branch; ``rearranges`` names the tensor
+    whose numbers this step's tensors only reorder (a permute, a roll), so
+    their statistics are reused instead of recomputed. ``values`` may be tensors
+    (summarised), numbers, strings, sequences or None; a None whose name is a
+    module slot of the current module (``downsample=None``) shows as a module.
+    """
+    recorder = _RECORDER.get()
+    if recorder is None:
+        return
+    recorder.record_step(kind, name or kind, note, rearranges, modules, values, sys._getframe(1))
+
+
+class Instrumented(nn.Module):
+    """Base class of the model's modules: a traced forward opens a scope."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        recorder = _RECORDER.get()
+        if recorder is None:
+            return super().__call__(*args, **kwargs)
+        return recorder.run_scope(self, super().__call__, args, kwargs)
+
+
+def traced_function(function: _F) -> _F:
+    """Make a function (or method) open a scope of its own name while traced."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        recorder = _RECORDER.get()
+        if recorder is None:
+            return function(*args, **kwargs)
+        return recorder.run_scope(function, function, args, kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def tracing(
+    *,
+    slice: int = 3,  # noqa: A002 - the option's name in the CLI and the docs
+    keep: Sequence[str] | None = None,
+    stats: bool = True,
+    topk: int = 5,
+    header: dict[str, Any] | None = None,
+) -> Iterator[Trace]:
+    """Record every forward of an instrumented model run inside the block.
+
+    ``slice``: length n of the kept slice ``t[:n, :n, ...]`` (the seed uses 3).
+    ``keep``: glob patterns of step ids or kinds to keep (default: all).
+    ``stats``: include min/max/mean/std of every tensor.
+    ``topk``: predictions kept in the footer.
+    ``header``: extra header fields (e.g. ``{"input": {"description": ...}}``).
+    """
+    options = TraceOptions(slice_len=slice, keep=tuple(keep or ()), stats=stats, topk=topk)
+    trace = Trace(header=_base_header(options))
+    for key, value in (header or {}).items():
+        if isinstance(value, dict) and isinstance(trace.header.get(key), dict):
+            trace.header[key].update(value)
+        else:
+            trace.header[key] = value
+    recorder = _Recorder(trace, options)
+    token = _RECORDER.set(recorder)
+    try:
+        yield trace
+    finally:
+        _RECORDER.reset(token)
+        recorder.close()
+
+
+def _base_header(options: TraceOptions) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "versions": {
+            "swintrace": __version__,
+            "torch": torch.__version__.split("+")[0],
+            "python": platform.python_version(),
+        },
+        "options": {**asdict(options), "keep": list(options.keep)},
+    }
+
+
+@dataclass
+class _Scope:
+    id: str
+    owner: object
+
+
+class _Recorder:
+    """Turns scope entries, steps and exits into events of one trace."""
+
+    def __init__(self, trace: Trace, options: TraceOptions) -> None:
+        self.trace = trace
+        self.options = options
+        self.stack: list[_Scope] = []
+        self.call = -1
+        self.used_ids: Counter[str] = Counter()
+        self.module_names: dict[int, str] = {}
+        self.reprs: dict[int, str] = {}
+        self.batch = SummaryBatch(options.slice_len, options.stats)
+        self.started = 0.0
+        self.timings: list[dict[str, Any]] = []
+        self.predictions: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.gc_was_enabled = True
+
+    # -- scopes ---------------------------------------------------------------
+    def run_scope(self, owner: object, call: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        is_root = not self.stack
+        if is_root:
+            self._begin_call(owner, args)
+        scope = _Scope(self._scope_id(owner), owner)
+        kind = type(owner).__name__ if isinstance(owner, nn.Module) else owner.__name__
+        self._emit("enter", scope.id, kind, depth=len(self.stack), **self._describe(owner))
+        self.stack.append(scope)
+        try:
+            output = call(*args, **kwargs)
+            if is_root and self.options.topk and hasattr(owner, "describe"):
+                self._record_prediction(output)
+        finally:
+            self.stack.pop()
+            self._emit("exit", scope.id, kind, depth=len(self.stack))
+            if is_root:
+                self._end_call()
+        return output
+
+    def _begin_call(self, owner: object, args: tuple) -> None:
+        # Recording makes thousands of small objects, which would trigger full
+        # cyclic-GC passes over the whole heap (tens of ms each) in the middle
+        # of the forward. Events hold no reference cycles, so reference
+        # counting frees them; the collector is paused for the call only.
+        self.gc_was_enabled = gc.isenabled()
+        gc.disable()
+        self.call += 1
+        self.used_ids.clear()
+        self.module_names = (
+            {id(module): name for name, module in owner.named_modules()}
+            if isinstance(owner, nn.Module)
+            else {}
+        )
+        self.started = time.perf_counter()
+        if "model" not in self.trace.header and hasattr(owner, "describe"):
+            self.trace.header.update(owner.describe())
+        if args and isinstance(args[0], torch.Tensor):
+            described = self.trace.header.setdefault("input", {})
+            described.setdefault("shape", list(args[0].shape))
+            described.setdefault("dtype", str(args[0].dtype).removeprefix("torch."))
+            described.setdefault("device", str(args[0].device))
+
+    def _end_call(self) -> None:
+        try:
+            self.batch.flush()
+            self.timings.append({"call": self.call, "seconds": time.perf_counter() - self.started})
+        finally:
+            if self.gc_was_enabled:
+                gc.enable()
+
+    def _scope_id(self, owner: object) -> str:
+        if isinstance(owner, nn.Module) and id(owner) in self.module_names:
+            base = self.module_names[id(owner)]
+        else:
+            name = type(owner).__name__ if isinstance(owner, nn.Module) else owner.__name__
+            base = self._join(name)
+        return self._unique(base)
+
+    def _join(self, name: str) -> str:
+        parent = self.stack[-1].id if self.stack else ""
+        return f"{parent}.{name}" if parent else name
+
+    def _unique(self, candidate: str) -> str:
+        """Ids repeat when a module runs twice in one forward: ``drop_path@2``."""
+        self.used_ids[candidate] += 1
+        count = self.used_ids[candidate]
+        return candidate if count == 1 else f"{candidate}@{count}"
+
+    @staticmethod
+    def _describe(owner: object) -> dict[str, Any]:
+        target = type(owner).forward if isinstance(owner, nn.Module) else owner
+        target = getattr(target, "__wrapped__", target)
+        code = getattr(target, "__code__", None)
+        source = f"{display_path(code.co_filename)}:{code.co_firstlineno}" if code else None
+        doc_owner = type(owner) if isinstance(owner, nn.Module) else owner
+        return {"source": source, "doc": first_doc_line(doc_owner)}
+
+    # -- steps ----------------------------------------------------------------
+    def record_step(
+        self,
+        kind: str,
+        name: str,
+        note: str | None,
+        rearranges: torch.Tensor | None,
+        modules: tuple[nn.Module, ...],
+        values: dict[str, Any],
+        frame: Any,
+    ) -> None:
+        if not self.stack:
+            return
+        step_id = self._unique(self._join(name))
+        if not self.options.keeps(step_id, kind):
+            return
+        code, source = _call_site(frame.f_code.co_filename, frame.f_lineno)
+        event = self._emit(
+            "step", step_id, kind, depth=len(self.stack), code=list(code), source=source, note=note
+        )
+        slots = self._module_slots()
+        for module in modules:
+            label = next((k for k, m in slots.items() if m is module), type(module).__name__)
+            event.modules[f"self.{label}"] = self._repr(module)
+        for key, value in values.items():
+            if isinstance(value, torch.Tensor):
+                event.tensors.append(self.batch.summarise(key, value, rearranges))
+            elif isinstance(value, nn.Module) or (value is None and key in slots):
+                event.modules[f"self.{key}"] = self._repr(value)
+            else:
+                event.scalars[key] = _plain(value)
+
+    def _module_slots(self) -> dict[str, nn.Module | None]:
+        """Submodule slots of the innermost open module scope (``self`` of the step)."""
+        for scope in reversed(self.stack):
+            if isinstance(scope.owner, nn.Module):
+                return scope.owner._modules
+        return {}
+
+    def _repr(self, module: nn.Module | None) -> str:
+        if module is None:
+            return "None"
+        key = id(module)
+        if key not in self.reprs:
+            self.reprs[key] = repr(module)
+        return self.reprs[key]
+
+    def _record_prediction(self, logits: Any) -> None:
+        if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
+            return
+        probabilities = logits.detach().float().softmax(dim=-1)  # B, num_classes
+        top_probabilities, top_indices = probabilities.topk(
+            min(self.options.topk, probabilities.shape[-1]), dim=-1
+        )  # B, k
+        step("topk", probabilities=top_probabilities, indices=top_indices)
+        self.predictions.append((top_probabilities, top_indices))
+
+    def _emit(self, type_: str, event_id: str, kind: str, depth: int, **fields: Any) -> Event:
+        event = Event(
+            seq=len(self.trace.events), type=type_, id=event_id, kind=kind, depth=depth,
+            call=self.call, **fields,
+        )
+        self.trace.events.append(event)
+        return event
+
+    # -- end ------------------------------------------------------------------
+    def close(self) -> None:
+        """Write the footer: top-k predictions of the last forward and timings."""
+        self.batch.flush()
+        footer: dict[str, Any] = {"timings": self.timings}
+        if self.predictions:
+            from .images import class_label
+
+            top_probabilities, top_indices = self.predictions[-1]
+            num_classes = self.trace.header.get("model", {}).get("config", {}).get("num_classes")
+            footer["topk"] = [
+                [
+                    {"index": index, "label": class_label(index, num_classes), "probability": p}
+                    for index, p in zip(indices, probabilities)
+                ]
+                for indices, probabilities in zip(
+                    top_indices.cpu().tolist(), top_probabilities.cpu().tolist()
+                )
+            ]
+        self.trace.footer = footer
+
+
+@functools.lru_cache(maxsize=4096)
+def _call_site(filename: str, line: int) -> tuple[tuple[str, ...], str]:
+    """(code lines, "file:line") shown for the step called at ``filename:line``."""
+    code, first_line = code_before(filename, line)
+    return code, f"{display_path(filename)}:{first_line or line}"
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly copy of a step's non-tensor value."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (torch.Size, tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, torch.dtype):
+        return str(value).removeprefix("torch.")
+    return repr(value)
