@@ -1,0 +1,531 @@
+"""Swin Transformer V1, instrumented: every step of its forward pass can be traced.
+
+The parameter names and the math are those of the official implementation
+(microsoft/Swin-Transformer ``models/swin_transformer.py``), so its checkpoints
+load as they are. Two things go beyond it, as in torchvision and the seed
+walkthrough: any input size (padding to the patch size, to the window size and
+to even sizes, cropping back after) and attention masks computed per padded
+size and cached.
+
+Each ``step(...)`` call records what the statements just before it produced;
+outside ``swintrace.tracing()`` it returns at once (see tracing.py).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import SwinConfig
+from .errors import UserError
+from .tracing import Instrumented, is_tracing, step, traced_function
+from .windows import (
+    padded_size,
+    relative_position_index,
+    runtime_shift,
+    window_partition,
+    window_reverse,
+)
+
+# Masks kept per stage (one per input size, device and dtype).
+_MASK_CACHE_SIZE = 16
+
+
+def _cached_per_size(create_mask: Callable[..., torch.Tensor | None]) -> Callable[..., torch.Tensor | None]:
+    """Remember a stage's masks per (H, W, device, dtype); recompute while tracing.
+
+    The mask depends only on those, so the cached tensor is bit-identical to a
+    fresh one; under tracing it is recomputed so that its steps are recorded.
+    """
+
+    @functools.wraps(create_mask)
+    def cached(self: BasicLayer, x: torch.Tensor, H: int, W: int) -> torch.Tensor | None:
+        if is_tracing():
+            return create_mask(self, x, H, W)
+        key = (H, W, x.device, x.dtype)
+        if key not in self._mask_cache:
+            if len(self._mask_cache) >= _MASK_CACHE_SIZE:
+                self._mask_cache.pop(next(iter(self._mask_cache)))
+            self._mask_cache[key] = create_mask(self, x, H, W)
+        return self._mask_cache[key]
+
+    return cached
+
+
+@traced_function
+def drop_path_f(x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor:
+    """Stochastic depth: drop the whole residual branch of some samples.
+
+    x: (B, ...). Each sample keeps its branch with probability 1 - drop_prob,
+    scaled by 1 / (1 - drop_prob) so that the expectation is unchanged.
+    """
+    step("input", x=x)
+    if drop_prob == 0.0 or not training:
+        step("output", output=x, note="drop_path_identity", drop_prob=drop_prob)
+        return x
+    keep_prob = 1 - drop_prob
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)  # B, 1, 1: one draw per sample
+    random_tensor = keep_prob + torch.rand(shape, dtype=x.dtype, device=x.device)
+    random_tensor.floor_()  # 1 keeps the sample's branch, 0 drops it
+    output = x.div(keep_prob) * random_tensor
+    step("output", output=output, random_tensor=random_tensor, keep_prob=keep_prob)
+    return output
+
+
+class DropPath(Instrumented):
+    """Stochastic depth per sample, applied to a residual branch."""
+
+    def __init__(self, drop_prob: float) -> None:
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, L, C) -> (B, L, C)."""
+        step("input", x=x)
+        ans = drop_path_f(x, self.drop_prob, self.training)
+        step("output", ans=ans)
+        return ans
+
+    def extra_repr(self) -> str:
+        return f"drop_prob={self.drop_prob:.3f}"
+
+
+class Mlp(Instrumented):
+    """The block's feed-forward network: Linear, GELU, Linear, with dropouts."""
+
+    def __init__(self, dim: int, hidden_dim: int, drop: float) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.act = nn.GELU()
+        self.drop1 = nn.Dropout(drop)
+        self.fc2 = nn.Linear(hidden_dim, dim)
+        self.drop2 = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, L, C) -> (B, L, C) through a hidden width of mlp_ratio * C."""
+        step("input", x=x)
+        x = self.fc1(x)  # B, L, hidden
+        step("fc1", self.fc1, x=x)
+        x = self.act(x)
+        step("act", self.act, x=x)
+        x = self.drop1(x)
+        step("dropout", self.drop1, name="drop1", x=x)
+        x = self.fc2(x)  # B, L, C
+        step("fc2", self.fc2, x=x)
+        x = self.drop2(x)
+        step("dropout", self.drop2, name="drop2", x=x)
+        step("output", x=x)
+        return x
+
+
+class WindowAttention(Instrumented):
+    """Multi-head self-attention inside each window, with relative position bias."""
+
+    def __init__(
+        self,
+        dim: int,
+        window_size: int,
+        num_heads: int,
+        qkv_bias: bool,
+        qk_scale: float | None,
+        attn_drop: float,
+        proj_drop: float,
+    ) -> None:
+        super().__init__()
+        self.dim = dim
+        self.window_size = window_size
+        self.num_heads = num_heads
+        self.scale = qk_scale or (dim // num_heads) ** -0.5
+        # One learned bias per head for each of the (2M-1)^2 possible offsets.
+        self.relative_position_bias_table = nn.Parameter(
+            torch.zeros((2 * window_size - 1) ** 2, num_heads)
+        )  # (2M-1)^2, heads
+        # Recomputed, never loaded: checkpoints' copies are ignored.
+        self.register_buffer(
+            "relative_position_index", relative_position_index(window_size), persistent=False
+        )  # M*M, M*M
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.attn_drop = nn.Dropout(attn_drop)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        self.softmax = nn.Softmax(dim=-1)
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B*nW, N, C) with N = M*M tokens per window; mask: (nW, N, N) or None."""
+        B_, N, C = x.shape
+        step("input", x=x)
+        qkv = self.qkv(x).reshape(B_, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)  # 3, B*nW, heads, N, C/heads
+        step("qkv", self.qkv, qkv=qkv, num_heads=self.num_heads)
+        q, k, v = qkv.unbind(0)  # each B*nW, heads, N, C/heads
+        step("unbind", q=q, k=k, v=v)
+        q = q * self.scale
+        step("scale", q=q, scale=self.scale)
+        attn = q @ k.transpose(-2, -1)  # B*nW, heads, N, N
+        step("scores", attn=attn)
+        relative_position_bias = self.relative_position_bias_table[
+            self.relative_position_index.view(-1)
+        ].view(N, N, -1)  # N, N, heads
+        step(
+            "bias_gather",
+            relative_position_index=self.relative_position_index,
+            relative_position_bias_table=self.relative_position_bias_table,
+            relative_position_bias=relative_position_bias,
+        )
+        relative_position_bias = relative_position_bias.permute(2, 0, 1).contiguous()  # heads, N, N
+        step("bias_permute", relative_position_bias=relative_position_bias)
+        attn = attn + relative_position_bias.unsqueeze(0)
+        step("add_bias", attn=attn)
+        if mask is not None:
+            nW = mask.shape[0]
+            step("mask_matrix", mask=mask, nW=nW)
+            attn = attn.view(B_ // nW, nW, self.num_heads, N, N) + mask.unsqueeze(1).unsqueeze(0)  # B, nW, heads, N, N
+            step("add_mask", attn=attn)
+            attn = attn.view(-1, self.num_heads, N, N)  # B*nW, heads, N, N
+            step("mask_view", attn=attn)
+        else:
+            step("add_mask", note="no_mask")
+        attn = self.softmax(attn)
+        step("softmax", attn=attn)
+        attn = self.attn_drop(attn)
+        step("attn_drop", self.attn_drop, attn=attn)
+        x = (attn @ v).transpose(1, 2).reshape(B_, N, C)  # B*nW, N, C: heads side by side
+        step("attn_v", x=x)
+        x = self.proj(x)
+        step("proj", self.proj, x=x)
+        x = self.proj_drop(x)
+        step("proj_drop", self.proj_drop, x=x)
+        step("output", x=x)
+        return x
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, window_size={self.window_size}, num_heads={self.num_heads}"
+
+
+class SwinTransformerBlock(Instrumented):
+    """One Swin block: (shifted) window attention, then an MLP, each with a residual."""
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        window_size: int,
+        shift_size: int,
+        mlp_ratio: float,
+        qkv_bias: bool,
+        qk_scale: float | None,
+        drop: float,
+        attn_drop: float,
+        drop_path: float,
+    ) -> None:
+        super().__init__()
+        self.window_size = window_size
+        self.shift_size = shift_size
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = WindowAttention(dim, window_size, num_heads, qkv_bias, qk_scale, attn_drop, drop)
+        self.drop_path: nn.Module = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+
+    def forward(
+        self, x: torch.Tensor, H: int, W: int, attn_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """x: (B, H*W, C) -> (B, H*W, C); attn_mask: the stage's (nW, N, N) mask or None."""
+        B, L, C = x.shape
+        step("input", x=x, attn_mask=attn_mask)
+        shortcut = x
+        step("shortcut", shortcut=shortcut)
+        x = self.norm1(x)
+        step("norm", self.norm1, name="norm1", x=x)
+        x = x.view(B, H, W, C)  # B, H, W, C
+        step("view", x=x)
+
+        pad_r = (self.window_size - W % self.window_size) % self.window_size
+        pad_b = (self.window_size - H % self.window_size) % self.window_size
+        if pad_r or pad_b:
+            x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))  # B, Hp, Wp, C
+            step("window_pad", x=x, pad_b=pad_b, pad_r=pad_r)
+        else:
+            step("window_pad", note="no_window_pad", H=H, W=W, window_size=self.window_size)
+        _, Hp, Wp, _ = x.shape
+
+        shift_h, shift_w = (
+            runtime_shift(Hp, Wp, self.window_size, self.shift_size) if self.shift_size else (0, 0)
+        )
+        if shift_h or shift_w:
+            shifted_x = torch.roll(x, shifts=(-shift_h, -shift_w), dims=(1, 2))
+            step("cyclic_shift", shifted_x=shifted_x, shift_size=[shift_h, shift_w], rearranges=x)
+        else:
+            shifted_x = x
+            attn_mask = None
+            step("cyclic_shift", shifted_x=shifted_x, note="no_shift", shift_size=[0, 0])
+
+        x_windows = window_partition(shifted_x, self.window_size)  # B*nW, M, M, C
+        x_windows = x_windows.view(-1, self.window_size * self.window_size, C)  # B*nW, M*M, C
+        step("partition_windows", x_windows=x_windows)
+        attn_windows = self.attn(x_windows, mask=attn_mask)  # B*nW, M*M, C
+        step("sw_msa" if attn_mask is not None else "w_msa", name="attention", attn_windows=attn_windows)
+        attn_windows = attn_windows.view(-1, self.window_size, self.window_size, C)  # B*nW, M, M, C
+        step("merge_view", attn_windows=attn_windows)
+        shifted_x = window_reverse(attn_windows, self.window_size, Hp, Wp)  # B, Hp, Wp, C
+        step("merge_windows", shifted_x=shifted_x)
+
+        if shift_h or shift_w:
+            x = torch.roll(shifted_x, shifts=(shift_h, shift_w), dims=(1, 2))
+            step("reverse_shift", x=x, shift_size=[shift_h, shift_w], rearranges=shifted_x)
+        else:
+            x = shifted_x
+            step("reverse_shift", x=x, note="no_shift")
+        if pad_r or pad_b:
+            x = x[:, :H, :W, :].contiguous()  # B, H, W, C
+            step("crop", x=x)
+        else:
+            step("crop", note="no_window_pad", H=H, W=W, window_size=self.window_size)
+        x = x.view(B, H * W, C)  # B, L, C
+        step("view", name="view_tokens", x=x)
+
+        x = shortcut + self.drop_path(x)
+        step("residual", self.drop_path, x=x)
+        x = x + self.drop_path(self.mlp(self.norm2(x)))
+        step("mlp_residual", self.norm2, self.mlp, self.drop_path, x=x)
+        step("output", x=x)
+        return x
+
+
+class PatchMerging(Instrumented):
+    """Downsampling between stages: each 2x2 group of tokens becomes one token."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+        self.norm = nn.LayerNorm(4 * dim)
+
+    def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+        """x: (B, H*W, C) -> (B, ceil(H/2)*ceil(W/2), 2C)."""
+        B, L, C = x.shape
+        step("input", x=x)
+        x = x.view(B, H, W, C)  # B, H, W, C
+        step("view", x=x)
+        if H % 2 or W % 2:
+            x = F.pad(x, (0, 0, 0, W % 2, 0, H % 2))  # B, H + H%2, W + W%2, C
+            step("merge_pad", x=x)
+        else:
+            step("merge_pad", note="even_no_pad", H=H, W=W)
+        x0 = x[:, 0::2, 0::2, :]  # B, H/2, W/2, C: top-left of each 2x2 group
+        x1 = x[:, 1::2, 0::2, :]  # bottom-left
+        x2 = x[:, 0::2, 1::2, :]  # top-right
+        x3 = x[:, 1::2, 1::2, :]  # bottom-right
+        step("gather", x0=x0, x1=x1, x2=x2, x3=x3)
+        x = torch.cat([x0, x1, x2, x3], -1)  # B, H/2, W/2, 4C
+        step("cat", x=x)
+        x = x.view(B, -1, 4 * C)  # B, H/2*W/2, 4C
+        step("view", name="view_tokens", x=x)
+        x = self.norm(x)
+        step("norm", self.norm, x=x)
+        x = self.reduction(x)  # B, H/2*W/2, 2C
+        step("reduction", self.reduction, x=x)
+        step("output", x=x)
+        return x
+
+
+class BasicLayer(Instrumented):
+    """A basic Swin Transformer layer for one stage: blocks, then optional downsampling."""
+
+    def __init__(
+        self,
+        config: SwinConfig,
+        stage: int,
+        drop_path: list[float],
+    ) -> None:
+        super().__init__()
+        dim = config.embed_dim * 2**stage
+        self.window_size, self.shift_size = config.stage_window(stage)
+        self.blocks = nn.ModuleList(
+            SwinTransformerBlock(
+                dim=dim,
+                num_heads=config.num_heads[stage],
+                window_size=self.window_size,
+                shift_size=0 if index % 2 == 0 else self.shift_size,
+                mlp_ratio=config.mlp_ratio,
+                qkv_bias=config.qkv_bias,
+                qk_scale=config.qk_scale,
+                drop=config.drop_rate,
+                attn_drop=config.attn_drop_rate,
+                drop_path=drop_path[index],
+            )
+            for index in range(config.depths[stage])
+        )
+        # A module slot even when empty, so that reports show "self.downsample: None".
+        self.add_module("downsample", PatchMerging(dim) if stage < config.num_stages - 1 else None)
+        self._mask_cache: dict[tuple[Any, ...], torch.Tensor | None] = {}
+
+    def forward(self, x: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, int, int]:
+        """x: (B, H*W, C) -> (x, H, W) of the next stage: (B, H/2*W/2, 2C) after merging."""
+        step("input", x=x, H=H, W=W)
+        attn_mask = self.create_mask(x, H, W)  # nW, M*M, M*M or None
+        step("create_mask", name="attn_mask", attn_mask=attn_mask)
+        for blk in self.blocks:
+            x = blk(x, H, W, attn_mask)
+        step("blocks_loop", x=x)
+        if self.downsample is not None:
+            x = self.downsample(x, H, W)
+            H, W = (H + 1) // 2, (W + 1) // 2
+        step("downsample", x=x, downsample=self.downsample, H=H, W=W)
+        step("output", x=x, H=H, W=W)
+        return x, H, W
+
+    @traced_function
+    @_cached_per_size
+    def create_mask(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor | None:
+        """The SW-MSA mask of a padded H x W map: (nW, M*M, M*M) of 0 and -100, or None.
+
+        After the cyclic shift a window can hold tokens from up to four regions
+        that are not neighbours in the image; -100 before the softmax stops them
+        attending to each other.
+        """
+        window_size = self.window_size
+        Hp, Wp = padded_size(H, window_size), padded_size(W, window_size)
+        shift_h, shift_w = runtime_shift(Hp, Wp, window_size, self.shift_size)
+        if not (shift_h or shift_w):
+            step("mask_regions", note="no_mask_needed", Hp=Hp, Wp=Wp, window_size=window_size)
+            return None
+        img_mask = torch.zeros((1, Hp, Wp, 1), device=x.device, dtype=x.dtype)  # 1, Hp, Wp, 1
+        h_slices = (slice(0, -window_size), slice(-window_size, -shift_h), slice(-shift_h, None))
+        w_slices = (slice(0, -window_size), slice(-window_size, -shift_w), slice(-shift_w, None))
+        region = 0
+        for h in h_slices:
+            for w in w_slices:
+                img_mask[:, h, w, :] = region
+                region += 1
+        step("mask_regions", img_mask=img_mask, Hp=Hp, Wp=Wp, shift_size=[shift_h, shift_w])
+        mask_windows = window_partition(img_mask, window_size)  # nW, M, M, 1
+        mask_windows = mask_windows.view(-1, window_size * window_size)  # nW, M*M
+        step("mask_windows", mask_windows=mask_windows)
+        attn_mask = mask_windows.unsqueeze(1) - mask_windows.unsqueeze(2)  # nW, M*M, M*M
+        attn_mask = attn_mask.masked_fill(attn_mask != 0, -100.0).masked_fill(attn_mask == 0, 0.0)
+        step("mask_fill", attn_mask=attn_mask)
+        return attn_mask
+
+
+class PatchEmbed(Instrumented):
+    """Image to tokens: a patch_size-strided convolution, then LayerNorm."""
+
+    def __init__(self, config: SwinConfig) -> None:
+        super().__init__()
+        self.patch_size = config.patch_size
+        self.proj = nn.Conv2d(
+            config.in_chans, config.embed_dim, kernel_size=config.patch_size, stride=config.patch_size
+        )
+        self.norm = nn.LayerNorm(config.embed_dim) if config.patch_norm else None
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        """x: (B, 3, H, W) -> (tokens (B, H/p * W/p, C), H/p, W/p), H and W rounded up."""
+        step("input", x=x)
+        _, _, H, W = x.shape
+        pad_w = (self.patch_size - W % self.patch_size) % self.patch_size
+        pad_h = (self.patch_size - H % self.patch_size) % self.patch_size
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h))  # B, 3, H + pad_h, W + pad_w
+            step("patch_pad", x=x, pad_h=pad_h, pad_w=pad_w)
+        else:
+            step("patch_pad", x=x, note="no_patch_pad", patch_size=self.patch_size)
+        x = self.proj(x)  # B, C, H/p, W/p
+        step("patch_proj", self.proj, x=x)
+        _, _, H, W = x.shape
+        x = x.flatten(2).transpose(1, 2)  # flatten: B, C, H*W; transpose: B, H*W, C
+        step("flatten", x=x)
+        if self.norm is not None:
+            x = self.norm(x)
+            step("norm", self.norm, x=x)
+        else:
+            step("norm", note="no_patch_norm")
+        step("output", x=x, H=H, W=W)
+        return x, H, W
+
+
+class SwinTransformer(Instrumented):
+    """Swin Transformer V1 for image classification."""
+
+    def __init__(self, config: SwinConfig, variant: str | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.variant = variant
+        # Where the weights came from, for headers and reports (set by load_model).
+        self.weights_source: dict[str, Any] = {"kind": "random", "seed": None}
+        self.patch_embed = PatchEmbed(config)
+        self.pos_drop = nn.Dropout(config.drop_rate)
+        # Stochastic depth grows linearly over all blocks of all stages.
+        rates = [r.item() for r in torch.linspace(0, config.drop_path_rate, sum(config.depths))]
+        starts = [sum(config.depths[:stage]) for stage in range(config.num_stages)]
+        self.layers = nn.ModuleList(
+            BasicLayer(config, stage, rates[start : start + config.depths[stage]])
+            for stage, start in enumerate(starts)
+        )
+        self.norm = nn.LayerNorm(config.num_features)
+        self.avgpool = nn.AdaptiveAvgPool1d(1)
+        self.head = nn.Linear(config.num_features, config.num_classes)
+        self.apply(_init_weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, in_chans, H, W) images -> (B, num_classes) logits."""
+        self._check_input(x)
+        step("input", x=x)
+        x, H, W = self.patch_embed(x)  # B, H/4*W/4, C
+        x = self.pos_drop(x)
+        step("pos_drop", self.pos_drop, x=x)
+        for layer in self.layers:
+            x, H, W = layer(x, H, W)
+        step("layers_loop", x=x, H=H, W=W)
+        return self.forward_head(x)
+
+    @traced_function
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        """Classification head: (B, L, C) tokens -> (B, num_classes) logits."""
+        x = self.norm(x)
+        step("final_norm", self.norm, x=x)
+        x = self.avgpool(x.transpose(1, 2))  # B, C, 1
+        step("avgpool", self.avgpool, x=x)
+        x = torch.flatten(x, 1)  # B, C
+        step("head_flatten", x=x)
+        x = self.head(x)  # B, num_classes
+        step("head", self.head, x=x)
+        step("output", x=x)
+        return x
+
+    def _check_input(self, x: Any) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise UserError(f"expected an image tensor of shape (B, C, H, W), got {type(x).__name__}")
+        if x.ndim != 4 or x.shape[1] != self.config.in_chans or 0 in x.shape:
+            raise UserError(
+                f"expected images of shape (B, {self.config.in_chans}, H, W) with B, H, W >= 1, "
+                f"got shape {tuple(x.shape)}"
+            )
+
+    def describe(self) -> dict[str, Any]:
+        """Header fields of a trace of this model."""
+        return {
+            "model": {
+                "class": type(self).__name__,
+                "variant": self.variant,
+                "config": self.config.to_dict(),
+                "parameters": sum(p.numel() for p in self.parameters()),
+                "training": self.training,
+            },
+            "weights": dict(self.weights_source),
+        }
+
+
+def _init_weights(module: nn.Module) -> None:
+    """The official initialisation: truncated normal linears, unit LayerNorms."""
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)

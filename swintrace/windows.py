@@ -1,0 +1,82 @@
+"""Window helpers of the Swin Transformer: partition, reverse, relative positions, shifts.
+
+``window_partition`` and ``window_reverse`` are traced functions: each call is a
+scope of the walkthrough, with its own input, view, permute and output steps.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .tracing import step, traced_function
+
+
+@traced_function
+def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
+    """Cut a feature map into non-overlapping windows.
+
+    x: (B, H, W, C) with H and W multiples of ``window_size`` (M).
+    Returns (B * H/M * W/M, M, M, C): all windows of image 0, then of image 1, ...
+    """
+    step("input", x=x)
+    B, H, W, C = x.shape
+    x = x.view(B, H // window_size, window_size, W // window_size, window_size, C)  # B, H/M, M, W/M, M, C
+    step("view", x=x)
+    windows = x.permute(0, 1, 3, 2, 4, 5).contiguous().view(-1, window_size, window_size, C)  # B*nW, M, M, C
+    step("permute", windows=windows, rearranges=x)
+    step("output", windows=windows)
+    return windows
+
+
+@traced_function
+def window_reverse(windows: torch.Tensor, window_size: int, H: int, W: int) -> torch.Tensor:
+    """Stitch windows back into a feature map: the inverse of ``window_partition``.
+
+    windows: (B * H/M * W/M, M, M, C). Returns (B, H, W, C).
+    """
+    step("input", windows=windows)
+    B = windows.shape[0] // ((H // window_size) * (W // window_size))
+    step("batch", B=B)
+    x = windows.view(B, H // window_size, W // window_size, window_size, window_size, -1)  # B, H/M, W/M, M, M, C
+    step("view", x=x)
+    x = x.permute(0, 1, 3, 2, 4, 5).contiguous().view(B, H, W, -1)  # B, H, W, C
+    step("permute", x=x, rearranges=windows)
+    step("output", x=x)
+    return x
+
+
+def relative_position_index(window_size: int) -> torch.Tensor:
+    """Index into the (2M-1)^2-row bias table for every (query, key) pair of a window.
+
+    Returns (M*M, M*M) int64. Entry [i, j] encodes the offset of token i from
+    token j: (dy + M - 1) * (2M - 1) + (dx + M - 1), the official convention.
+    For M = 2 it is [[4, 3, 1, 0], [5, 4, 2, 1], [7, 6, 4, 3], [8, 7, 5, 4]].
+    """
+    coords = torch.stack(
+        torch.meshgrid(torch.arange(window_size), torch.arange(window_size), indexing="ij")
+    )  # 2, M, M
+    coords_flatten = torch.flatten(coords, 1)  # 2, M*M
+    relative_coords = coords_flatten[:, :, None] - coords_flatten[:, None, :]  # 2, M*M, M*M
+    relative_coords = relative_coords.permute(1, 2, 0).contiguous()  # M*M, M*M, 2
+    relative_coords[:, :, 0] += window_size - 1  # rows offsets from 0 .. 2M-2
+    relative_coords[:, :, 1] += window_size - 1  # column offsets from 0 .. 2M-2
+    relative_coords[:, :, 0] *= 2 * window_size - 1  # row offset selects a block of 2M-1 entries
+    return relative_coords.sum(-1)  # M*M, M*M
+
+
+def padded_size(size: int, multiple: int) -> int:
+    """``size`` rounded up to a multiple of ``multiple``."""
+    return -(-size // multiple) * multiple
+
+
+def runtime_shift(padded_h: int, padded_w: int, window_size: int, shift_size: int) -> tuple[int, int]:
+    """(shift along H, shift along W) for a padded map.
+
+    An axis that holds a single window is not shifted: rolling it would only
+    wrap the window onto itself. For the maps the model was built for this is
+    the official rule; for other input sizes it is torchvision's.
+    """
+    return (
+        shift_size if padded_h > window_size else 0,
+        shift_size if padded_w > window_size else 0,
+    )
