@@ -1,0 +1,107 @@
+"""Checkpoints: safe reading and loading into our (official) parameter names.
+
+Only safe readers are used: ``torch.load(weights_only=True)``, which refuses a
+pickle that would run code, and safetensors. Buffers that a checkpoint may
+carry (``relative_position_index``, ``attn_mask``) are recomputed by the model,
+never taken from the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import UserError
+
+# Buffers of the official code that we recompute instead of loading.
+_RECOMPUTED_SUFFIXES = ("relative_position_index", "attn_mask")
+# How many key names an error message lists.
+_LISTED_KEYS = 5
+
+
+def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint file, unwrapped from ``{"model": ...}`` style containers."""
+    source = Path(path)
+    if not source.exists():
+        raise UserError(f"weights file not found: {source}")
+    if source.is_dir():
+        raise UserError(f"weights path is a directory, not a file: {source}")
+    if source.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(source))
+        except (SafetensorError, OSError, ValueError) as error:
+            raise UserError(f"cannot read safetensors file {source}: {error}") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols of old files
+            loaded = torch.load(source, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise UserError(
+            f"refused to load {source}: it is not a plain weights file ({_first_line(error)})"
+        ) from None
+    except Exception as error:  # noqa: BLE001 - any failure to parse a user's file is theirs to fix
+        raise UserError(f"cannot read checkpoint {source}: {_first_line(error)}") from None
+    for container in ("model", "state_dict", "model_state", "module"):
+        if isinstance(loaded, dict) and isinstance(loaded.get(container), dict):
+            loaded = loaded[container]
+            break
+    if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise UserError(f"{source} holds no state dict of tensors")
+    return loaded
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0][:160] if text else type(error).__name__) or type(error).__name__
+
+
+def load_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], label: str) -> None:
+    """Copy ``state_dict`` (our key names) into ``model`` after checking every key and shape."""
+    expected = model.state_dict()
+    given = {
+        key: value
+        for key, value in state_dict.items()
+        if not key.endswith(_RECOMPUTED_SUFFIXES)
+    }
+    missing = [key for key in expected if key not in given]
+    unexpected = [key for key in given if key not in expected]
+    misshaped = [
+        f"{key} {tuple(given[key].shape)} (expected {tuple(value.shape)})"
+        for key, value in expected.items()
+        if key in given and given[key].shape != value.shape
+    ]
+    problems = []
+    for what, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshaped)):
+        if keys:
+            more = f" and {len(keys) - _LISTED_KEYS} more" if len(keys) > _LISTED_KEYS else ""
+            problems.append(f"{what}: {', '.join(keys[:_LISTED_KEYS])}{more}")
+    if problems:
+        variant = getattr(model, "variant", None) or type(model).__name__
+        raise UserError(f"{label} does not fit {variant}: " + "; ".join(problems))
+    model.load_state_dict(given, strict=True)
+
+
+def load_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a checkpoint file into ``model``; returns the weights description for headers."""
+    source = Path(path)
+    state_dict = read_state_dict(source)
+    load_state_dict(model, state_dict, label=f"checkpoint {source.name}")
+    return {"kind": "file", "path": str(source), "sha256": file_sha256(source)}
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
