@@ -1,0 +1,41 @@
+"""Shared fixtures: small models, the reference implementation on sys.path."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))
+
+import swintrace  # noqa: E402
+from reference.official_swin import official_from_config  # noqa: E402
+from swintrace.weights import load_state_dict  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def teach_model() -> swintrace.SwinTransformer:
+    """The teaching variant with seeded random weights (shared: do not mutate)."""
+    return swintrace.load_model("swin_teach", seed=3)
+
+
+@pytest.fixture(scope="session")
+def swin_t_pair():
+    """(swintrace swin_t, official-structured reference) holding the same random weights."""
+    model = swintrace.load_model("swin_t")
+    torch.manual_seed(7)
+    reference = official_from_config(model.config).eval()
+    load_state_dict(model, reference.state_dict(), "reference")
+    return model, reference
+
+
+@pytest.fixture(scope="session")
+def swin_t_zeros_trace(swin_t_pair):
+    """The walkthrough of swin_t on a 224x224 zeros image (the seed's input)."""
+    model, _ = swin_t_pair
+    with torch.no_grad(), swintrace.tracing() as trace:
+        model(torch.zeros(1, 3, 224, 224))
+    return trace

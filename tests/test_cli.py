@@ -1,0 +1,73 @@
+"""The command line: run writes a loadable trace; user errors are one line and exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import swintrace
+from swintrace.cli import main
+
+
+def test_run_writes_a_trace(tmp_path, capsys):
+    out = tmp_path / "new" / "folder" / "teach.jsonl"
+    code = main(["run", "--input", "random", "--model", "swin_teach", "--seed", "4", "--out", str(out)])
+    assert code == 0
+    trace = swintrace.load_trace(out)
+    assert trace.header["model"]["variant"] == "swin_teach"
+    assert trace.header["input"]["description"] == "standard normal noise (seed 4)"
+    assert trace.header["weights"] == {"kind": "random", "seed": 4}
+    assert trace["layers.0.blocks.1.attn.softmax"].tensor("attn").shape == [16, 2, 4, 4]
+
+
+def test_run_is_deterministic_in_train_mode(tmp_path):
+    outs = []
+    for name in ("a.jsonl", "b.jsonl"):
+        out = tmp_path / name
+        assert main(["run", "--model", "swin_teach", "--input", "random", "--train", "--out", str(out)]) == 0
+        outs.append(swintrace.load_trace(out))
+    first, second = (t.footer["topk"] for t in outs)
+    assert first == second
+    assert outs[0].header["model"]["training"] is True
+    assert [e.to_dict() for e in outs[0].events] == [e.to_dict() for e in outs[1].events]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--out", "{tmp}/report.docx"], "output format comes from the extension"),
+        (["--out", "{tmp}"], "use .jsonl"),
+        (["--batch", "0", "--out", "{tmp}/t.jsonl"], "--batch must be >= 1"),
+        (["--weights", "{tmp}/missing.pth", "--out", "{tmp}/t.jsonl"], "weights file not found"),
+        (["--slice", "0", "--out", "{tmp}/t.jsonl"], "slice length must be >= 1"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys, args, message):
+    argv = ["run", "--model", "swin_teach"] + [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("swintrace: error: ") and message in err[0]
+
+
+def test_failed_run_leaves_an_existing_file_intact(tmp_path):
+    out = tmp_path / "t.jsonl"
+    out.write_bytes(b"precious")
+    assert main(["run", "--model", "swin_teach", "--weights", str(tmp_path / "nope.pth"), "--out", str(out)]) == 2
+    assert out.read_bytes() == b"precious"
+
+
+def test_python_dash_m_and_version():
+    result = subprocess.run(
+        [sys.executable, "-m", "swintrace", "--version"], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == f"swintrace {swintrace.__version__}"
+
+
+def test_help_shows_examples():
+    result = subprocess.run(
+        [sys.executable, "-m", "swintrace", "run", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "swintrace run --input zeros --out trace.jsonl" in result.stdout
+    assert "--model" in result.stdout and "swin_teach" in result.stdout

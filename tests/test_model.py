@@ -1,0 +1,134 @@
+"""The model: official numerics, tracing never changes a bit, configs and inputs checked."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from reference.official_swin import official_from_config
+
+import swintrace
+from swintrace.config import VARIANTS, SwinConfig, get_config
+from swintrace.weights import load_state_dict
+
+
+def test_logits_equal_the_official_structure(swin_t_pair):
+    model, reference = swin_t_pair
+    images = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours, theirs = model(images), reference(images)
+    assert ours.shape == (2, 1000)
+    assert (ours - theirs).abs().max().item() <= 1e-4
+
+
+@pytest.mark.parametrize("variant", ["swin_teach", "swin_b_384"])
+def test_other_variants_match_the_official_structure(variant):
+    model = swintrace.load_model(variant)
+    torch.manual_seed(11)
+    reference = official_from_config(model.config).eval()
+    load_state_dict(model, reference.state_dict(), "reference")
+    size = model.config.img_size
+    images = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert (model(images) - reference(images)).abs().max().item() <= 1e-4
+
+
+def test_state_dict_has_official_keys_without_recomputed_buffers(swin_t_pair):
+    model, reference = swin_t_pair
+    official = {k for k in reference.state_dict() if not k.endswith(("relative_position_index", "attn_mask"))}
+    assert set(model.state_dict()) == official
+    assert "layers.0.blocks.1.attn.relative_position_bias_table" in official
+    assert "layers.2.downsample.reduction.weight" in official
+
+
+def test_traced_logits_are_bit_identical(swin_t_pair):
+    model, _ = swin_t_pair
+    images = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        untraced = model(images)
+        with swintrace.tracing():
+            traced = model(images)
+    assert torch.equal(untraced, traced)
+
+
+def test_training_mode_is_seeded_and_tracing_keeps_it(teach_model):
+    model = swintrace.load_model("swin_teach", seed=3).train()
+    images = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        torch.manual_seed(5)
+        untraced = model(images)
+        torch.manual_seed(5)
+        with swintrace.tracing() as trace:
+            traced = model(images)
+        torch.manual_seed(6)
+        other = model(images)
+    assert torch.equal(untraced, traced)
+    assert not torch.equal(untraced, other)  # drop-path really draws
+    drops = [e for e in trace.events if e.kind == "output" and ".drop_path_f." in e.id]
+    assert drops and all("random_tensor" in {t.name for t in e.tensors} for e in drops)
+
+
+def test_official_window_rule_per_stage():
+    config = VARIANTS["swin_t"]
+    assert [config.stage_window(s) for s in range(4)] == [(7, 3), (7, 3), (7, 3), (7, 0)]
+    teach = VARIANTS["swin_teach"]
+    assert [teach.stage_window(s) for s in range(3)] == [(2, 1), (2, 1), (2, 0)]
+    assert VARIANTS["swin_b_384"].stage_window(3) == (12, 0)
+    small = SwinConfig(img_size=64, window_size=7)  # 16, 8, 4, 2: last two are shrunk
+    assert [small.stage_window(s) for s in range(4)] == [(7, 3), (7, 3), (4, 0), (2, 0)]
+
+
+def test_drop_path_schedule_is_linspace():
+    model = swintrace.load_model("swin_t")
+    rates = [
+        getattr(block.drop_path, "drop_prob", 0.0) for layer in model.layers for block in layer.blocks
+    ]
+    expected = torch.linspace(0, 0.2, 12).tolist()
+    assert rates == pytest.approx(expected)
+    assert isinstance(model.layers[0].blocks[0].drop_path, torch.nn.Identity)
+
+
+def test_random_init_is_seeded_and_leaves_global_rng_alone():
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a = swintrace.load_model("swin_teach", seed=9)
+    assert torch.equal(torch.get_rng_state(), before)
+    b = swintrace.load_model("swin_teach", seed=9)
+    c = swintrace.load_model("swin_teach", seed=10)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not torch.equal(a.head.weight, c.head.weight)
+    assert not a.training
+
+
+def test_unknown_variant_lists_the_variants():
+    with pytest.raises(ValueError, match="swin_t, swin_s, swin_b, swin_l, swin_b_384, swin_l_384, swin_teach"):
+        swintrace.load_model("swin_xl")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"num_heads": (5, 6, 12, 24)}, "5 heads do not divide 96"),
+        ({"window_size": 0}, "window_size must be >= 1"),
+        ({"window_size": -3}, "window_size must be >= 1"),
+        ({"depths": (2, 2)}, "same length"),
+        ({"patch_size": 0}, "patch_size must be >= 1"),
+        ({"drop_path_rate": 1.5}, "drop_path_rate"),
+    ],
+)
+def test_impossible_configs_are_clear_value_errors(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        get_config("swin_t", **overrides)
+
+
+@pytest.mark.parametrize(
+    "shape", [(3, 32, 32), (1, 1, 32, 32), (1, 4, 32, 32), (1, 3, 32, 32, 1), (0, 3, 32, 32)]
+)
+def test_bad_input_shapes_name_the_shape(teach_model, shape):
+    with pytest.raises(ValueError, match=r"got shape \(" + ", ".join(map(str, shape))):
+        teach_model(torch.zeros(shape))
+
+
+def test_non_square_and_odd_inputs_give_logits(teach_model):
+    with torch.no_grad():
+        assert teach_model(torch.randn(2, 3, 23, 41)).shape == (2, 10)
+        assert teach_model(torch.randn(1, 3, 1, 1)).shape == (1, 10)
