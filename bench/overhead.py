@@ -1,0 +1,83 @@
+"""Tracing overhead, measured side by side in one run.
+
+Runs, interleaved, forward passes of
+  plain     an uninstrumented Swin V1 written from the official code (tests/reference),
+  untraced  the instrumented swintrace model outside tracing(),
+  traced    the same inside tracing() with default options (slice 3, stats on),
+  no-stats  inside tracing(stats=False),
+and prints medians and the ratios. Usage:
+
+    python bench/overhead.py [--model swin_t] [--repeats 15] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+import swintrace  # noqa: E402
+from reference.official_swin import official_from_config  # noqa: E402
+from swintrace.weights import load_state_dict  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="swin_t")
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    model = swintrace.load_model(args.model)
+    plain = official_from_config(model.config).eval()
+    load_state_dict(model, plain.state_dict(), "reference")
+    size = model.config.img_size
+    images = torch.randn(args.batch, 3, size, size, generator=torch.Generator().manual_seed(0))
+
+    def traced(**options: object) -> Callable[[], object]:
+        def run() -> object:
+            with swintrace.tracing(**options):
+                return model(images)
+
+        return run
+
+    contenders: dict[str, Callable[[], object]] = {
+        "plain": lambda: plain(images),
+        "untraced": lambda: model(images),
+        "traced": traced(),
+        "no-stats": traced(stats=False),
+    }
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    with torch.inference_mode():
+        for run in contenders.values():  # warm-up
+            run()
+        for _ in range(args.repeats):
+            for name, run in contenders.items():
+                start = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - start)
+
+    median = {name: statistics.median(values) for name, values in times.items()}
+    print(f"model {args.model}, batch {args.batch}, {torch.get_num_threads()} threads, "
+          f"{args.repeats} interleaved repeats, medians:")
+    for name, value in median.items():
+        print(f"  {name:9s} {value * 1000:8.1f} ms")
+    print(f"untraced / plain        {median['untraced'] / median['plain']:.3f}")
+    print(f"traced / untraced       {median['traced'] / median['untraced']:.3f}  (default: slice 3, stats)")
+    print(f"no-stats / untraced     {median['no-stats'] / median['untraced']:.3f}  (slice 3, no stats)")
+
+
+if __name__ == "__main__":
+    main()
