@@ -19,13 +19,19 @@ if TYPE_CHECKING:
 from . import __version__
 from .config import VARIANTS
 from .errors import UserError
+from .events import load_trace
+from .output import check_output, write_output
 
 log = logging.getLogger("swintrace")
 
 EXIT_USER_ERROR = 2
 EXAMPLES = """examples:
-  swintrace run --input zeros --out trace.jsonl
+  swintrace run --image examples/cat.jpg --out report.html
+  swintrace run --input zeros --out report.html
+  swintrace run --input zeros --lang zh --out walkthrough.md
   swintrace run --input random --model swin_teach --seed 1 --out teach.jsonl
+  swintrace render teach.jsonl --out teach.html
+  swintrace show teach.jsonl --depth 2 --filter softmax
 """
 
 
@@ -48,10 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument(
-        "--input", choices=("zeros", "random"), default="zeros",
-        help="synthetic input image (default: zeros, like the reference walkthrough)",
+    source = run.add_mutually_exclusive_group()
+    source.add_argument("--image", help="an image file to trace (JPEG, PNG, ...)")
+    source.add_argument(
+        "--input", choices=("zeros", "random"),
+        help="synthetic input instead of an image (zeros is the reference walkthrough's)",
     )
+    run.add_argument("--size", type=int, help="input side in pixels (default: the variant's)")
+    run.add_argument("--no-crop", action="store_true",
+                     help="resize the shorter side to --size and keep the aspect ratio, no center crop")
     run.add_argument("--model", default="swin_t", choices=tuple(VARIANTS), help="model variant")
     run.add_argument("--weights", help="checkpoint file (default: seeded random weights)")
     run.add_argument("--seed", type=int, default=0, help="seed for random weights, input and drop-path")
@@ -62,48 +73,86 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch", type=int, default=1, help="batch size of the synthetic input")
     run.add_argument("--train", action="store_true", help="trace in training mode (seeded drop-path)")
     run.add_argument("--slice", type=int, default=3, help="keep t[:N, :N, ...] of every tensor")
-    run.add_argument("--out", required=True, help="output file: trace.jsonl")
-    run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    run.add_argument("--lang", choices=("en", "zh"), default="en", help="report language")
+    run.add_argument("--out", required=True, help="output file: report.html, report.md or trace.jsonl")
     run.set_defaults(handler=_run)
+
+    render = commands.add_parser(
+        "render", help="render a saved trace as a report",
+        description="Render a saved trace (.jsonl) as HTML or Markdown, without re-running the model.",
+    )
+    render.add_argument("trace", help="a trace written by 'swintrace run --out trace.jsonl'")
+    render.add_argument("--lang", choices=("en", "zh"), default="en", help="report language")
+    render.add_argument("--out", required=True, help="output file: report.html or report.md")
+    render.set_defaults(handler=_render)
+
+    show = commands.add_parser(
+        "show", help="print a saved trace as a tree in the terminal",
+        description="Print the walkthrough of a saved trace as a colored tree.",
+    )
+    show.add_argument("trace", help="a trace written by 'swintrace run --out trace.jsonl'")
+    show.add_argument("--lang", choices=("en", "zh"), default="en", help="language of titles")
+    show.add_argument("--depth", type=int, help="show scopes down to this depth (1: stages only)")
+    show.add_argument("--filter", help="keep steps whose title, id or kind contains this text")
+    show.set_defaults(handler=_show)
+    for command in (run, render, show):
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
 def _run(args: argparse.Namespace) -> None:
     import torch
 
+    from .images import check_size, load_image, thumbnail_png
     from .loading import load_model
     from .tracing import tracing
 
-    out = Path(args.out)
-    if out.suffix != ".jsonl":
-        raise UserError(f"cannot write {out.name!r}: the output format comes from the extension; use .jsonl")
-    if out.is_dir():
-        raise UserError(f"output path is a directory: {out}")
+    out = check_output(args.out)
     if args.batch < 1:
         raise UserError(f"--batch must be >= 1, got {args.batch}")
     device = _device(args.device)
     model = load_model(args.model, weights=args.weights, seed=args.seed).to(device)
     model.train(args.train)
-    size = model.config.img_size
-    shape = (args.batch, model.config.in_chans, size, size)
-    generator = torch.Generator().manual_seed(args.seed)
-    if args.input == "zeros":
-        images = torch.zeros(shape)
-        description = "zeros"
+    size = check_size(args.size or model.config.img_size)
+    described: dict[str, object] = {}
+    if args.image:
+        loaded = load_image(args.image, size, crop=not args.no_crop)
+        images = loaded.tensor.expand(args.batch, -1, -1, -1).contiguous()
+        described = {"description": loaded.description, "thumbnail_png": thumbnail_png(loaded.display)}
     else:
-        images = torch.randn(shape, generator=generator)
-        description = f"standard normal noise (seed {args.seed})"
+        shape = (args.batch, model.config.in_chans, size, size)
+        if args.input == "random":
+            images = torch.randn(shape, generator=torch.Generator().manual_seed(args.seed))
+            described = {"description": f"standard normal noise (seed {args.seed})"}
+        else:
+            images = torch.zeros(shape)
+            described = {"description": "zeros"}
     images = images.to(device)
-    header = {"input": {"description": description}}
+    header = {"input": described}
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(args.seed)
         with tracing(slice=args.slice, header=header) as trace:
             model(images)
-    try:
-        trace.save(out)
-    except OSError as error:
-        raise UserError(f"cannot write {out}: {error.strerror or error}") from None
+    write_output(trace, out, args.lang)
     log.info("wrote %s (%d events)", out, len(trace.events))
+
+
+def _render(args: argparse.Namespace) -> None:
+    out = check_output(args.out, (".html", ".md"))
+    trace = load_trace(args.trace)
+    write_output(trace, out, args.lang)
+    log.info("wrote %s", out)
+
+
+def _show(args: argparse.Namespace) -> None:
+    from rich.console import Console
+
+    from .render.terminal import render_terminal
+
+    if args.depth is not None and args.depth < 1:
+        raise UserError(f"--depth must be >= 1, got {args.depth}")
+    trace = load_trace(args.trace)
+    render_terminal(trace, Console(), lang=args.lang, depth=args.depth, text_filter=args.filter)
 
 
 def _device(choice: str) -> torch.device:

@@ -375,7 +375,7 @@ class BasicLayer(Instrumented):
         if self.downsample is not None:
             x = self.downsample(x, H, W)
             H, W = (H + 1) // 2, (W + 1) // 2
-        step("downsample", x=x, downsample=self.downsample, H=H, W=W)
+        step("downsample", name="downsampled", x=x, downsample=self.downsample, H=H, W=W)
         step("output", x=x, H=H, W=W)
         return x, H, W
 

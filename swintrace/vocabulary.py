@@ -27,12 +27,21 @@ class StepWords:
     en: str
     zh: str
     color: str
-    # The title stands before the scopes the step's code opened (the seed's
-    # order for the residual add, the window partition and the blocks loop).
-    title_first: bool = False
+    # Where the walkthrough announces the step when its code ran scopes of its
+    # own (a loop over blocks, a call into DropPath): None, at the step only;
+    # 0, its title before those scopes and nothing more at the step; N >= 1, a
+    # level-N heading before them and the title (or the end title) at the step.
+    lead_level: int | None = None
+    # Title at the step when it differs from the lead ("END: for blk ...").
+    end_en: str | None = None
+    end_zh: str | None = None
 
     def title(self, lang: str) -> str:
         return self.zh if lang == "zh" else self.en
+
+    def end_title(self, lang: str) -> str:
+        end = self.end_zh if lang == "zh" else self.end_en
+        return end or self.title(lang)
 
 
 STEPS: dict[str, StepWords] = {
@@ -44,7 +53,10 @@ STEPS: dict[str, StepWords] = {
     "norm": StepWords("LayerNorm", "norm操作", CYAN),
     # model
     "pos_drop": StepWords("Dropout after the embedding", "位置dropout操作", CYAN),
-    "layers_loop": StepWords("for layer in self.layers", "for layer in self.layers", AMBER, True),
+    "layers_loop": StepWords(
+        "for layer in self.layers", "for layer in self.layers", AMBER, 1,
+        "END: for layer in self.layers", "END: for layer in self.layers",
+    ),
     "final_norm": StepWords("Final LayerNorm", "层归一化", CYAN),
     "avgpool": StepWords("Average pooling over tokens", "平均池化", BLUE),
     "head_flatten": StepWords("Flatten", "打平", BLUE),
@@ -59,20 +71,23 @@ STEPS: dict[str, StepWords] = {
     "mask_regions": StepWords("Number the regions of the shifted map", "给shift后的区域编号", RED),
     "mask_windows": StepWords("Region ids per window", "每个window的区域编号", RED),
     "mask_fill": StepWords("0 within a region, -100 across regions", "同区域为0，不同区域为-100", RED),
-    "blocks_loop": StepWords("for blk in self.blocks:", "for blk in self.blocks:", AMBER, True),
-    "downsample": StepWords("Downsample (patch merging)", "downsample操作", LIME),
+    "blocks_loop": StepWords(
+        "for blk in self.blocks:", "for blk in self.blocks:", AMBER, 2,
+        "END: for blk in self.blocks:", "END: for blk in self.blocks:",
+    ),
+    "downsample": StepWords("Downsample (patch merging)", "downsample操作", LIME, 2),
     # block
     "shortcut": StepWords("Keep the input for the residual", "保存输入便于做残差连接", AMBER),
     "window_pad": StepWords("Pad to a multiple of the window size", "把feature map给pad到window size的整数倍", AMBER),
     "cyclic_shift": StepWords("Cyclic shift", "cyclic shift", RED),
-    "partition_windows": StepWords("Partition windows", "partition windows", BLUE, True),
+    "partition_windows": StepWords("Partition windows", "partition windows", BLUE, 0),
     "w_msa": StepWords("W-MSA: attention within windows", "W-MSA/SW-MSA", GREEN),
     "sw_msa": StepWords("SW-MSA: attention within shifted windows", "W-MSA/SW-MSA", GREEN),
     "merge_view": StepWords("Merge windows (window_reverse)", "merge windows（window_reverse）", BLUE),
     "merge_windows": StepWords("Windows back to a feature map", "还原成feature map", BLUE),
     "reverse_shift": StepWords("Reverse cyclic shift", "reverse cyclic shift", RED),
     "crop": StepWords("Crop the window padding", "去掉pad的部分", AMBER),
-    "residual": StepWords("Residual connection", "残差连接", AMBER, True),
+    "residual": StepWords("Residual connection", "残差连接", AMBER, 0),
     "mlp_residual": StepWords("MLP with residual connection", "MLP残差连接", AMBER),
     # window attention
     "qkv": StepWords("q, k, v projection", "qkv操作", GREEN),
@@ -104,11 +119,32 @@ STEPS: dict[str, StepWords] = {
     "reduction": StepWords("Reduce 4C to 2C channels", "reduction操作", LIME),
 }
 
-# Headings of scopes: the class or function name, as the seed prints it.
+# Heading level of each scope kind, as the seed nests them.
+SCOPE_LEVELS: dict[str, int] = {
+    "SwinTransformer": 1,
+    "PatchEmbed": 1,
+    "BasicLayer": 1,
+    "forward_head": 1,
+    "SwinTransformerBlock": 2,
+    "create_mask": 2,
+    "PatchMerging": 2,
+    "WindowAttention": 3,
+    "window_partition": 3,
+    "window_reverse": 3,
+    "Mlp": 3,
+    "DropPath": 3,
+    "drop_path_f": 4,
+}
+
+# Scopes announced by one heading of their own instead of "<name> begins/ends".
 SCOPE_TITLES: dict[str, tuple[str, str]] = {
     "create_mask": ("Create the mask: self.create_mask(x, H, W)", "创建mask：self.create_mask(x, H, W)"),
     "forward_head": ("Classification head", "分类头操作"),
 }
+
+# Words around scope headings.
+BEGIN = {"en": "begins", "zh": "开始"}
+END = {"en": "ends", "zh": "结束"}
 
 # Notes on skipped branches, formatted with the step's scalars.
 NOTES: dict[str, tuple[str, str]] = {

@@ -37,14 +37,15 @@ def test_run_is_deterministic_in_train_mode(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--out", "{tmp}/report.docx"], "output format comes from the extension"),
-        (["--out", "{tmp}"], "use .jsonl"),
+        (["--out", "{tmp}/report.docx"], "the format comes from the extension; use .html, .md, .jsonl"),
+        (["--out", "{tmp}/folder.html"], "output path is a directory"),
         (["--batch", "0", "--out", "{tmp}/t.jsonl"], "--batch must be >= 1"),
         (["--weights", "{tmp}/missing.pth", "--out", "{tmp}/t.jsonl"], "weights file not found"),
         (["--slice", "0", "--out", "{tmp}/t.jsonl"], "slice length must be >= 1"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys, args, message):
+    (tmp_path / "folder.html").mkdir()
     argv = ["run", "--model", "swin_teach"] + [a.replace("{tmp}", str(tmp_path)) for a in args]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -69,5 +70,42 @@ def test_help_shows_examples():
     result = subprocess.run(
         [sys.executable, "-m", "swintrace", "run", "--help"], capture_output=True, text=True, check=True
     )
-    assert "swintrace run --input zeros --out trace.jsonl" in result.stdout
+    assert "swintrace run --input zeros --out report.html" in result.stdout
     assert "--model" in result.stdout and "swin_teach" in result.stdout
+
+
+@pytest.fixture
+def teach_trace_file(tmp_path):
+    path = tmp_path / "teach.jsonl"
+    assert main(["run", "--model", "swin_teach", "--input", "random", "--out", str(path)]) == 0
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".md", ".html"])
+def test_run_and_render_write_the_same_report(tmp_path, teach_trace_file, suffix):
+    direct = tmp_path / f"direct{suffix}"
+    rendered = tmp_path / f"rendered{suffix}"
+    assert main(["run", "--model", "swin_teach", "--input", "random", "--lang", "zh", "--out", str(direct)]) == 0
+    assert main(["render", str(teach_trace_file), "--lang", "zh", "--out", str(rendered)]) == 0
+    text = rendered.read_text(encoding="utf-8")
+    assert "WindowAttention" in text and "计算相似性权重" in text
+    if suffix == ".md":  # timings differ between runs; the Markdown shows none
+        assert direct.read_text(encoding="utf-8") == text
+
+
+def test_render_refuses_jsonl_and_unknown_files(tmp_path, teach_trace_file, capsys):
+    assert main(["render", str(teach_trace_file), "--out", str(tmp_path / "x.jsonl")]) == 2
+    assert main(["render", str(tmp_path / "absent.jsonl"), "--out", str(tmp_path / "x.md")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "use .html, .md" in err[0] and "trace file not found" in err[1]
+
+
+def test_show_prints_a_filtered_tree(teach_trace_file, capsys):
+    assert main(["show", str(teach_trace_file), "--filter", "softmax"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("Softmax: attention weights") == 6  # 3 stages x 2 blocks
+    assert "Cyclic shift" not in out and "layers.2.blocks.1.attn.softmax" in out
+    assert main(["show", str(teach_trace_file), "--depth", "1"]) == 0
+    shallow = capsys.readouterr().out
+    assert "BasicLayer begins" in shallow and "SwinTransformerBlock" not in shallow
+    assert main(["show", str(teach_trace_file), "--depth", "0"]) == 2

@@ -97,7 +97,7 @@ def test_step_content(swin_t_zeros_trace):
     x = trace["patch_embed.input"].tensor("x")
     assert x.index == "[:3,:3,:3,:3]" and x.values == [[[[0.0] * 3] * 3] * 3]
     assert x.stats == {"min": 0.0, "max": 0.0, "mean": 0.0, "std": 0.0}
-    assert trace["layers.3.downsample"].modules == {"self.downsample": "None"}
+    assert trace["layers.3.downsampled"].modules == {"self.downsample": "None"}
     assert trace["layers.0.blocks.0.window_pad"].note == "no_window_pad"
 
 
@@ -243,3 +243,10 @@ def test_any_size_and_batch_traces_identically(teach_model, H, W, batch):
         h, w = (h + 1) // 2, (w + 1) // 2
     assert stage_out.scalars == {"H": h, "W": w}
     assert stage_out.tensor("x").shape == [batch, h * w, 32]
+
+
+def test_only_repeated_modules_get_suffixed_ids(swin_t_zeros_trace):
+    suffixed = {e.id.split("@")[0].rsplit(".", 1)[-1] for e in swin_t_zeros_trace.events if "@" in e.id}
+    assert suffixed == {"drop_path"}
+    ids = [e.id for e in _steps(swin_t_zeros_trace)]
+    assert len(ids) == len(set(ids))

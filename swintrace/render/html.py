@@ -1,0 +1,232 @@
+"""The walkthrough as one self-contained HTML file (no network: styles and script inline).
+
+The page is built from Jinja2 templates (``templates/`` at the top of the
+repository, installed as ``swintrace.templates``) with autoescaping on: every
+string from a trace — file names, labels, code — is escaped. Only Pygments'
+highlighted code is inserted as markup, and Pygments escapes it itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import PythonLexer
+
+from .. import __version__
+from ..config import SwinConfig
+from ..events import Event, TensorSummary, Trace
+from ..flops import StageRow, stage_rows
+from ..vocabulary import SCOPE_LEVELS, step_words
+from .text import (
+    check_language,
+    label,
+    scalar_repr,
+    scope_doc,
+    scope_heading,
+    slice_label,
+    stats_text,
+    step_note,
+    step_title,
+    summary_rows,
+    tensor_repr,
+    top_predictions,
+)
+from .tree import Scope, build_calls, leads
+
+_WORDS = {
+    "en": {
+        "outline": "Outline", "search": "Filter steps: title, id or shape", "expand": "Expand all",
+        "collapse": "Collapse all", "stages": "Stages", "thumbnail_alt": "The input image",
+        "random_warning": "These weights are random: the predictions below are meaningless.",
+        "stage_columns": ["stage", "resolution", "tokens", "channels", "window", "windows", "heads",
+                          "blocks", "parameters", "FLOPs"],
+        "title": "swintrace walkthrough",
+    },
+    "zh": {
+        "outline": "目录", "search": "筛选步骤：标题、id或shape", "expand": "全部展开",
+        "collapse": "全部折叠", "stages": "各stage", "thumbnail_alt": "输入图像",
+        "random_warning": "权重是随机的：下面的预测没有意义。",
+        "stage_columns": ["stage", "分辨率", "token数", "通道", "window", "window数", "head数",
+                          "block数", "参数", "FLOPs"],
+        "title": "swintrace 前向过程",
+    },
+}
+# Shape comments in our code ("# B*nW, M*M, C") name the dimensions of the assigned tensor.
+_ASSIGNED_COMMENT = r"^\s*(?:[\w, ]*\b)?{name}\b[\w, ]*=.*#\s*([^:#]+)"
+# Outline depth: model, stages, blocks and the scopes inside a block.
+_OUTLINE_LEVELS = 3
+
+
+@dataclass
+class _Node:
+    """What the template needs of one scope, lead or step."""
+
+    is_scope: bool = False
+    is_lead: bool = False
+    id: str = ""
+    anchor: str = ""
+    kind: str = ""
+    level: int = 0
+    heading: str | None = None
+    doc: str | None = None
+    title: str = ""
+    color: str = ""
+    note: str | None = None
+    code: Markup | None = None
+    source: str | None = None
+    search: str = ""
+    modules: list[tuple[str, str]] = field(default_factory=list)
+    tensors: list[dict[str, Any]] = field(default_factory=list)
+    scalars: list[tuple[str, str]] = field(default_factory=list)
+    children: list[_Node] = field(default_factory=list)
+
+
+def render_html(trace: Trace, lang: str = "en") -> str:
+    """The whole walkthrough of ``trace`` as one HTML document."""
+    check_language(lang)
+    words = _WORDS[lang]
+    calls = build_calls(trace)
+    prefix = len(calls) > 1
+    nodes: list[_Node] = []
+    for number, call in enumerate(calls):
+        nodes.extend(_nodes(call, lang, f"c{number}-" if prefix else ""))
+    model = trace.header.get("model", {})
+    top = top_predictions(trace)
+    return _environment().get_template("report.html.j2").render(
+        lang=lang,
+        title=f"{words['title']}: {model.get('variant') or model.get('class', '')}",
+        words=words,
+        code_css=Markup(_code_css()),
+        summary=summary_rows(trace, lang),
+        thumbnail=trace.header.get("input", {}).get("thumbnail_png"),
+        random_weights=trace.header.get("weights", {}).get("kind") == "random",
+        stages=_stages(trace),
+        top=top,
+        top_title=label(lang, "top", k=len(top)),
+        outline=_outline(nodes, 1),
+        nodes=nodes,
+        footer=f"swintrace {__version__} · {len(trace.events)} events",
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    folder = resources.files("swintrace.templates")
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _code_css() -> str:
+    return HtmlFormatter(style="friendly").get_style_defs(".code")
+
+
+def _anchor(prefix: str, event_id: str) -> str:
+    return prefix + (event_id or "model")
+
+
+def _nodes(children: list[Scope | Event], lang: str, prefix: str) -> list[_Node]:
+    announced = leads(children)
+    result: list[_Node] = []
+    for index, child in enumerate(children):
+        for step in announced.get(index, []):
+            words = step_words(step.kind)
+            result.append(_Node(
+                is_lead=True, title=step_title(step, lang, lead=True), color=words.color,
+                heading=words.title(lang) if words.lead_level else None,
+            ))
+        result.append(_scope_node(child, lang, prefix) if isinstance(child, Scope) else _step_node(child, lang, prefix))
+    return result
+
+
+def _scope_node(scope: Scope, lang: str, prefix: str) -> _Node:
+    return _Node(
+        is_scope=True, id=scope.id, anchor=_anchor(prefix, scope.id), kind=scope.kind,
+        level=SCOPE_LEVELS.get(scope.kind, 3), heading=scope_heading(scope.enter, lang, begin=True),
+        doc=scope_doc(scope.enter, lang), children=_nodes(scope.children, lang, prefix),
+    )
+
+
+def _step_node(event: Event, lang: str, prefix: str) -> _Node:
+    words = step_words(event.kind)
+    title = step_title(event, lang)
+    tensors = [_tensor(event, summary, lang) for summary in event.tensors]
+    shapes = " ".join("x".join(map(str, t.shape)) + " " + str(list(t.shape)) for t in event.tensors)
+    return _Node(
+        id=event.id, anchor=_anchor(prefix, event.id), kind=event.kind, title=title, color=words.color,
+        note=step_note(event, lang),
+        code=Markup(highlight("\n".join(event.code), PythonLexer(), HtmlFormatter(nowrap=False)))
+        if event.code else None,
+        source=event.source,
+        search=" ".join((title, words.title("en"), event.id, event.kind, shapes)).lower(),
+        modules=list(event.modules.items()),
+        tensors=tensors,
+        scalars=[(name, scalar_repr(value)) for name, value in event.scalars.items()],
+    )
+
+
+def _tensor(event: Event, summary: TensorSummary, lang: str) -> dict[str, Any]:
+    names = dim_names(event, summary)
+    stats = stats_text(summary, lang)
+    if stats and summary.masked is not None:
+        stats += f" · masked {summary.masked}"
+    return {
+        "name": summary.name,
+        "dims": [{"size": size, "name": name} for size, name in zip(summary.shape, names)],
+        "dtype": summary.dtype,
+        "device": summary.device,
+        "stats": stats,
+        "slice_label": slice_label(summary),
+        "repr": tensor_repr(summary),
+    }
+
+
+def dim_names(event: Event, summary: TensorSummary) -> list[str | None]:
+    """Names of the tensor's dimensions, from the shape comment where the code assigns it."""
+    pattern = re.compile(_ASSIGNED_COMMENT.format(name=re.escape(summary.name)))
+    for line in reversed(event.code):
+        match = pattern.match(line)
+        if match:
+            names = [part.strip() for part in match.group(1).split(",")]
+            if len(names) == len(summary.shape) and all(names):
+                return list(names)
+    return [None] * len(summary.shape)
+
+
+def _stages(trace: Trace) -> list[StageRow]:
+    config_data = trace.header.get("model", {}).get("config")
+    if not config_data:
+        return []
+    config = SwinConfig.from_dict(config_data)
+    sizes = []
+    for stage in range(config.num_stages):
+        event = next((e for e in trace.events if e.type == "step" and e.id == f"layers.{stage}.input"), None)
+        if event is None or "H" not in event.scalars:
+            return []
+        sizes.append((event.scalars["H"], event.scalars["W"]))
+    return stage_rows(config, sizes)
+
+
+def _outline(nodes: list[_Node], level: int) -> list[dict[str, Any]]:
+    items = []
+    for node in nodes:
+        if not node.is_scope:
+            continue
+        children = _outline(node.children, level + 1) if level < _OUTLINE_LEVELS else []
+        last = node.id.rsplit(".", 1)[-1]
+        label_text = f"{node.kind} {last}" if last.isdigit() else node.kind
+        items.append({"anchor": node.anchor, "label": label_text, "level": level, "children": children})
+    return items

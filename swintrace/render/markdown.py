@@ -1,0 +1,132 @@
+"""The walkthrough as Markdown, in the structure of the reference walkthrough.
+
+Scopes are headings (``# PatchEmbed 开始`` … ``# PatchEmbed 结束``, nested as the
+reference nests them), steps are colored titles, and every value is a label
+line followed by a fenced ``python`` block: code, module reprs, the tensor
+slice in torch's repr, ``torch.Size``, scalars.
+"""
+
+from __future__ import annotations
+
+import html
+
+from ..events import Event, Trace
+from ..vocabulary import PINK, SCOPE_LEVELS, step_words
+from .text import (
+    check_language,
+    label,
+    scalar_repr,
+    scope_doc,
+    scope_heading,
+    shape_repr,
+    slice_label,
+    stats_text,
+    step_note,
+    step_title,
+    summary_rows,
+    tensor_repr,
+    top_predictions,
+)
+from .tree import Scope, build_calls, leads
+
+
+def render_markdown(trace: Trace, lang: str = "en") -> str:
+    """The whole walkthrough of ``trace`` as one Markdown document."""
+    check_language(lang)
+    out: list[str] = []
+    for row_label, text in summary_rows(trace, lang):
+        out.append(f"> **{row_label}**: {_inline(text)}  \n")
+    out.append("\n\n")
+    calls = build_calls(trace)
+    for number, nodes in enumerate(calls, start=1):
+        if len(calls) > 1:
+            out.append(_heading(1, label(lang, "call", n=number)))
+        _render_children(nodes, lang, out)
+    _render_top(trace, lang, out)
+    return "".join(out).rstrip("\n") + "\n"
+
+
+def _render_children(children: list[Scope | Event], lang: str, out: list[str]) -> None:
+    announced = leads(children)
+    for index, child in enumerate(children):
+        for step in announced.get(index, []):
+            words = step_words(step.kind)
+            if words.lead_level:
+                out.append(_heading(words.lead_level, words.title(lang)))
+            out.append(_title(step.kind, step_title(step, lang, lead=True)))
+        if isinstance(child, Scope):
+            _render_scope(child, lang, out)
+        else:
+            _render_step(child, lang, out)
+
+
+def _render_scope(scope: Scope, lang: str, out: list[str]) -> None:
+    level = SCOPE_LEVELS.get(scope.kind, 3)
+    begin = scope_heading(scope.enter, lang, begin=True)
+    out.append(_heading(level, begin))
+    doc = scope_doc(scope.enter, lang)
+    if doc:
+        out.append(_div(PINK, doc))
+    _render_children(scope.children, lang, out)
+    end = scope_heading(scope.enter, lang, begin=False)
+    if end:
+        out.append(_heading(level, end))
+
+
+def _render_step(event: Event, lang: str, out: list[str]) -> None:
+    words = step_words(event.kind)
+    if words.lead_level != 0:
+        out.append(_title(event.kind, step_title(event, lang)))
+    note = step_note(event, lang)
+    if note:
+        out.append(f"> {_inline(note)}\n\n\n")
+    if event.code:
+        out.append(_block("", "\n".join(event.code)))
+    for name, text in event.modules.items():
+        out.append(_block(name, text))
+    for summary in event.tensors:
+        out.append(_block(slice_label(summary), tensor_repr(summary)))
+        out.append(_block(f"{summary.name}.shape", shape_repr(summary.shape)))
+        stats = stats_text(summary, lang)
+        if stats:
+            masked = "" if summary.masked is None else f" · masked {summary.masked}"
+            out.append(f"{summary.name}: {stats}{masked}\n\n\n")
+    for name, value in event.scalars.items():
+        out.append(_block(name, scalar_repr(value)))
+
+
+def _render_top(trace: Trace, lang: str, out: list[str]) -> None:
+    top = top_predictions(trace)
+    if not top:
+        return
+    out.append(_heading(1, label(lang, "top", k=len(top))))
+    out.append(f"| {label(lang, 'rank')} | {label(lang, 'label')} | {label(lang, 'probability')} |\n")
+    out.append("|---|---|---|\n")
+    for rank, prediction in enumerate(top, start=1):
+        out.append(
+            f"| {rank} | {_inline(prediction['label'])} ({prediction['index']}) | "
+            f"{prediction['probability']:.4f} |\n"
+        )
+    out.append("\n")
+
+
+def _heading(level: int, text: str | None) -> str:
+    return f"{'#' * level} {_inline(text or '')}\n\n\n"
+
+
+def _title(kind: str, text: str) -> str:
+    return _div(step_words(kind).color, text)
+
+
+def _div(color: str, text: str) -> str:
+    return f"<div style='color:{color};font-weight:800;font-size:23px;'>{html.escape(text)}</div>\n\n\n"
+
+
+def _block(name: str, body: str) -> str:
+    fence = "````" if "```" in body else "```"
+    return f"{name}: \n\n{fence}python\n{body}\n{fence}\n\n\n"
+
+
+def _inline(text: str) -> str:
+    """Text safe inside a Markdown line: no HTML, no line breaks."""
+    return html.escape(text.replace("\n", " "), quote=False)

@@ -1,0 +1,151 @@
+"""Text shared by every renderer: tensor reprs, titles, headings, notes, the summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..events import Event, TensorSummary, Trace
+from ..vocabulary import BEGIN, END, SCOPE_TITLES, note_text, step_words
+
+LANGUAGES = ("en", "zh")
+
+# Scope titles that the reference walkthrough shows under a scope's heading,
+# where our docstrings are English: (English from the docstring, Chinese here).
+_SCOPE_DOCS_ZH = {
+    "BasicLayer": "A basic Swin Transformer layer for one stage",
+    "window_partition": "将feature map按照window_size划分成一个个没有重叠的window",
+    "window_reverse": "将一个个window还原成一个feature map",
+}
+
+# The reference walkthrough writes these headings without a space: "drop_path_f开始".
+_TIGHT_ZH_HEADINGS = frozenset({"drop_path_f"})
+
+_LABELS = {
+    "en": {
+        "model": "Model", "weights": "Weights", "input": "Input", "top": "Top-{k} predictions",
+        "random": "random initialisation (seed {seed}): predictions are meaningless",
+        "file": "checkpoint {path}", "rank": "#", "label": "label", "probability": "probability",
+        "call": "Forward pass {n}", "stats": "min {min} · max {max} · mean {mean} · std {std}",
+        "parameters": "parameters",
+    },
+    "zh": {
+        "model": "模型", "weights": "权重", "input": "输入", "top": "Top-{k} 预测",
+        "random": "随机初始化（seed {seed}）：预测没有意义",
+        "file": "权重文件 {path}", "rank": "#", "label": "类别", "probability": "概率",
+        "call": "第 {n} 次前向", "stats": "最小 {min} · 最大 {max} · 均值 {mean} · 标准差 {std}",
+        "parameters": "参数",
+    },
+}
+
+
+def check_language(lang: str) -> str:
+    if lang not in LANGUAGES:
+        from ..errors import UserError
+
+        raise UserError(f"unknown language {lang!r}; choose one of: {', '.join(LANGUAGES)}")
+    return lang
+
+
+def label(lang: str, key: str, **values: Any) -> str:
+    return _LABELS[lang][key].format(**values)
+
+
+def tensor_repr(summary: TensorSummary) -> str:
+    """The torch repr of the recorded slice, as ``print(x[:3, :3])`` showed it."""
+    if summary.values is None:
+        return "(values not recorded)"
+    dtype = getattr(torch, summary.dtype, None)
+    try:
+        text = repr(torch.tensor(summary.values, dtype=dtype))
+    except (TypeError, RuntimeError):
+        return repr(summary.values)
+    if summary.device != "cpu":
+        text = text[:-1] + f", device='{summary.device}')"
+    return text
+
+
+def shape_repr(shape: list[int]) -> str:
+    return f"torch.Size({list(shape)})"
+
+
+def number(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def stats_text(summary: TensorSummary, lang: str) -> str | None:
+    if summary.stats is None:
+        return None
+    return label(lang, "stats", **{k: number(v) for k, v in summary.stats.items()})
+
+
+def slice_label(summary: TensorSummary) -> str:
+    return f"{summary.name}{summary.index}"
+
+
+def step_title(event: Event, lang: str, *, lead: bool = False) -> str:
+    """The step's title; the end title for a step already announced by a heading."""
+    words = step_words(event.kind)
+    if lead or words.lead_level is None or words.lead_level == 0:
+        return words.title(lang)
+    return words.end_title(lang)
+
+
+def step_note(event: Event, lang: str) -> str | None:
+    return None if event.note is None else note_text(event.note, lang, event.scalars)
+
+
+def scope_heading(enter: Event, lang: str, begin: bool) -> str | None:
+    """``PatchEmbed 开始`` / ``PatchEmbed ends``; one heading only for titled scopes."""
+    if enter.kind in SCOPE_TITLES:
+        en, zh = SCOPE_TITLES[enter.kind]
+        return (zh if lang == "zh" else en) if begin else None
+    gap = "" if (lang == "zh" and enter.kind in _TIGHT_ZH_HEADINGS) else " "
+    return f"{enter.kind}{gap}{(BEGIN if begin else END)[lang]}"
+
+
+def scope_doc(enter: Event, lang: str) -> str | None:
+    if lang == "zh" and enter.kind in _SCOPE_DOCS_ZH:
+        return _SCOPE_DOCS_ZH[enter.kind]
+    if enter.kind in _SCOPE_DOCS_ZH:
+        return enter.doc
+    return None
+
+
+def scalar_repr(value: Any) -> str:
+    return repr(value) if not isinstance(value, str) else value
+
+
+def summary_rows(trace: Trace, lang: str) -> list[tuple[str, str]]:
+    """(label, text) rows describing the model, weights and input of a trace."""
+    header = trace.header
+    model = header.get("model", {})
+    config = model.get("config", {})
+    weights = header.get("weights", {})
+    if weights.get("kind") == "random":
+        weights_text = label(lang, "random", seed=weights.get("seed"))
+    elif weights.get("kind") == "file":
+        weights_text = label(lang, "file", path=weights.get("path"))
+    else:
+        weights_text = str(weights.get("name") or weights.get("kind") or "?")
+    described = header.get("input", {})
+    input_text = " ".join(
+        part for part in (described.get("description"), str(described.get("shape", ""))) if part
+    )
+    model_text = (
+        f"{model.get('variant') or model.get('class', '?')} (embed_dim {config.get('embed_dim')}, "
+        f"depths {config.get('depths')}, heads {config.get('num_heads')}, "
+        f"window {config.get('window_size')}, {model.get('parameters', 0):,} {label(lang, 'parameters')})"
+    )
+    return [
+        (label(lang, "model"), model_text),
+        (label(lang, "weights"), weights_text),
+        (label(lang, "input"), input_text),
+    ]
+
+
+def top_predictions(trace: Trace) -> list[dict[str, Any]]:
+    """Top-k of the first image of the last forward, best first."""
+    topk = trace.footer.get("topk") or [[]]
+    return topk[0]

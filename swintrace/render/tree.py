@@ -1,0 +1,73 @@
+"""The events of a trace as a tree of scopes, and where each step is announced.
+
+Renderers walk this tree instead of the flat event list. A step whose words
+have a ``lead_level`` (the blocks loop, the residual add) is announced before
+the scopes its code opened, as the reference walkthrough does; ``leads()``
+says where.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..events import Event, Trace
+from ..vocabulary import step_words
+
+
+@dataclass
+class Scope:
+    """An enter event, what happened inside it, and its exit event."""
+
+    enter: Event
+    children: list[Scope | Event] = field(default_factory=list)
+    exit: Event | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.enter.kind
+
+    @property
+    def id(self) -> str:
+        return self.enter.id
+
+    def steps(self) -> list[Event]:
+        """All steps inside this scope, depth first, in order."""
+        found: list[Event] = []
+        for child in self.children:
+            found.extend(child.steps() if isinstance(child, Scope) else [child])
+        return found
+
+
+def build_calls(trace: Trace) -> list[list[Scope | Event]]:
+    """One list of top-level nodes (normally the root scope) per forward call."""
+    calls: dict[int, list[Scope | Event]] = {}
+    stack: list[Scope] = []
+    for event in trace.events:
+        siblings = stack[-1].children if stack else calls.setdefault(event.call, [])
+        if event.type == "enter":
+            scope = Scope(event)
+            siblings.append(scope)
+            stack.append(scope)
+        elif event.type == "exit":
+            if stack:
+                stack.pop().exit = event
+        else:
+            siblings.append(event)
+    return [calls[key] for key in sorted(calls)]
+
+
+def leads(children: list[Scope | Event]) -> dict[int, list[Event]]:
+    """index -> the steps to announce just before ``children[index]``.
+
+    A leading step is announced before the run of scopes that directly
+    precedes it (the scopes its own code opened), or at its own place.
+    """
+    announced: dict[int, list[Event]] = {}
+    for index, child in enumerate(children):
+        if isinstance(child, Scope) or step_words(child.kind).lead_level is None:
+            continue
+        start = index
+        while start > 0 and isinstance(children[start - 1], Scope):
+            start -= 1
+        announced.setdefault(start, []).append(child)
+    return announced
