@@ -9,12 +9,12 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from helpers import SEED, ordered_coverage
 
 import swintrace
 from swintrace.tracing import is_tracing
 from swintrace.vocabulary import NOTES, SCOPE_TITLES, STEPS
 
-SEED_SHAPES = Path(__file__).parent / "data" / "seed_shapes.txt"
 PACKAGE_ROOT = Path(swintrace.__file__).resolve().parent.parent
 
 
@@ -22,21 +22,10 @@ def _steps(trace, call=0):
     return [e for e in trace.events if e.type == "step" and e.call == call]
 
 
-def _ordered_coverage(expected: list[str], actual: list[str]) -> float:
-    """Longest common subsequence of the two, as a share of ``expected``."""
-    previous = [0] * (len(actual) + 1)
-    for item in expected:
-        current = [0]
-        for j, other in enumerate(actual):
-            current.append(previous[j] + 1 if item == other else max(previous[j + 1], current[j]))
-        previous = current
-    return previous[-1] / len(expected)
-
-
 def test_shapes_follow_the_seed_walkthrough(swin_t_zeros_trace):
-    seed = [line for line in SEED_SHAPES.read_text().splitlines()[1:] if line]
+    seed = [s.removeprefix("torch.Size([").removesuffix("])").replace(" ", "") for s in SEED["shapes"]]
     ours = [",".join(map(str, t.shape)) for e in _steps(swin_t_zeros_trace) for t in e.tensors]
-    assert _ordered_coverage(seed, ours) >= 0.95
+    assert ordered_coverage(seed, ours) >= 0.95
 
 
 def test_scopes_nest_as_the_seed_nests_them(swin_t_zeros_trace):

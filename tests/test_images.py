@@ -1,0 +1,134 @@
+"""Images: every mode to RGB, EXIF orientation, the eval transform, and clean failures."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+import swintrace
+from swintrace.cli import main
+from swintrace.images import IMAGENET_MEAN, IMAGENET_STD, eval_resize, load_image, to_rgb
+
+
+def _white_value(channel: int) -> float:
+    return (1.0 - IMAGENET_MEAN[channel]) / IMAGENET_STD[channel]
+
+
+def test_transparent_pixels_become_white(tmp_path):
+    image = Image.new("RGBA", (40, 40), (255, 0, 0, 0))  # fully transparent red
+    image.putpixel((0, 0), (0, 0, 255, 255))
+    path = tmp_path / "rgba.png"
+    image.save(path)
+    assert to_rgb(Image.open(path)).getpixel((20, 20)) == (255, 255, 255)
+    assert to_rgb(Image.open(path)).getpixel((0, 0)) == (0, 0, 255)
+
+
+@pytest.mark.parametrize(
+    ("mode", "color", "expected"),
+    [
+        ("L", 128, (128, 128, 128)),
+        ("LA", (128, 0), (255, 255, 255)),
+        ("CMYK", (0, 255, 255, 0), (255, 0, 0)),
+        ("I;16", 65535, (255, 255, 255)),
+        ("I;16", 32896, (128, 128, 128)),
+        ("1", 1, (255, 255, 255)),
+        ("RGB", (10, 20, 30), (10, 20, 30)),
+    ],
+)
+def test_every_mode_becomes_rgb(mode, color, expected):
+    assert to_rgb(Image.new(mode, (8, 8), color)).getpixel((3, 3)) == expected
+
+
+def test_palette_with_transparency(tmp_path):
+    image = Image.new("P", (8, 8), 0)
+    image.putpalette([255, 0, 0] + [0, 255, 0] * 255)
+    image.info["transparency"] = 0
+    path = tmp_path / "p.png"
+    image.save(path, transparency=0)
+    assert to_rgb(Image.open(path)).getpixel((1, 1)) == (255, 255, 255)
+
+
+def test_eval_transform_geometry_and_values():
+    image = Image.new("RGB", (451, 300), (255, 255, 255))
+    display = eval_resize(image, 224, crop=True)
+    assert display.size == (224, 224)
+    assert eval_resize(image, 224, crop=False).size == (int(224 * 451 / 300), 224)
+    loaded_tensor = swintrace.images.to_tensor(display)
+    assert loaded_tensor.shape == (1, 3, 224, 224)
+    for channel in range(3):
+        assert loaded_tensor[0, channel].allclose(torch.full((224, 224), _white_value(channel)))
+
+
+def test_exif_rotation_traces_like_the_upright_image(tmp_path, teach_model):
+    upright = Image.new("RGB", (48, 32))
+    for x in range(48):
+        for y in range(32):
+            upright.putpixel((x, y), (x * 5, y * 7, (x * y) % 256))
+    upright.save(tmp_path / "upright.png")
+    rotated = upright.transpose(Image.Transpose.ROTATE_90)  # stored turned 90 degrees CCW...
+    exif = Image.Exif()
+    exif[0x0112] = 6  # ...and tagged "turn 90 degrees CW to view"
+    rotated.save(tmp_path / "rotated.png", exif=exif)
+    a = load_image(tmp_path / "upright.png", 32)
+    b = load_image(tmp_path / "rotated.png", 32)
+    assert torch.equal(a.tensor, b.tensor)
+    with torch.no_grad():
+        assert torch.equal(teach_model(a.tensor), teach_model(b.tensor))
+
+
+def _run(tmp_path, image_path, capsys):
+    code = main(["run", "--model", "swin_teach", "--image", str(image_path), "--out", str(tmp_path / "t.jsonl")])
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+def test_cat_traces(tmp_path, capsys):
+    code, _ = _run(tmp_path, "examples/cat.jpg", capsys)
+    assert code == 0
+    header = swintrace.load_trace(tmp_path / "t.jsonl").header
+    assert header["input"]["description"] == "image cat.jpg (451x300)"
+    assert header["input"]["shape"] == [1, 3, 32, 32] and len(header["input"]["thumbnail_png"]) > 100
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.jpg", None, "image not found"),
+        ("empty.jpg", b"", "image file is empty"),
+        ("text.jpg", b"this is not a picture\n", "not an image Pillow can read"),
+        ("random.png", bytes(range(256)) * 8, "not an image Pillow can read"),
+    ],
+)
+def test_bad_images_fail_cleanly(tmp_path, capsys, name, content, message):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    code, err = _run(tmp_path, path, capsys)
+    assert code == 2 and len(err) == 1 and message in err[0]
+
+
+def test_directory_and_truncated_jpeg(tmp_path, capsys):
+    code, err = _run(tmp_path, tmp_path, capsys)
+    assert code == 2 and "is a directory" in err[0]
+    whole = (tmp_path / "whole.jpg")
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(whole, quality=90)
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(whole.read_bytes()[: len(whole.read_bytes()) // 2])
+    code, err = _run(tmp_path, truncated, capsys)
+    assert code == 2 and len(err) == 1 and "truncated.jpg" in err[0]
+
+
+def test_decompression_bomb_is_refused(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "bomb.png"
+    Image.new("L", (100, 100)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 10,000 pixels is over twice the limit
+    code, err = _run(tmp_path, path, capsys)
+    assert code == 2 and len(err) == 1 and "refused bomb.png" in err[0]
+
+
+def test_odd_sizes_and_no_crop(tmp_path, capsys):
+    Image.new("RGB", (3, 700), (0, 128, 255)).save(tmp_path / "thin.png")
+    out = tmp_path / "thin.jsonl"
+    assert main(["run", "--model", "swin_teach", "--image", str(tmp_path / "thin.png"), "--no-crop",
+                 "--size", "20", "--out", str(out)]) == 0
+    assert swintrace.load_trace(out).header["input"]["shape"] == [1, 3, int(20 * 700 / 3), 20]

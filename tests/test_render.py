@@ -1,0 +1,145 @@
+"""Reports: Markdown faithful to the seed, HTML self-contained and escaped, golden files."""
+
+from __future__ import annotations
+
+import html
+import re
+import subprocess
+import sys
+import zipfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import SEED, check_golden, ordered_coverage
+from markdown_it import MarkdownIt
+
+import swintrace
+from swintrace.render.html import render_html
+from swintrace.render.markdown import render_markdown
+
+HOSTILE = "<img src=x onerror=alert(1)>.jpg"
+
+
+@pytest.fixture(scope="module")
+def teach_trace():
+    model = swintrace.load_model("swin_teach", seed=0)
+    images = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad(), swintrace.tracing(header={"input": {"description": "golden input"}}) as trace:
+        model(images)
+    return trace
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_markdown_golden(teach_trace, lang):
+    check_golden(f"teach_{lang}.md", render_markdown(teach_trace, lang))
+
+
+def test_zh_markdown_covers_the_seed_walkthrough(swin_t_zeros_trace):
+    text = render_markdown(swin_t_zeros_trace, "zh")
+    headings = [line.strip() for line in text.splitlines() if re.match(r"^#+ ", line)]
+    titles = [html.unescape(t) for t in re.findall(r"<div style='color:#\w+;font-weight:800;font-size:23px;'>(.*?)</div>", text)]
+    shapes = re.findall(r"torch\.Size\(\[[0-9, ]*\]\)", text)
+    assert ordered_coverage(SEED["headings"], headings) >= 0.95
+    assert ordered_coverage(SEED["titles"], titles) >= 0.95
+    assert ordered_coverage(SEED["shapes"], shapes) >= 0.95
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_markdown_parses_cleanly(teach_trace, lang):
+    text = render_markdown(teach_trace, lang)
+    tokens = MarkdownIt("commonmark").parse(text)
+    fences = [t for t in tokens if t.type == "fence"]
+    assert len(fences) == text.count("```python")  # every fence opened is closed
+    assert all("```" not in t.content for t in fences)
+    levels = [int(t.tag[1]) for t in tokens if t.type == "heading_open"]
+    assert all(b <= a + 1 for a, b in zip(levels, levels[1:]))  # headings never skip a level going down
+    shapes = sum(len(e.tensors) for e in teach_trace.events if e.type == "step")
+    assert len([t for t in fences if t.content.startswith("torch.Size(")]) == shapes
+    enters = [e for e in teach_trace.events if e.type == "enter"]
+    begin = "开始" if lang == "zh" else "begins"
+    headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
+    for kind in ("SwinTransformer", "PatchEmbed", "BasicLayer", "SwinTransformerBlock", "WindowAttention"):
+        count = sum(1 for e in enters if e.kind == kind)
+        assert sum(1 for h in headings if h == f"{kind} {begin}") == count
+
+
+def test_markdown_escapes_hostile_text(teach_trace):
+    trace = swintrace.Trace(dict(teach_trace.header), teach_trace.events, teach_trace.footer)
+    trace.header["input"] = {"description": HOSTILE}
+    text = render_markdown(trace, "en")
+    assert "<img" not in text and "&lt;img src=x onerror=alert(1)&gt;.jpg" in text
+
+
+class _Skeleton(HTMLParser):
+    """Scopes, leads and steps of a report, one line each, indented by nesting."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+        self.depth = 0
+        self.external: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        for name in ("src", "href"):
+            value = attributes.get(name) or ""
+            if value and not value.startswith(("#", "data:")):
+                self.external.append(value)
+        if tag in ("link", "iframe", "object", "embed"):
+            self.external.append(tag)
+        if tag == "details" and "data-scope-id" in attributes:
+            self.lines.append("  " * self.depth + f"scope {attributes['data-scope-id']}")
+            self.depth += 1
+        elif tag == "details":
+            self.depth += 1
+        elif tag == "section":
+            self.lines.append("  " * self.depth + f"step {attributes['data-step-id']} {attributes['data-kind']}")
+        elif tag == "div" and attributes.get("class") == "lead":
+            self.lines.append("  " * self.depth + "lead")
+
+    def handle_endtag(self, tag):
+        if tag == "details":
+            self.depth -= 1
+
+
+def test_html_skeleton_golden(teach_trace):
+    parser = _Skeleton()
+    parser.feed(render_html(teach_trace, "en"))
+    assert parser.external == []
+    check_golden("teach_html_skeleton.txt", "\n".join(parser.lines) + "\n")
+    steps = [e for e in teach_trace.events if e.type == "step"]
+    assert sum(1 for line in parser.lines if line.strip().startswith("step ")) == len(steps)
+
+
+def test_html_is_self_contained_and_escaped(teach_trace):
+    trace = swintrace.Trace(dict(teach_trace.header), teach_trace.events, teach_trace.footer)
+    trace.header["input"] = {"description": HOSTILE, "shape": [1, 3, 32, 32]}
+    page = render_html(trace, "zh")
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;.jpg" in page
+    assert "http://" not in page.replace("http://www.w3.org", "") and "https://" not in page
+    assert '<input type="search"' in page and page.count("data-step-id=") == sum(
+        1 for e in teach_trace.events if e.type == "step"
+    )
+    assert 'lang="zh"' in page and "计算相似性权重" in page
+
+
+def test_html_of_swin_t_fits_the_budget(swin_t_zeros_trace):
+    page = render_html(swin_t_zeros_trace, "en")
+    assert len(page.encode("utf-8")) <= 5 * 2**20
+    for resolution, flops in [("56×56", "0.812 G"), ("7×7", "0.701 G")]:  # stages 1 and 4
+        assert f"<td>{resolution}</td>" in page and flops in page
+
+
+def test_templates_ship_inside_the_wheel(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path),
+         str(Path(swintrace.__file__).resolve().parent.parent)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    wheel = next(tmp_path.glob("swintrace-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"swintrace/templates/report.html.j2", "swintrace/templates/report.css",
+            "swintrace/templates/report.js", "swintrace/data/imagenet_classes.tsv"} <= names
