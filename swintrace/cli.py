@@ -63,8 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--size", type=int, help="input side in pixels (default: the variant's)")
     run.add_argument("--no-crop", action="store_true",
                      help="resize the shorter side to --size and keep the aspect ratio, no center crop")
-    run.add_argument("--model", default="swin_t", choices=tuple(VARIANTS), help="model variant")
-    run.add_argument("--weights", help="checkpoint file (default: seeded random weights)")
+    run.add_argument("--model", choices=tuple(VARIANTS),
+                     help="model variant (default: the named weights' variant, else swin_t)")
+    run.add_argument("--weights", help="checkpoint file (official, timm, torchvision or Hugging Face), "
+                     "or a pretrained name such as swin_t (default: seeded random weights)")
     run.add_argument("--seed", type=int, default=0, help="seed for random weights, input and drop-path")
     run.add_argument(
         "--device", default="auto", choices=("auto", "cpu", "cuda"),
@@ -105,13 +107,15 @@ def _run(args: argparse.Namespace) -> None:
 
     from .images import check_size, load_image, thumbnail_png
     from .loading import load_model
+    from .pretrained import PRETRAINED
     from .tracing import tracing
 
     out = check_output(args.out)
     if args.batch < 1:
         raise UserError(f"--batch must be >= 1, got {args.batch}")
     device = _device(args.device)
-    model = load_model(args.model, weights=args.weights, seed=args.seed).to(device)
+    variant = args.model or (args.weights if args.weights in PRETRAINED else "swin_t")
+    model = load_model(variant, weights=args.weights, seed=args.seed).to(device)
     model.train(args.train)
     size = check_size(args.size or model.config.img_size)
     described: dict[str, object] = {}

@@ -94,15 +94,17 @@ class SwinConfig:
         return self.img_size // self.patch_size // 2**stage
 
     def stage_window(self, stage: int) -> tuple[int, int]:
-        """(window, shift) of the stage under the official rule.
+        """(window, shift of the SW-MSA blocks) of the stage.
 
-        A stage whose feature map is no larger than the window uses the whole
-        map as one window and does not shift.
+        As in the official code, a stage whose map (at ``img_size``) is smaller
+        than the window uses the whole map as its window, which sets the size of
+        its bias table. Whether a block really shifts is decided per forward
+        (``windows.runtime_shift``): never along an axis that holds one window,
+        so at ``img_size`` a map no larger than the window is not shifted (the
+        official rule), while a larger input may shift it (as torchvision does).
         """
-        resolution = self.stage_resolution(stage)
-        if resolution <= self.window_size:
-            return max(resolution, 1), 0
-        return self.window_size, self.window_size // 2
+        window = max(1, min(self.stage_resolution(stage), self.window_size))
+        return window, window // 2
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -460,7 +460,7 @@ class SwinTransformer(Instrumented):
         self.patch_embed = PatchEmbed(config)
         self.pos_drop = nn.Dropout(config.drop_rate)
         # Stochastic depth grows linearly over all blocks of all stages.
-        rates = [r.item() for r in torch.linspace(0, config.drop_path_rate, sum(config.depths))]
+        rates = torch.linspace(0, config.drop_path_rate, sum(config.depths), device="cpu").tolist()
         starts = [sum(config.depths[:stage]) for stage in range(config.num_stages)]
         self.layers = nn.ModuleList(
             BasicLayer(config, stage, rates[start : start + config.depths[stage]])

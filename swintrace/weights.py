@@ -18,7 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from .config import VARIANTS
 from .errors import UserError
+from .layouts import detect_layout, to_official
 
 # Buffers of the official code that we recompute instead of loading.
 _RECOMPUTED_SUFFIXES = ("relative_position_index", "attn_mask")
@@ -92,11 +94,34 @@ def load_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], label
 
 
 def load_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a checkpoint file into ``model``; returns the weights description for headers."""
+    """Load a checkpoint file of any supported layout into ``model``.
+
+    Returns the weights description for trace headers (path, layout, sha256).
+    """
     source = Path(path)
     state_dict = read_state_dict(source)
-    load_state_dict(model, state_dict, label=f"checkpoint {source.name}")
-    return {"kind": "file", "path": str(source), "sha256": file_sha256(source)}
+    layout = detect_layout(state_dict)
+    converted = to_official(state_dict, layout)
+    try:
+        load_state_dict(model, converted, label=f"checkpoint {source.name} ({layout} layout)")
+    except UserError as error:
+        guess = guess_variant(converted)
+        hint = f"; its shapes fit {guess}: pass --model {guess}" if guess else ""
+        raise UserError(f"{error}{hint}") from None
+    return {"kind": "file", "path": str(source), "layout": layout, "sha256": file_sha256(source)}
+
+
+def guess_variant(state_dict: dict[str, torch.Tensor]) -> str | None:
+    """The named variant whose parameter shapes all match ``state_dict`` (official names)."""
+    from .model import SwinTransformer
+
+    given = {k: tuple(v.shape) for k, v in state_dict.items()}
+    for name, config in VARIANTS.items():
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in SwinTransformer(config).state_dict().items()}
+        if expected == given:
+            return name
+    return None
 
 
 def file_sha256(path: Path) -> str:

@@ -67,14 +67,15 @@ def test_training_mode_is_seeded_and_tracing_keeps_it(teach_model):
     assert drops and all("random_tensor" in {t.name for t in e.tensors} for e in drops)
 
 
-def test_official_window_rule_per_stage():
+def test_official_window_rule_per_stage(swin_t_zeros_trace):
     config = VARIANTS["swin_t"]
-    assert [config.stage_window(s) for s in range(4)] == [(7, 3), (7, 3), (7, 3), (7, 0)]
-    teach = VARIANTS["swin_teach"]
-    assert [teach.stage_window(s) for s in range(3)] == [(2, 1), (2, 1), (2, 0)]
-    assert VARIANTS["swin_b_384"].stage_window(3) == (12, 0)
-    small = SwinConfig(img_size=64, window_size=7)  # 16, 8, 4, 2: last two are shrunk
-    assert [small.stage_window(s) for s in range(4)] == [(7, 3), (7, 3), (4, 0), (2, 0)]
+    assert [config.stage_window(s) for s in range(4)] == [(7, 3)] * 4
+    assert VARIANTS["swin_teach"].stage_window(2) == (2, 1)
+    small = SwinConfig(img_size=64, window_size=7)  # maps 16, 8, 4, 2: the last two shrink the window
+    assert [small.stage_window(s) for s in range(4)] == [(7, 3), (7, 3), (4, 2), (2, 1)]
+    # at the size it was built for, a map no larger than the window is not shifted
+    shifts = {s: swin_t_zeros_trace[f"layers.{s}.blocks.1.cyclic_shift"].scalars["shift_size"] for s in range(4)}
+    assert shifts == {0: [3, 3], 1: [3, 3], 2: [3, 3], 3: [0, 0]}
 
 
 def test_drop_path_schedule_is_linspace():

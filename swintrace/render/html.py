@@ -61,8 +61,8 @@ _WORDS = {
 }
 # Shape comments in our code ("# B*nW, M*M, C") name the dimensions of the assigned tensor.
 _ASSIGNED_COMMENT = r"^\s*(?:[\w, ]*\b)?{name}\b[\w, ]*=.*#\s*([^:#]+)"
-# Outline depth: model, stages, blocks and the scopes inside a block.
-_OUTLINE_LEVELS = 3
+# Outline depth: model, stages, blocks, and the operations inside a block.
+_OUTLINE_LEVELS = 4
 
 
 @dataclass

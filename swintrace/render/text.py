@@ -26,14 +26,14 @@ _LABELS = {
     "en": {
         "model": "Model", "weights": "Weights", "input": "Input", "top": "Top-{k} predictions",
         "random": "random initialisation (seed {seed}): predictions are meaningless",
-        "file": "checkpoint {path}", "rank": "#", "label": "label", "probability": "probability",
+        "file": "checkpoint {path}", "pretrained": "pretrained {name}: {source}", "rank": "#", "label": "label", "probability": "probability",
         "call": "Forward pass {n}", "stats": "min {min} · max {max} · mean {mean} · std {std}",
         "parameters": "parameters",
     },
     "zh": {
         "model": "模型", "weights": "权重", "input": "输入", "top": "Top-{k} 预测",
         "random": "随机初始化（seed {seed}）：预测没有意义",
-        "file": "权重文件 {path}", "rank": "#", "label": "类别", "probability": "概率",
+        "file": "权重文件 {path}", "pretrained": "预训练权重 {name}：{source}", "rank": "#", "label": "类别", "probability": "概率",
         "call": "第 {n} 次前向", "stats": "最小 {min} · 最大 {max} · 均值 {mean} · 标准差 {std}",
         "parameters": "参数",
     },
@@ -127,6 +127,8 @@ def summary_rows(trace: Trace, lang: str) -> list[tuple[str, str]]:
         weights_text = label(lang, "random", seed=weights.get("seed"))
     elif weights.get("kind") == "file":
         weights_text = label(lang, "file", path=weights.get("path"))
+    elif weights.get("kind") == "pretrained":
+        weights_text = label(lang, "pretrained", name=weights.get("name"), source=weights.get("source"))
     else:
         weights_text = str(weights.get("name") or weights.get("kind") or "?")
     described = header.get("input", {})

@@ -258,3 +258,56 @@ def torchvision_style_attention_block(x: torch.Tensor, block, m: int, shift: int
     if sh or sw:
         out = torch.roll(out, shifts=(sh, sw), dims=(1, 2))
     return out[:, :h, :w, :].contiguous()
+
+
+def torchvision_forward(state: dict, config, images: torch.Tensor) -> torch.Tensor:
+    """Swin V1 logits computed functionally from a torchvision-layout state dict.
+
+    Follows torchvision's SwinTransformer: conv embed (no padding), NHWC
+    throughout, blocks x + attn(norm1(x)) and x + mlp(norm2(x)) with
+    ``torchvision_style_attention_block``, patch merging that pads odd sizes,
+    final norm, mean over H and W, head.
+    """
+
+    class _Attn:  # the attribute shape torchvision_style_attention_block reads
+        def __init__(self, prefix: str, heads: int) -> None:
+            self.num_heads = heads
+            self.relative_position_bias_table = state[prefix + "relative_position_bias_table"]
+            m = int(((self.relative_position_bias_table.shape[0]) ** 0.5 + 1) // 2)
+            ys, xs = torch.meshgrid(torch.arange(m), torch.arange(m), indexing="ij")
+            flat = torch.stack([ys.flatten(), xs.flatten()])
+            rel = (flat[:, :, None] - flat[:, None, :]).permute(1, 2, 0).contiguous()
+            rel[:, :, 0] += m - 1
+            rel[:, :, 1] += m - 1
+            rel[:, :, 0] *= 2 * m - 1
+            self.relative_position_index = rel.sum(-1)
+            self.qkv = lambda t: F.linear(t, state[prefix + "qkv.weight"], state[prefix + "qkv.bias"])
+            self.proj = lambda t: F.linear(t, state[prefix + "proj.weight"], state[prefix + "proj.bias"])
+
+    class _Block:
+        def __init__(self, prefix: str, heads: int) -> None:
+            self.attn = _Attn(prefix + "attn.", heads)
+
+    def norm(t, prefix):
+        return F.layer_norm(t, t.shape[-1:], state[prefix + "weight"], state[prefix + "bias"])
+
+    x = F.conv2d(images, state["features.0.0.weight"], state["features.0.0.bias"], stride=config.patch_size)
+    x = norm(x.permute(0, 2, 3, 1), "features.0.2.")  # B, H, W, C
+    m = config.window_size
+    for stage, depth in enumerate(config.depths):
+        index = 2 * stage + 1
+        for block in range(depth):
+            prefix = f"features.{index}.{block}."
+            shift = 0 if block % 2 == 0 else m // 2
+            x = x + torchvision_style_attention_block(
+                norm(x, prefix + "norm1."), _Block(prefix, config.num_heads[stage]), m, shift)
+            hidden = F.gelu(F.linear(norm(x, prefix + "norm2."), state[prefix + "mlp.0.weight"], state[prefix + "mlp.0.bias"]))
+            x = x + F.linear(hidden, state[prefix + "mlp.3.weight"], state[prefix + "mlp.3.bias"])
+        if stage < len(config.depths) - 1:
+            prefix = f"features.{index + 1}."
+            h, w = x.shape[1], x.shape[2]
+            x = F.pad(x, (0, 0, 0, w % 2, 0, h % 2))
+            x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], -1)
+            x = F.linear(norm(x, prefix + "norm."), state[prefix + "reduction.weight"])
+    x = norm(x, "norm.").mean(dim=(1, 2))
+    return F.linear(x, state["head.weight"], state["head.bias"])

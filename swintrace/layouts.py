@@ -1,0 +1,198 @@
+"""Checkpoint key layouts of the Swin ecosystem, converted to and from ours (the official one).
+
+* ``official`` — microsoft/Swin-Transformer: ``layers.i.blocks.j.attn.qkv``, the
+  downsample at the end of stage i (``layers.i.downsample``), ``head``.
+* ``timm`` (>= 0.9) — the same names, but the downsample opens the next stage
+  (``layers.{i+1}.downsample``) and the head is ``head.fc``; buffers absent.
+* ``torchvision`` — ``features.0.0`` (conv) and ``features.0.2`` (norm) embed;
+  stage i is ``features.{2i+1}.j``, its merge ``features.{2i+2}``; the MLP is
+  ``mlp.0`` / ``mlp.3``.
+* ``huggingface`` — ``SwinForImageClassification``: ``swin.embeddings…``,
+  ``swin.encoder.layers.i.blocks.j`` with separate ``query``/``key``/``value``,
+  ``swin.layernorm``, ``classifier``.
+
+Buffers (``relative_position_index``, ``attn_mask``) are dropped: the model
+recomputes them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import torch
+
+LAYOUTS = ("official", "timm", "torchvision", "huggingface")
+_BUFFERS = ("relative_position_index", "relative_coords_table", "attn_mask")
+
+StateDict = dict[str, torch.Tensor]
+
+
+def detect_layout(state_dict: StateDict) -> str:
+    """Which library's key names ``state_dict`` uses."""
+    keys = set(state_dict)
+    if any(k.startswith("features.0.") for k in keys):
+        return "torchvision"
+    if any(k.startswith(("swin.", "classifier.")) for k in keys):
+        return "huggingface"
+    if "head.fc.weight" in keys:
+        return "timm"
+    merges = {int(m.group(1)) for k in keys if (m := re.match(r"layers\.(\d+)\.downsample\.", k))}
+    if merges and 0 not in merges:  # timm's first merge opens stage 1
+        return "timm"
+    return "official"
+
+
+def to_official(state_dict: StateDict, layout: str) -> StateDict:
+    """``state_dict`` in ``layout`` -> official names, buffers dropped."""
+    converters: dict[str, Callable[[StateDict], StateDict]] = {
+        "official": dict,
+        "timm": _timm_to_official,
+        "torchvision": _torchvision_to_official,
+        "huggingface": _huggingface_to_official,
+    }
+    kept = {k: v for k, v in state_dict.items() if not k.endswith(_BUFFERS)}
+    return converters[layout](kept)
+
+
+def from_official(state_dict: StateDict, layout: str) -> StateDict:
+    """Official names -> ``layout`` (for saving, and for round-trip tests)."""
+    converters: dict[str, Callable[[StateDict], StateDict]] = {
+        "official": dict,
+        "timm": _official_to_timm,
+        "torchvision": _official_to_torchvision,
+        "huggingface": _official_to_huggingface,
+    }
+    kept = {k: v for k, v in state_dict.items() if not k.endswith(_BUFFERS)}
+    return converters[layout](kept)
+
+
+# -- timm -------------------------------------------------------------------
+def _timm_to_official(state_dict: StateDict) -> StateDict:
+    out = {}
+    for key, value in state_dict.items():
+        key = re.sub(r"^layers\.(\d+)\.downsample\.", lambda m: f"layers.{int(m.group(1)) - 1}.downsample.", key)
+        out[re.sub(r"^head\.fc\.", "head.", key)] = value
+    return out
+
+
+def _official_to_timm(state_dict: StateDict) -> StateDict:
+    out = {}
+    for key, value in state_dict.items():
+        key = re.sub(r"^layers\.(\d+)\.downsample\.", lambda m: f"layers.{int(m.group(1)) + 1}.downsample.", key)
+        out[re.sub(r"^head\.", "head.fc.", key)] = value
+    return out
+
+
+# -- torchvision ------------------------------------------------------------
+_TV_MLP = {"mlp.0.": "mlp.fc1.", "mlp.3.": "mlp.fc2."}
+
+
+def _torchvision_to_official(state_dict: StateDict) -> StateDict:
+    out = {}
+    for key, value in state_dict.items():
+        if key.startswith("features.0.0."):
+            out["patch_embed.proj." + key.removeprefix("features.0.0.")] = value
+        elif key.startswith("features.0.2."):
+            out["patch_embed.norm." + key.removeprefix("features.0.2.")] = value
+        elif match := re.match(r"features\.(\d+)\.(.*)", key):
+            index, rest = int(match.group(1)), match.group(2)
+            if index % 2 == 1:  # a stage: features.{2i+1}.{block}.…
+                block, name = rest.split(".", 1)
+                for theirs, ours in _TV_MLP.items():
+                    name = name.replace(theirs, ours)
+                out[f"layers.{(index - 1) // 2}.blocks.{block}.{name}"] = value
+            else:  # a patch merging: features.{2i+2}.…
+                out[f"layers.{(index - 2) // 2}.downsample.{rest}"] = value
+        else:
+            out[key] = value
+    return out
+
+
+def _official_to_torchvision(state_dict: StateDict) -> StateDict:
+    out = {}
+    for key, value in state_dict.items():
+        if key.startswith("patch_embed.proj."):
+            out["features.0.0." + key.removeprefix("patch_embed.proj.")] = value
+        elif key.startswith("patch_embed.norm."):
+            out["features.0.2." + key.removeprefix("patch_embed.norm.")] = value
+        elif match := re.match(r"layers\.(\d+)\.blocks\.(\d+)\.(.*)", key):
+            name = match.group(3)
+            for theirs, ours in _TV_MLP.items():
+                name = name.replace(ours, theirs)
+            out[f"features.{2 * int(match.group(1)) + 1}.{match.group(2)}.{name}"] = value
+        elif match := re.match(r"layers\.(\d+)\.downsample\.(.*)", key):
+            out[f"features.{2 * int(match.group(1)) + 2}.{match.group(2)}"] = value
+        else:
+            out[key] = value
+    return out
+
+
+# -- Hugging Face -----------------------------------------------------------
+_HF_BLOCK = {
+    "layernorm_before.": "norm1.",
+    "attention.self.relative_position_bias_table": "attn.relative_position_bias_table",
+    "attention.output.dense.": "attn.proj.",
+    "layernorm_after.": "norm2.",
+    "intermediate.dense.": "mlp.fc1.",
+    "output.dense.": "mlp.fc2.",
+}
+_HF_TOP = {
+    "swin.embeddings.patch_embeddings.projection.": "patch_embed.proj.",
+    "swin.embeddings.norm.": "patch_embed.norm.",
+    "swin.layernorm.": "norm.",
+    "classifier.": "head.",
+}
+_QKV = ("query", "key", "value")
+
+
+def _huggingface_to_official(state_dict: StateDict) -> StateDict:
+    out: StateDict = {}
+    split: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in state_dict.items():
+        top = next((ours + key[len(theirs):] for theirs, ours in _HF_TOP.items() if key.startswith(theirs)), None)
+        if top is not None:
+            out[top] = value
+            continue
+        match = re.match(r"swin\.encoder\.layers\.(\d+)\.(blocks\.\d+|downsample)\.(.*)", key)
+        if match is None:
+            out[key] = value  # reported as unexpected by the loader
+            continue
+        prefix, rest = f"layers.{match.group(1)}.{match.group(2)}.", match.group(3)
+        qkv = re.match(r"attention\.self\.(query|key|value)\.(weight|bias)$", rest)
+        if qkv:
+            split.setdefault(f"{prefix}attn.qkv.{qkv.group(2)}", {})[qkv.group(1)] = value
+            continue
+        for theirs, ours in _HF_BLOCK.items():
+            if rest.startswith(theirs):
+                rest = ours + rest[len(theirs):]
+                break
+        out[prefix + rest] = value
+    for key, parts in split.items():
+        if set(parts) == set(_QKV):
+            out[key] = torch.cat([parts[name] for name in _QKV], dim=0)  # q, k, v stacked: 3C
+        else:
+            for name, value in parts.items():
+                out[key.replace("attn.qkv.", f"attention.self.{name}.")] = value  # incomplete: unexpected
+    return out
+
+
+def _official_to_huggingface(state_dict: StateDict) -> StateDict:
+    out: StateDict = {}
+    for key, value in state_dict.items():
+        top = next((theirs + key[len(ours):] for theirs, ours in _HF_TOP.items() if key.startswith(ours)), None)
+        if top is not None:
+            out[top] = value
+            continue
+        match = re.match(r"layers\.(\d+)\.(blocks\.\d+|downsample)\.(.*)", key)
+        prefix, rest = f"swin.encoder.layers.{match.group(1)}.{match.group(2)}.", match.group(3)
+        if rest.startswith("attn.qkv."):
+            for name, part in zip(_QKV, value.chunk(3, dim=0)):
+                out[f"{prefix}attention.self.{name}.{rest.removeprefix('attn.qkv.')}"] = part.clone()
+            continue
+        for theirs, ours in _HF_BLOCK.items():
+            if rest.startswith(ours):
+                rest = theirs + rest[len(ours):]
+                break
+        out[prefix + rest] = value
+    return out
