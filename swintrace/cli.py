@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,8 +36,15 @@ EXAMPLES = """examples:
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``swintrace run: error: ...`` and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="swintrace",
         description="Trace one real forward pass of a Swin Transformer, step by step.",
         epilog=EXAMPLES,
@@ -44,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"swintrace {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print errors only: no progress")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print more about what happens")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
@@ -97,8 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--depth", type=int, help="show scopes down to this depth (1: stages only)")
     show.add_argument("--filter", help="keep steps whose title, id or kind contains this text")
     show.set_defaults(handler=_show)
-    for command in (run, render, show):
-        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    models = commands.add_parser(
+        "models", help="list the model variants and their named weights",
+        description="List every variant with its config, parameters, FLOPs and named pretrained weights.",
+    )
+    models.set_defaults(handler=_models)
+    for command in (run, render, show, models):
+        for flags, help_text in ((("--debug",), "show tracebacks of errors"),
+                                 (("-q", "--quiet"), "print errors only: no progress"),
+                                 (("-v", "--verbose"), "print more about what happens")):
+            command.add_argument(*flags, action="store_true", default=argparse.SUPPRESS, help=help_text)
     return parser
 
 
@@ -115,7 +133,8 @@ def _run(args: argparse.Namespace) -> None:
         raise UserError(f"--batch must be >= 1, got {args.batch}")
     device = _device(args.device)
     variant = args.model or (args.weights if args.weights in PRETRAINED else "swin_t")
-    model = load_model(variant, weights=args.weights, seed=args.seed).to(device)
+    with progress(f"loading {variant}", args.quiet):
+        model = load_model(variant, weights=args.weights, seed=args.seed).to(device)
     model.train(args.train)
     size = check_size(args.size or model.config.img_size)
     described: dict[str, object] = {}
@@ -133,18 +152,20 @@ def _run(args: argparse.Namespace) -> None:
             described = {"description": "zeros"}
     images = images.to(device)
     header = {"input": described}
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
+    with progress("tracing", args.quiet), torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(args.seed)
         with tracing(slice=args.slice, header=header) as trace:
             model(images)
-    write_output(trace, out, args.lang)
+    with progress(f"writing {out.name}", args.quiet):
+        write_output(trace, out, args.lang)
     log.info("wrote %s (%d events)", out, len(trace.events))
 
 
 def _render(args: argparse.Namespace) -> None:
     out = check_output(args.out, (".html", ".md"))
     trace = load_trace(args.trace)
-    write_output(trace, out, args.lang)
+    with progress(f"writing {out.name}", args.quiet):
+        write_output(trace, out, args.lang)
     log.info("wrote %s", out)
 
 
@@ -157,6 +178,48 @@ def _show(args: argparse.Namespace) -> None:
         raise UserError(f"--depth must be >= 1, got {args.depth}")
     trace = load_trace(args.trace)
     render_terminal(trace, Console(), lang=args.lang, depth=args.depth, text_filter=args.filter)
+
+
+def _models(args: argparse.Namespace) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .flops import total_flops
+    from .model import SwinTransformer
+    from .pretrained import PRETRAINED
+
+    table = Table(title="swintrace model variants")
+    for column in ("variant", "input", "embed_dim", "depths", "heads", "window", "parameters", "FLOPs",
+                   "named weights"):
+        table.add_column(column)
+    for name, config in VARIANTS.items():
+        import torch
+
+        with torch.device("meta"):
+            parameters = sum(p.numel() for p in SwinTransformer(config).parameters())
+        weights = f"--weights {name}: {PRETRAINED[name].source}" if name in PRETRAINED else "none (random init)"
+        table.add_row(
+            name, f"{config.img_size}x{config.img_size}", str(config.embed_dim), str(list(config.depths)),
+            str(list(config.num_heads)), str(config.window_size), f"{parameters / 1e6:.2f} M",
+            _giga(total_flops(config, config.img_size, config.img_size)), weights,
+        )
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+
+
+def _giga(flops: int) -> str:
+    return f"{flops / 1e9:.2f} G" if flops >= 1e8 else f"{flops / 1e6:.2f} M"
+
+
+@contextmanager
+def progress(message: str, quiet: bool) -> Iterator[None]:
+    """A spinner on stderr while a slow step runs; nothing when quiet or not a terminal."""
+    if quiet or not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(message):
+        yield
 
 
 def _device(choice: str) -> torch.device:
@@ -172,7 +235,8 @@ def _device(choice: str) -> torch.device:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose else logging.INFO)
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr, force=True)
     try:
         args.handler(args)
     except UserError as error:

@@ -109,3 +109,31 @@ def test_show_prints_a_filtered_tree(teach_trace_file, capsys):
     shallow = capsys.readouterr().out
     assert "BasicLayer begins" in shallow and "SwinTransformerBlock" not in shallow
     assert main(["show", str(teach_trace_file), "--depth", "0"]) == 2
+
+
+def test_models_lists_every_variant_with_counts(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in swintrace.VARIANTS:
+        assert name in out
+    assert "28.29 M" in out and "4.49 G" in out  # swin_t, as the paper and torchvision count
+    assert "--weights swin_t" in out and "none (random init)" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["run", "--model", "nope", "--out", "x.md"], ["run"], ["show"], ["frobnicate"], ["run", "--slice", "x", "--out", "t.md"]],
+)
+def test_argument_errors_are_one_line(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(err) == 1 and "error:" in err[0]
+
+
+def test_quiet_prints_nothing_on_success(tmp_path, capsys):
+    assert main(["-q", "run", "--model", "swin_teach", "--out", str(tmp_path / "t.md")]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+    assert main(["run", "--model", "swin_teach", "--quiet", "--out", str(tmp_path / "u.md")]) == 0
+    assert capsys.readouterr().err == ""
