@@ -86,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--train", action="store_true", help="trace in training mode (seeded drop-path)")
     run.add_argument("--slice", type=int, default=3, help="keep t[:N, :N, ...] of every tensor")
     run.add_argument("--lang", choices=("en", "zh"), default="en", help="report language")
+    run.add_argument("--no-pictures", action="store_true", help="no pictures (and no data recorded for them)")
+    run.add_argument("--block", default="layers.0.blocks.1", help="block whose attention is drawn")
+    run.add_argument("--head", type=int, default=0, help="attention head drawn")
+    run.add_argument("--query", help="query patch for the attention picture, as Y,X pixels of the input "
+                     "(default: the centre)")
     run.add_argument("--out", required=True, help="output file: report.html, report.md or trace.jsonl")
     run.set_defaults(handler=_run)
 
@@ -95,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     render.add_argument("trace", help="a trace written by 'swintrace run --out trace.jsonl'")
     render.add_argument("--lang", choices=("en", "zh"), default="en", help="report language")
+    render.add_argument("--no-pictures", action="store_true", help="leave the pictures out")
     render.add_argument("--out", required=True, help="output file: report.html or report.md")
     render.set_defaults(handler=_render)
 
@@ -123,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> None:
     import torch
 
+    from .capture import PictureOptions
     from .images import check_size, load_image, thumbnail_png
     from .loading import load_model
     from .pretrained import PRETRAINED
@@ -152,12 +159,13 @@ def _run(args: argparse.Namespace) -> None:
             described = {"description": "zeros"}
     images = images.to(device)
     header = {"input": described}
+    pictures = False if args.no_pictures else PictureOptions(args.block, args.head, _query(args.query))
     with progress("tracing", args.quiet), torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(args.seed)
-        with tracing(slice=args.slice, header=header) as trace:
+        with tracing(slice=args.slice, header=header, pictures=pictures) as trace:
             model(images)
     with progress(f"writing {out.name}", args.quiet):
-        write_output(trace, out, args.lang)
+        write_output(trace, out, args.lang, pictures=not args.no_pictures)
     log.info("wrote %s (%d events)", out, len(trace.events))
 
 
@@ -165,7 +173,7 @@ def _render(args: argparse.Namespace) -> None:
     out = check_output(args.out, (".html", ".md"))
     trace = load_trace(args.trace)
     with progress(f"writing {out.name}", args.quiet):
-        write_output(trace, out, args.lang)
+        write_output(trace, out, args.lang, pictures=not args.no_pictures)
     log.info("wrote %s", out)
 
 
@@ -178,6 +186,16 @@ def _show(args: argparse.Namespace) -> None:
         raise UserError(f"--depth must be >= 1, got {args.depth}")
     trace = load_trace(args.trace)
     render_terminal(trace, Console(), lang=args.lang, depth=args.depth, text_filter=args.filter)
+
+
+def _query(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        y, x = (int(part) for part in text.split(","))
+    except ValueError:
+        raise UserError(f"--query takes Y,X pixels such as 112,112, got {text!r}") from None
+    return y, x
 
 
 def _models(args: argparse.Namespace) -> None:

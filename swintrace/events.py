@@ -128,12 +128,18 @@ class Event:
     modules: dict[str, str] = field(default_factory=dict)
     note: str | None = None
     doc: str | None = None
+    # Whole small arrays recorded only for pictures (index "" = every value).
+    arrays: list[TensorSummary] = field(default_factory=list)
 
     def tensor(self, name: str) -> TensorSummary:
         for summary in self.tensors:
             if summary.name == name:
                 return summary
         raise KeyError(f"step {self.id!r} has no tensor {name!r}")
+
+    def array(self, name: str) -> TensorSummary | None:
+        """A whole array recorded for pictures, or None."""
+        return next((a for a in self.arrays if a.name == name), None)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -158,6 +164,8 @@ class Event:
             data["note"] = self.note
         if self.doc is not None:
             data["doc"] = self.doc
+        if self.arrays:
+            data["arrays"] = [a.to_dict() for a in self.arrays]
         return data
 
     @classmethod
@@ -178,6 +186,7 @@ class Event:
             modules=dict(data.get("modules", {})),
             note=data.get("note"),
             doc=data.get("doc"),
+            arrays=[TensorSummary.from_dict(a) for a in data.get("arrays", [])],
         )
 
 

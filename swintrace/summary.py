@@ -95,6 +95,14 @@ class SummaryBatch:
         pending.summaries.append(summary)
         return summary
 
+    def whole(self, name: str, tensor: torch.Tensor) -> TensorSummary:
+        """A summary holding every value of a small tensor (pictures' extra data)."""
+        data = tensor.detach()
+        summary = TensorSummary(name, list(data.shape), _dtype_name(data.dtype), str(data.device), "")
+        pending = _Pending(data.clone(), None, None, [summary])
+        self._pending.append(pending)
+        return summary
+
     def _head(self, data: torch.Tensor) -> torch.Tensor | np.ndarray:
         """A copy of ``data[:n, :n, ...]``: numpy on the CPU (cheaper), torch elsewhere."""
         index = (slice(0, self.slice_len),) * data.ndim

@@ -42,6 +42,7 @@ from torch import nn
 
 from . import __version__
 from .errors import UserError
+from .capture import PictureCapture, PictureOptions
 from .events import SCHEMA_VERSION, Event, Trace
 from .source import code_before, display_path, first_doc_line
 from .summary import SummaryBatch
@@ -139,6 +140,7 @@ def tracing(
     stats: bool = True,
     topk: int = 5,
     header: dict[str, Any] | None = None,
+    pictures: PictureOptions | bool = False,
 ) -> Iterator[Trace]:
     """Record every forward of an instrumented model run inside the block.
 
@@ -147,6 +149,8 @@ def tracing(
     ``stats``: include min/max/mean/std of every tensor.
     ``topk``: predictions kept in the footer.
     ``header``: extra header fields (e.g. ``{"input": {"description": ...}}``).
+    ``pictures``: also record the small extra arrays pictures need (True for
+    the defaults, or ``PictureOptions(block=..., head=..., query=(y, x))``).
     """
     options = TraceOptions(slice_len=slice, keep=tuple(keep or ()), stats=stats, topk=topk)
     trace = Trace(header=_base_header(options))
@@ -155,7 +159,10 @@ def tracing(
             trace.header[key].update(value)
         else:
             trace.header[key] = value
-    recorder = _Recorder(trace, options)
+    if pictures:
+        chosen = pictures if isinstance(pictures, PictureOptions) else PictureOptions()
+        trace.header["options"]["pictures"] = {**asdict(chosen), "query": list(chosen.query or []) or None}
+    recorder = _Recorder(trace, options, pictures or None)
     token = _RECORDER.set(recorder)
     try:
         yield trace
@@ -185,7 +192,7 @@ class _Scope:
 class _Recorder:
     """Turns scope entries, steps and exits into events of one trace."""
 
-    def __init__(self, trace: Trace, options: TraceOptions) -> None:
+    def __init__(self, trace: Trace, options: TraceOptions, pictures: PictureOptions | bool | None) -> None:
         self.trace = trace
         self.options = options
         self.stack: list[_Scope] = []
@@ -194,6 +201,10 @@ class _Recorder:
         self.module_names: dict[int, str] = {}
         self.reprs: dict[int, str] = {}
         self.batch = SummaryBatch(options.slice_len, options.stats)
+        self.capture = None
+        if pictures:
+            chosen = pictures if isinstance(pictures, PictureOptions) else PictureOptions()
+            self.capture = PictureCapture(chosen, self.batch, trace)
         self.started = 0.0
         self.timings: list[dict[str, Any]] = []
         self.predictions: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -308,6 +319,8 @@ class _Recorder:
                 event.modules[f"self.{key}"] = self._repr(value)
             else:
                 event.scalars[key] = _plain(value)
+        if self.capture is not None:
+            self.capture.on_step(event, values)
 
     def _module_slots(self) -> dict[str, nn.Module | None]:
         """Submodule slots of the innermost open module scope (``self`` of the step)."""

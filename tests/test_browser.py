@@ -90,6 +90,16 @@ def test_cat_report_opens_offline_and_works(browser, cat_report):
     page.fill("#search", "")
     assert _visible_steps(page) == total
 
+    families = ["stage_story", "top_predictions", "windows_stage1", "shift_stage1", "mask_stage1",
+                "bias_layers_0_blocks_1", "attention_layers_0_blocks_1_head0", "patch_merging"]
+    decoded = page.evaluate(
+        """async () => { const images = Array.from(document.querySelectorAll('figure.picture img'));
+           await Promise.all(images.map(i => i.decode()));
+           return images.map(i => [i.closest('figure').id, i.naturalWidth, i.alt.length]); }"""
+    )
+    assert {f"picture-{name}" for name in families} <= {figure for figure, _, _ in decoded}
+    assert all(width > 100 and alt > 40 for _, width, alt in decoded)
+
     page.click("#collapse-all")
     assert _visible_steps(page) == 0
     page.click("#expand-all")
@@ -105,4 +115,5 @@ def test_hostile_file_name_stays_text(browser, tmp_path):
     page, problems, requests, dialogs = _open(browser, out)
     assert dialogs == [] and problems == []
     assert "<img src=x onerror=alert(1)>.jpg" in page.inner_text("#summary")
-    assert page.eval_on_selector_all("img", "els => els.length") == 1  # only the thumbnail
+    sources = page.eval_on_selector_all("img", "els => els.map(e => [e.getAttribute('src').slice(0, 22), e.hasAttribute('onerror')])")
+    assert sources and all(src == "data:image/png;base64," and not handler for src, handler in sources)

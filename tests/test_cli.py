@@ -83,14 +83,18 @@ def teach_trace_file(tmp_path):
 
 @pytest.mark.parametrize("suffix", [".md", ".html"])
 def test_run_and_render_write_the_same_report(tmp_path, teach_trace_file, suffix):
-    direct = tmp_path / f"direct{suffix}"
-    rendered = tmp_path / f"rendered{suffix}"
+    direct = tmp_path / "direct" / f"report{suffix}"
+    rendered = tmp_path / "rendered" / f"report{suffix}"
     assert main(["run", "--model", "swin_teach", "--input", "random", "--lang", "zh", "--out", str(direct)]) == 0
     assert main(["render", str(teach_trace_file), "--lang", "zh", "--out", str(rendered)]) == 0
     text = rendered.read_text(encoding="utf-8")
     assert "WindowAttention" in text and "计算相似性权重" in text
     if suffix == ".md":  # timings differ between runs; the Markdown shows none
         assert direct.read_text(encoding="utf-8") == text
+        pictures = sorted(p.name for p in (tmp_path / "rendered" / "images").iterdir())
+        assert pictures == sorted(p.name for p in (tmp_path / "direct" / "images").iterdir())
+        assert all((tmp_path / "rendered" / "images" / name).read_bytes()
+                   == (tmp_path / "direct" / "images" / name).read_bytes() for name in pictures)
 
 
 def test_render_refuses_jsonl_and_unknown_files(tmp_path, teach_trace_file, capsys):

@@ -24,6 +24,7 @@ from .. import __version__
 from ..config import SwinConfig
 from ..events import Event, TensorSummary, Trace
 from ..flops import StageRow, stage_rows
+from ..pictures import Picture
 from ..vocabulary import SCOPE_LEVELS, step_words
 from .text import (
     check_language,
@@ -87,17 +88,22 @@ class _Node:
     tensors: list[dict[str, Any]] = field(default_factory=list)
     scalars: list[tuple[str, str]] = field(default_factory=list)
     children: list[_Node] = field(default_factory=list)
+    pictures: list[dict[str, str]] = field(default_factory=list)
 
 
-def render_html(trace: Trace, lang: str = "en") -> str:
-    """The whole walkthrough of ``trace`` as one HTML document."""
+def render_html(trace: Trace, lang: str = "en", pictures: list[Picture] | None = None) -> str:
+    """The whole walkthrough of ``trace`` as one HTML document, with ``pictures`` inline."""
     check_language(lang)
     words = _WORDS[lang]
     calls = build_calls(trace)
     prefix = len(calls) > 1
+    by_step: dict[str, list[dict[str, str]]] = {}
+    for picture in pictures or []:
+        by_step.setdefault(picture.step_id, []).append(
+            {"title": picture.title, "alt": picture.alt, "data": picture.base64, "name": picture.name})
     nodes: list[_Node] = []
     for number, call in enumerate(calls):
-        nodes.extend(_nodes(call, lang, f"c{number}-" if prefix else ""))
+        nodes.extend(_nodes(call, lang, f"c{number}-" if prefix else "", by_step if number == 0 else {}))
     model = trace.header.get("model", {})
     top = top_predictions(trace)
     return _environment().get_template("report.html.j2").render(
@@ -111,6 +117,7 @@ def render_html(trace: Trace, lang: str = "en") -> str:
         stages=_stages(trace),
         top=top,
         top_title=label(lang, "top", k=len(top)),
+        summary_pictures=by_step.get("", []),
         outline=_outline(nodes, 1),
         nodes=nodes,
         footer=f"swintrace {__version__} · {len(trace.events)} events",
@@ -138,7 +145,8 @@ def _anchor(prefix: str, event_id: str) -> str:
     return prefix + (event_id or "model")
 
 
-def _nodes(children: list[Scope | Event], lang: str, prefix: str) -> list[_Node]:
+def _nodes(children: list[Scope | Event], lang: str, prefix: str,
+           pictures: dict[str, list[dict[str, str]]]) -> list[_Node]:
     announced = leads(children)
     result: list[_Node] = []
     for index, child in enumerate(children):
@@ -148,19 +156,22 @@ def _nodes(children: list[Scope | Event], lang: str, prefix: str) -> list[_Node]
                 is_lead=True, title=step_title(step, lang, lead=True), color=words.color,
                 heading=words.title(lang) if words.lead_level else None,
             ))
-        result.append(_scope_node(child, lang, prefix) if isinstance(child, Scope) else _step_node(child, lang, prefix))
+        if isinstance(child, Scope):
+            result.append(_scope_node(child, lang, prefix, pictures))
+        else:
+            result.append(_step_node(child, lang, prefix, pictures.get(child.id, [])))
     return result
 
 
-def _scope_node(scope: Scope, lang: str, prefix: str) -> _Node:
+def _scope_node(scope: Scope, lang: str, prefix: str, pictures: dict[str, list[dict[str, str]]]) -> _Node:
     return _Node(
         is_scope=True, id=scope.id, anchor=_anchor(prefix, scope.id), kind=scope.kind,
         level=SCOPE_LEVELS.get(scope.kind, 3), heading=scope_heading(scope.enter, lang, begin=True),
-        doc=scope_doc(scope.enter, lang), children=_nodes(scope.children, lang, prefix),
+        doc=scope_doc(scope.enter, lang), children=_nodes(scope.children, lang, prefix, pictures),
     )
 
 
-def _step_node(event: Event, lang: str, prefix: str) -> _Node:
+def _step_node(event: Event, lang: str, prefix: str, pictures: list[dict[str, str]]) -> _Node:
     words = step_words(event.kind)
     title = step_title(event, lang)
     tensors = [_tensor(event, summary, lang) for summary in event.tensors]
@@ -175,6 +186,7 @@ def _step_node(event: Event, lang: str, prefix: str) -> _Node:
         modules=list(event.modules.items()),
         tensors=tensors,
         scalars=[(name, scalar_repr(value)) for name, value in event.scalars.items()],
+        pictures=pictures,
     )
 
 

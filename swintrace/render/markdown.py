@@ -30,23 +30,30 @@ from .text import (
 from .tree import Scope, build_calls, leads
 
 
-def render_markdown(trace: Trace, lang: str = "en") -> str:
-    """The whole walkthrough of ``trace`` as one Markdown document."""
+def render_markdown(trace: Trace, lang: str = "en", pictures: dict[str, list[tuple[str, str]]] | None = None) -> str:
+    """The whole walkthrough of ``trace`` as one Markdown document.
+
+    ``pictures``: step id -> [(alt text, relative image path)], shown after that
+    step ("" : after the summary).
+    """
     check_language(lang)
+    pictures = pictures or {}
     out: list[str] = []
     for row_label, text in summary_rows(trace, lang):
         out.append(f"> **{row_label}**: {_inline(text)}  \n")
     out.append("\n\n")
+    out.extend(_images(pictures.get("", [])))
     calls = build_calls(trace)
     for number, nodes in enumerate(calls, start=1):
         if len(calls) > 1:
             out.append(_heading(1, label(lang, "call", n=number)))
-        _render_children(nodes, lang, out)
+        _render_children(nodes, lang, out, pictures if number == 1 else {})
     _render_top(trace, lang, out)
     return "".join(out).rstrip("\n") + "\n"
 
 
-def _render_children(children: list[Scope | Event], lang: str, out: list[str]) -> None:
+def _render_children(children: list[Scope | Event], lang: str, out: list[str],
+                     pictures: dict[str, list[tuple[str, str]]]) -> None:
     announced = leads(children)
     for index, child in enumerate(children):
         for step in announced.get(index, []):
@@ -55,19 +62,24 @@ def _render_children(children: list[Scope | Event], lang: str, out: list[str]) -
                 out.append(_heading(words.lead_level, words.title(lang)))
             out.append(_title(step.kind, step_title(step, lang, lead=True)))
         if isinstance(child, Scope):
-            _render_scope(child, lang, out)
+            _render_scope(child, lang, out, pictures)
         else:
             _render_step(child, lang, out)
+            out.extend(_images(pictures.get(child.id, [])))
 
 
-def _render_scope(scope: Scope, lang: str, out: list[str]) -> None:
+def _images(pictures: list[tuple[str, str]]) -> list[str]:
+    return [f"![{_inline(alt)}]({path})\n\n\n" for alt, path in pictures]
+
+
+def _render_scope(scope: Scope, lang: str, out: list[str], pictures: dict[str, list[tuple[str, str]]]) -> None:
     level = SCOPE_LEVELS.get(scope.kind, 3)
     begin = scope_heading(scope.enter, lang, begin=True)
     out.append(_heading(level, begin))
     doc = scope_doc(scope.enter, lang)
     if doc:
         out.append(_div(PINK, doc))
-    _render_children(scope.children, lang, out)
+    _render_children(scope.children, lang, out, pictures)
     end = scope_heading(scope.enter, lang, begin=False)
     if end:
         out.append(_heading(level, end))

@@ -1,0 +1,33 @@
+"""Pictures made from a trace: pure functions of its events (and the small arrays they carry).
+
+``make_pictures(trace)`` returns every picture the trace has data for:
+window grids per stage, the cyclic shift and the mask mosaic per shifted
+stage, relative position bias and one query's attention for the chosen block,
+patch merging, the stage story and the top-5. A trace recorded without
+``pictures=True`` still gets the pictures that need no extra arrays.
+"""
+
+from __future__ import annotations
+
+from ..events import Trace
+from .attention import query_attention, relative_position
+from .draw import Picture
+from .story import patch_merging, stage_story, top_predictions
+from .windows import cyclic_shift, mask_mosaic, window_grid
+
+__all__ = ["Picture", "make_pictures"]
+
+
+def make_pictures(trace: Trace) -> list[Picture]:
+    """All pictures for ``trace``, in report order."""
+    options = trace.header.get("options", {}).get("pictures") or {}
+    block = options.get("block", "layers.0.blocks.1")
+    head = options.get("head", 0)
+    stages = sorted({int(e.id.split(".")[1]) for e in trace.events
+                     if e.type == "step" and e.id.startswith("layers.") and e.id.endswith(".input")
+                     and e.id.count(".") == 2})
+    candidates = [stage_story(trace), top_predictions(trace)]
+    for stage in stages:
+        candidates += [window_grid(trace, stage), cyclic_shift(trace, stage), mask_mosaic(trace, stage)]
+    candidates += [relative_position(trace, block, head), query_attention(trace, block, head), patch_merging(trace)]
+    return [picture for picture in candidates if picture is not None]

@@ -1,0 +1,141 @@
+"""Drawing helpers shared by the picture families: canvas, text, color scales, legends, PNG."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFont
+
+from ..events import Trace
+
+WHITE = (255, 255, 255)
+INK = (29, 35, 48)
+MUTED = (107, 115, 133)
+GRID = (254, 17, 17)
+SHIFTED_GRID = (50, 150, 238)
+MASKED = (178, 24, 43)  # -100
+OPEN = (236, 238, 244)  # 0
+MARGIN = 16
+TITLE_HEIGHT = 30
+
+
+@dataclass
+class Picture:
+    """One PNG with what a report needs to show it."""
+
+    name: str  # file stem: "mask_stage1"
+    title: str
+    alt: str
+    step_id: str  # the step after which a report shows it ("" : the summary)
+    png: bytes
+    # Geometry facts for tests and captions (zoom, origins of panels, …).
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def base64(self) -> str:
+        return base64.b64encode(self.png).decode("ascii")
+
+
+@functools.lru_cache(maxsize=8)
+def font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: one bitmap size
+        return ImageFont.load_default()
+
+
+def canvas(width: int, height: int, title: str) -> tuple[Image.Image, ImageDraw.ImageDraw]:
+    """A white image with ``title`` along its top."""
+    image = Image.new("RGB", (width, height), WHITE)
+    draw = ImageDraw.Draw(image)
+    draw.text((MARGIN, 8), title, fill=INK, font=font(15))
+    return image, draw
+
+
+def text(draw: ImageDraw.ImageDraw, xy: tuple[float, float], value: str, size: int = 12,
+         fill: tuple[int, int, int] = INK, anchor: str = "la") -> None:
+    draw.text(xy, value, fill=fill, font=font(size), anchor=anchor)
+
+
+def to_png(image: Image.Image) -> bytes:
+    """Deterministic PNG bytes (no timestamps or metadata)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def input_image(trace: Trace) -> Image.Image:
+    """What the model saw: the trace's thumbnail at the input size, or a neutral grey."""
+    described = trace.header.get("input", {})
+    _, _, height, width = described.get("shape", [1, 3, 224, 224])
+    thumbnail = described.get("thumbnail_png")
+    if thumbnail:
+        image = Image.open(io.BytesIO(base64.b64decode(thumbnail))).convert("RGB")
+        return image.resize((width, height), Image.BICUBIC) if image.size != (width, height) else image
+    return Image.new("RGB", (width, height), (200, 202, 208))
+
+
+def zoom_for(width: int, height: int, target: int = 256) -> int:
+    """An integer zoom that makes small inputs (the teaching variant) readable."""
+    return max(1, target // max(width, height))
+
+
+def diverging(value: float, limit: float) -> tuple[int, int, int]:
+    """Blue (negative) - white (0) - red (positive), saturating at ``limit``."""
+    t = 0.0 if limit <= 0 else max(-1.0, min(1.0, value / limit))
+    if t >= 0:
+        return (255, int(255 * (1 - t * 0.8)), int(255 * (1 - t * 0.85)))
+    return (int(255 * (1 + t * 0.85)), int(255 * (1 + t * 0.6)), 255)
+
+
+_SEQUENTIAL = [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)]
+
+
+def sequential(t: float) -> tuple[int, int, int]:
+    """A viridis-like ramp for t in [0, 1]."""
+    t = max(0.0, min(1.0, t)) * (len(_SEQUENTIAL) - 1)
+    low = min(int(math.floor(t)), len(_SEQUENTIAL) - 2)
+    frac = t - low
+    a, b = _SEQUENTIAL[low], _SEQUENTIAL[low + 1]
+    return tuple(int(round(a[i] + (b[i] - a[i]) * frac)) for i in range(3))  # type: ignore[return-value]
+
+
+def color_bar(draw: ImageDraw.ImageDraw, x: int, y: int, width: int, low: float, high: float,
+              scale: str, label: str) -> None:
+    """A horizontal color scale with its end values and a label."""
+    for i in range(width):
+        t = i / max(width - 1, 1)
+        value = low + (high - low) * t
+        color = sequential(t) if scale == "sequential" else diverging(value, max(abs(low), abs(high)))
+        draw.line([(x + i, y), (x + i, y + 10)], fill=color)
+    text(draw, (x, y + 13), f"{low:.3g}", 11, MUTED)
+    text(draw, (x + width, y + 13), f"{high:.3g}", 11, MUTED, anchor="ra")
+    text(draw, (x + width / 2, y + 13), label, 11, MUTED, anchor="ma")
+
+
+def heatmap(draw: ImageDraw.ImageDraw, values: list[list[float]], x: int, y: int, cell: int,
+            scale: str = "diverging", limits: tuple[float, float] | None = None,
+            numbers: bool = False, digits: int = 2) -> tuple[float, float]:
+    """Draw a matrix of cells; returns the (low, high) the colors span."""
+    flat = [v for row in values for v in row]
+    low, high = limits or (min(flat), max(flat))
+    limit = max(abs(low), abs(high))
+    for r, row in enumerate(values):
+        for c, value in enumerate(row):
+            if scale == "sequential":
+                color = sequential(0.0 if high == low else (value - low) / (high - low))
+            else:
+                color = diverging(value, limit)
+            box = [x + c * cell, y + r * cell, x + (c + 1) * cell - 1, y + (r + 1) * cell - 1]
+            draw.rectangle(box, fill=color)
+            if numbers:
+                shown = f"{value:.{digits}f}" if isinstance(value, float) and not float(value).is_integer() else f"{int(value)}"
+                dark = sum(color) < 380
+                text(draw, (x + c * cell + cell / 2, y + r * cell + cell / 2), shown, max(9, cell // 3),
+                     WHITE if dark else INK, anchor="mm")
+    return low, high

@@ -1,0 +1,183 @@
+"""Windows over the image, the cyclic shift with its region ids, and the attention mask mosaic."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from ..events import Event, Trace
+from .draw import (
+    GRID, INK, MARGIN, MASKED, MUTED, OPEN, SHIFTED_GRID, TITLE_HEIGHT, Picture, canvas, input_image,
+    text, to_png, zoom_for,
+)
+
+_REGION_TINTS = [
+    (254, 97, 142), (0, 194, 234), (50, 150, 238), (253, 121, 73), (255, 151, 2),
+    (111, 103, 224), (25, 206, 139), (127, 208, 43), (150, 150, 150),
+]
+
+
+def stage_geometry(trace: Trace, stage: int) -> dict[str, int] | None:
+    """Window, shift, token stride and maps of a stage, from its recorded steps."""
+    from ..config import SwinConfig
+
+    config_data = trace.header.get("model", {}).get("config")
+    stage_input = _step(trace, f"layers.{stage}.input")
+    if not config_data or stage_input is None:
+        return None
+    config = SwinConfig.from_dict(config_data)
+    window, shift = config.stage_window(stage)
+    H, W = stage_input.scalars["H"], stage_input.scalars["W"]
+    Hp, Wp = -(-H // window) * window, -(-W // window) * window
+    shift_h = shift if Hp > window else 0
+    shift_w = shift if Wp > window else 0
+    return {"stage": stage, "window": window, "shift_h": shift_h, "shift_w": shift_w, "H": H, "W": W,
+            "Hp": Hp, "Wp": Wp, "stride": config.patch_size * 2**stage}
+
+
+def window_grid(trace: Trace, stage: int) -> Picture | None:
+    """The W-MSA and the SW-MSA partition of one stage, drawn over the input image."""
+    geometry = stage_geometry(trace, stage)
+    if geometry is None:
+        return None
+    base = input_image(trace)
+    zoom = zoom_for(*base.size)
+    panel = base.resize((base.width * zoom, base.height * zoom), Image.NEAREST)
+    step = geometry["window"] * geometry["stride"] * zoom  # pixels per window
+    width = 2 * panel.width + 3 * MARGIN
+    height = panel.height + TITLE_HEIGHT + 2 * MARGIN + 16
+    title = (f"Stage {stage + 1}: {geometry['window']}x{geometry['window']}-token windows "
+             f"({step // zoom}px) - W-MSA left, SW-MSA right")
+    image, draw = canvas(width, height, title)
+    origins = [(MARGIN, TITLE_HEIGHT + 16), (2 * MARGIN + panel.width, TITLE_HEIGHT + 16)]
+    offsets = [(0, 0), (geometry["shift_h"] * geometry["stride"] * zoom, geometry["shift_w"] * geometry["stride"] * zoom)]
+    labels = ["W-MSA: regular windows", "SW-MSA: windows moved by the shift"
+              if geometry["shift_h"] or geometry["shift_w"] else "SW-MSA: no shift (one window per axis)"]
+    for (x0, y0), (dy, dx), color, label in zip(origins, offsets, (GRID, SHIFTED_GRID), labels):
+        image.paste(panel, (x0, y0))
+        for x in range(dx % step, panel.width + 1, step):
+            draw.line([(x0 + x, y0), (x0 + x, y0 + panel.height - 1)], fill=color, width=1)
+        for y in range(dy % step, panel.height + 1, step):
+            draw.line([(x0, y0 + y), (x0 + panel.width - 1, y0 + y)], fill=color, width=1)
+        text(draw, (x0, y0 - 16), label, 12, MUTED)
+    return Picture(
+        name=f"windows_stage{stage + 1}", title=title, step_id=f"layers.{stage}.input", png=to_png(image),
+        alt=(f"The input image twice with a grid of {geometry['window']}-token windows of stage {stage + 1}: "
+             f"lines every {step // zoom} pixels, on the right moved by {geometry['shift_h']} tokens "
+             f"({geometry['shift_h'] * geometry['stride']} pixels) for the shifted windows."),
+        meta={"zoom": zoom, "step": step, "origins": origins, "offsets": offsets, "size": panel.size},
+    )
+
+
+def cyclic_shift(trace: Trace, stage: int) -> Picture | None:
+    """The map before and after ``torch.roll``, with the region ids of the mask construction."""
+    geometry = stage_geometry(trace, stage)
+    regions_event = _step(trace, f"layers.{stage}.create_mask.mask_regions")
+    regions = regions_event.array("regions") if regions_event else None
+    if geometry is None or regions is None:
+        return None
+    ids = np.array(regions.values, dtype=np.int64)  # Hp, Wp (in the shifted frame)
+    stride, zoom = geometry["stride"], zoom_for(*input_image(trace).size)
+    cell = stride * zoom
+    Hp, Wp = ids.shape
+    padded = Image.new("RGB", (Wp * stride, Hp * stride), (255, 255, 255))
+    padded.paste(input_image(trace), (0, 0))
+    pixels = np.asarray(padded)
+    rolled = np.roll(pixels, shift=(-geometry["shift_h"] * stride, -geometry["shift_w"] * stride), axis=(0, 1))
+    before = Image.fromarray(pixels).resize((Wp * cell, Hp * cell), Image.NEAREST)
+    after = Image.fromarray(rolled).resize((Wp * cell, Hp * cell), Image.NEAREST)
+    unrolled_ids = np.roll(ids, shift=(geometry["shift_h"], geometry["shift_w"]), axis=(0, 1))
+    width = 2 * before.width + 3 * MARGIN
+    height = before.height + TITLE_HEIGHT + 2 * MARGIN + 16
+    title = (f"Stage {stage + 1}: cyclic shift by ({geometry['shift_h']}, {geometry['shift_w']}) tokens "
+             "- before (left), after torch.roll (right)")
+    image, draw = canvas(width, height, title)
+    for x0, picture, id_map, label in ((MARGIN, before, unrolled_ids, "before: where each region comes from"),
+                                       (2 * MARGIN + before.width, after, ids, "after the roll: regions 0-8")):
+        y0 = TITLE_HEIGHT + 16
+        tinted = _tint(picture, id_map, cell)
+        image.paste(tinted, (x0, y0))
+        text(draw, (x0, y0 - 16), label, 12, MUTED)
+        _label_regions(draw, id_map, x0, y0, cell)
+    return Picture(
+        name=f"shift_stage{stage + 1}", title=title, step_id=f"layers.{stage}.create_mask.mask_regions",
+        png=to_png(image),
+        alt=(f"Stage {stage + 1} map before and after the cyclic shift, tinted by the 9 regions that the "
+             "attention mask keeps apart; the top and left strips wrap around to the bottom and right."),
+        meta={"cell": cell, "shape": [Hp, Wp]},
+    )
+
+
+def mask_mosaic(trace: Trace, stage: int) -> Picture | None:
+    """Every window's N x N mask, laid out like the windows: 0 light, -100 dark red."""
+    geometry = stage_geometry(trace, stage)
+    regions_event = _step(trace, f"layers.{stage}.create_mask.mask_regions")
+    regions = regions_event.array("regions") if regions_event else None
+    if geometry is None or regions is None:
+        return None
+    M = geometry["window"]
+    ids = np.array(regions.values, dtype=np.int64)
+    rows, cols = ids.shape[0] // M, ids.shape[1] // M
+    N = M * M
+    cell = max(1, min(12, 480 // (cols * N)))
+    gap = 3
+    block = N * cell + gap
+    width = cols * block + 2 * MARGIN + 160
+    height = rows * block + TITLE_HEIGHT + 2 * MARGIN
+    title = f"Stage {stage + 1}: attention mask, {rows * cols} windows of {N}x{N}"
+    image, draw = canvas(width, height, title)
+    y_top = TITLE_HEIGHT + MARGIN
+    for r in range(rows):
+        for c in range(cols):
+            window_ids = ids[r * M:(r + 1) * M, c * M:(c + 1) * M].reshape(-1)  # N region ids
+            blocked = window_ids[:, None] != window_ids[None, :]  # N, N: True where the mask is -100
+            tile = np.where(blocked[..., None], np.array(MASKED, np.uint8), np.array(OPEN, np.uint8))
+            tile_image = Image.fromarray(tile.astype(np.uint8)).resize((N * cell, N * cell), Image.NEAREST)
+            image.paste(tile_image, (MARGIN + c * block, y_top + r * block))
+    legend_x = MARGIN + cols * block + 10
+    for offset, (color, label) in enumerate(((OPEN, "0: may attend"), (MASKED, "-100: blocked"))):
+        y = y_top + offset * 22
+        draw.rectangle([legend_x, y, legend_x + 14, y + 14], fill=color, outline=INK)
+        text(draw, (legend_x + 20, y), label, 12)
+    text(draw, (legend_x, y_top + 50), "rows: query token", 11, MUTED)
+    text(draw, (legend_x, y_top + 64), "columns: key token", 11, MUTED)
+    return Picture(
+        name=f"mask_stage{stage + 1}", title=title, step_id=f"layers.{stage}.create_mask.mask_fill",
+        png=to_png(image),
+        alt=(f"Mosaic of the {rows * cols} window masks of stage {stage + 1}: windows inside the map are all "
+             "open; windows on the last row and column block pairs of tokens from different regions."),
+        meta={"cell": cell, "block": block, "origin": (MARGIN, y_top), "rows": rows, "cols": cols, "N": N},
+    )
+
+
+def _tint(picture: Image.Image, ids: np.ndarray, cell: int) -> Image.Image:
+    colors = np.array(_REGION_TINTS, dtype=np.float32)[ids % len(_REGION_TINTS)]  # Hp, Wp, 3
+    overlay = np.kron(colors, np.ones((cell, cell, 1), dtype=np.float32))
+    mixed = 0.55 * np.asarray(picture, dtype=np.float32) + 0.45 * overlay
+    return Image.fromarray(mixed.clip(0, 255).astype(np.uint8))
+
+
+def _label_regions(draw: ImageDraw.ImageDraw, ids: np.ndarray, x0: int, y0: int, cell: int) -> None:
+    for region in np.unique(ids):
+        ys, xs = np.nonzero(ids == region)
+        # label each connected strip once: the centre of its bounding box per wrap-free part
+        for part_y, part_x in _parts(ys, xs, ids.shape):
+            text(draw, (x0 + (part_x + 0.5) * cell, y0 + (part_y + 0.5) * cell), str(int(region)), 14, INK, "mm")
+
+
+def _parts(ys: np.ndarray, xs: np.ndarray, shape: tuple[int, int]) -> list[tuple[float, float]]:
+    """Centres of the (up to four) rectangles a region forms, split where it wraps."""
+    centres = []
+    for y_part in _runs(np.unique(ys)):
+        for x_part in _runs(np.unique(xs)):
+            centres.append((float(np.mean(y_part)), float(np.mean(x_part))))
+    return centres
+
+
+def _runs(values: np.ndarray) -> list[np.ndarray]:
+    splits = np.nonzero(np.diff(values) > 1)[0] + 1
+    return [part for part in np.split(values, splits) if part.size]
+
+
+def _step(trace: Trace, step_id: str) -> Event | None:
+    return next((e for e in trace.events if e.type == "step" and e.id == step_id and e.call == 0), None)
