@@ -25,8 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-import swintrace  # noqa: E402
 from reference.official_swin import official_from_config  # noqa: E402
+
+import swintrace  # noqa: E402
 from swintrace.weights import load_state_dict  # noqa: E402
 
 

@@ -137,6 +137,12 @@ class Event:
                 return summary
         raise KeyError(f"step {self.id!r} has no tensor {name!r}")
 
+    def _repr_html_(self) -> str:
+        """This step as the report shows it, for notebooks."""
+        from .render.html import render_fragment
+
+        return render_fragment(Trace(events=[self]))
+
     def array(self, name: str) -> TensorSummary | None:
         """A whole array recorded for pictures, or None."""
         return next((a for a in self.arrays if a.name == name), None)
@@ -213,6 +219,8 @@ class Trace:
     header: dict[str, Any] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     footer: dict[str, Any] = field(default_factory=dict)
+    # Full tensors of the steps chosen with tracing(capture=[...]): "step_id/name" -> CPU tensor.
+    captured: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self.events)
@@ -227,6 +235,69 @@ class Trace:
                 return event
         raise KeyError(f"no step with id {step_id!r}")
 
+    def steps(
+        self,
+        kind: str | None = None,
+        stage: int | None = None,
+        block: int | str | None = None,
+        call: int = 0,
+    ) -> list[Event]:
+        """Steps of one forward, filtered by kind, stage (0-based) and block.
+
+        ``block`` is the block's index in its stage (needs ``stage``) or its
+        dotted id (``"layers.0.blocks.1"``). ``trace.steps(kind="softmax", stage=2)``.
+        """
+        prefix = ""
+        if isinstance(block, str):
+            prefix = block + "."
+        elif stage is not None:
+            prefix = f"layers.{stage}." + (f"blocks.{block}." if block is not None else "")
+        return [
+            e for e in self.events
+            if e.type == "step" and e.call == call and e.id.startswith(prefix)
+            and (kind is None or e.kind == kind)
+        ]
+
+    def find(self, text: str) -> list[Event]:
+        """Steps whose id, kind or English or Chinese title contains ``text`` (any case)."""
+        from .vocabulary import step_words
+
+        needle = text.lower()
+        return [
+            e for e in self.events
+            if e.type == "step" and any(
+                needle in value.lower()
+                for value in (e.id, e.kind, step_words(e.kind).en, step_words(e.kind).zh)
+            )
+        ]
+
+    def tensor(self, step_id: str, name: str) -> Any:
+        """The full tensor ``name`` of a step recorded with ``tracing(capture=[step_id])``."""
+        key = f"{step_id}/{name}"
+        if key not in self.captured:
+            available = sorted(self.captured)[:5]
+            raise KeyError(
+                f"{key!r} was not captured; trace with tracing(capture=[{step_id!r}]) "
+                f"(captured: {available or 'nothing'})"
+            )
+        return self.captured[key]
+
+    def subtree(self, scope_id: str) -> Trace:
+        """The events of one scope (``"layers.0.blocks.1"``) of the first forward, as a trace."""
+        inside = [
+            e for e in self.events
+            if e.call == 0 and (e.id == scope_id or e.id.startswith(scope_id + "."))
+        ]
+        if not inside:
+            raise KeyError(f"no scope {scope_id!r} in this trace")
+        return Trace(header=self.header, events=inside, footer={})
+
+    def _repr_html_(self) -> str:
+        """The report's view of this trace (or subtree) for notebooks."""
+        from .render.html import render_fragment
+
+        return render_fragment(self)
+
     def lines(self) -> Iterator[str]:
         """The JSON Lines text of this trace, one line at a time (no newlines)."""
         yield _dumps({"type": "header", **self.header})
@@ -235,8 +306,18 @@ class Trace:
         yield _dumps({"type": "footer", **self.footer})
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the trace as JSON Lines, atomically (temporary file, then rename)."""
+        """Write the trace as JSON Lines, atomically (temporary file, then rename).
+
+        Captured full tensors go to a safetensors file beside it
+        (``trace.jsonl`` -> ``trace.safetensors``), named in the header.
+        """
         target = Path(path)
+        if self.captured:
+            from safetensors.torch import save as save_tensors
+
+            side = target.with_suffix(".safetensors")
+            write_atomically(side, save_tensors({k: v.contiguous() for k, v in self.captured.items()}))
+            self.header["capture_file"] = side.name
         write_atomically(target, "".join(line + "\n" for line in self.lines()).encode("utf-8"))
         return target
 
@@ -301,4 +382,12 @@ def load_trace(path: str | os.PathLike[str]) -> Trace:
         events = [Event.from_dict(row) for row in rows[1:-1]]
     except (KeyError, TypeError) as error:
         raise UserError(f"{source}: malformed event ({error})") from None
-    return Trace(header=header, events=events, footer=footer)
+    trace = Trace(header=header, events=events, footer=footer)
+    if header.get("capture_file"):
+        side = source.with_name(header["capture_file"])
+        if not side.exists():
+            raise UserError(f"{source}: its captured tensors {side.name} are missing")
+        from safetensors.torch import load_file
+
+        trace.captured = load_file(str(side))
+    return trace

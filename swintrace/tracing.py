@@ -41,8 +41,8 @@ import torch
 from torch import nn
 
 from . import __version__
-from .errors import UserError
 from .capture import PictureCapture, PictureOptions
+from .errors import UserError
 from .events import SCHEMA_VERSION, Event, Trace
 from .source import code_before, display_path, first_doc_line
 from .summary import SummaryBatch
@@ -64,12 +64,19 @@ class TraceOptions:
     stats: bool = True
     # How many top predictions the footer keeps (0: none).
     topk: int = 5
+    # Glob patterns over step ids whose tensors are kept whole (trace.tensor()).
+    capture: tuple[str, ...] = ()
+    # Bytes the captured tensors may take at most.
+    capture_limit: int = 1 << 30
 
     def __post_init__(self) -> None:
         if self.slice_len < 1:
             raise UserError(f"slice length must be >= 1, got {self.slice_len}")
         if self.topk < 0:
             raise UserError(f"top-k must be >= 0, got {self.topk}")
+
+    def captures(self, step_id: str) -> bool:
+        return any(fnmatch.fnmatchcase(step_id, pattern) for pattern in self.capture)
 
     def keeps(self, step_id: str, kind: str) -> bool:
         return not self.keep or any(
@@ -141,6 +148,8 @@ def tracing(
     topk: int = 5,
     header: dict[str, Any] | None = None,
     pictures: PictureOptions | bool = False,
+    capture: Sequence[str] | None = None,
+    capture_limit: int = 1 << 30,
 ) -> Iterator[Trace]:
     """Record every forward of an instrumented model run inside the block.
 
@@ -151,8 +160,14 @@ def tracing(
     ``header``: extra header fields (e.g. ``{"input": {"description": ...}}``).
     ``pictures``: also record the small extra arrays pictures need (True for
     the defaults, or ``PictureOptions(block=..., head=..., query=(y, x))``).
+    ``capture``: glob patterns of step ids whose tensors are kept whole, read
+    back with ``trace.tensor(step_id, name)``; more than ``capture_limit``
+    bytes of them stops the forward with a clear error.
     """
-    options = TraceOptions(slice_len=slice, keep=tuple(keep or ()), stats=stats, topk=topk)
+    options = TraceOptions(
+        slice_len=slice, keep=tuple(keep or ()), stats=stats, topk=topk,
+        capture=tuple(capture or ()), capture_limit=capture_limit,
+    )
     trace = Trace(header=_base_header(options))
     for key, value in (header or {}).items():
         if isinstance(value, dict) and isinstance(trace.header.get(key), dict):
@@ -179,7 +194,7 @@ def _base_header(options: TraceOptions) -> dict[str, Any]:
             "torch": torch.__version__.split("+")[0],
             "python": platform.python_version(),
         },
-        "options": {**asdict(options), "keep": list(options.keep)},
+        "options": {**asdict(options), "keep": list(options.keep), "capture": list(options.capture)},
     }
 
 
@@ -209,6 +224,7 @@ class _Recorder:
         self.timings: list[dict[str, Any]] = []
         self.predictions: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.gc_was_enabled = True
+        self.captured_bytes = 0
 
     # -- scopes ---------------------------------------------------------------
     def run_scope(self, owner: object, call: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
@@ -256,6 +272,9 @@ class _Recorder:
     def _end_call(self) -> None:
         try:
             self.batch.flush()
+            for key, tensor in self.trace.captured.items():
+                if tensor.device.type != "cpu":
+                    self.trace.captured[key] = tensor.cpu()
             self.timings.append({"call": self.call, "seconds": time.perf_counter() - self.started})
         finally:
             if self.gc_was_enabled:
@@ -312,15 +331,29 @@ class _Recorder:
         for module in modules:
             label = next((k for k, m in slots.items() if m is module), type(module).__name__)
             event.modules[f"self.{label}"] = self._repr(module)
+        capturing = bool(self.options.capture) and self.options.captures(step_id)
         for key, value in values.items():
             if isinstance(value, torch.Tensor):
                 event.tensors.append(self.batch.summarise(key, value, rearranges))
+                if capturing:
+                    self._capture(step_id, key, value)
             elif isinstance(value, nn.Module) or (value is None and key in slots):
                 event.modules[f"self.{key}"] = self._repr(value)
             else:
                 event.scalars[key] = _plain(value)
         if self.capture is not None:
             self.capture.on_step(event, values)
+
+    def _capture(self, step_id: str, name: str, tensor: torch.Tensor) -> None:
+        """Keep a whole tensor (moved to the host when the forward ends)."""
+        self.captured_bytes += tensor.numel() * tensor.element_size()
+        if self.captured_bytes > self.options.capture_limit:
+            raise UserError(
+                f"capturing {step_id}/{name} brings the captured tensors to "
+                f"{_size(self.captured_bytes)}, over the limit of {_size(self.options.capture_limit)}: "
+                "narrow the capture patterns or raise capture_limit"
+            )
+        self.trace.captured[f"{step_id}/{name}"] = tensor.detach().clone()
 
     def _module_slots(self) -> dict[str, nn.Module | None]:
         """Submodule slots of the innermost open module scope (``self`` of the step)."""
@@ -382,6 +415,10 @@ def _call_site(filename: str, line: int) -> tuple[tuple[str, ...], str]:
     """(code lines, "file:line") shown for the step called at ``filename:line``."""
     code, first_line = code_before(filename, line)
     return code, f"{display_path(filename)}:{first_line or line}"
+
+
+def _size(count: int) -> str:
+    return f"{count / 2**20:.1f} MiB" if count >= 2**20 else f"{count / 2**10:.1f} KiB"
 
 
 def _plain(value: Any) -> Any:

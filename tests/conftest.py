@@ -11,8 +11,9 @@ import torch
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
 
-import swintrace  # noqa: E402
 from reference.official_swin import official_from_config  # noqa: E402
+
+import swintrace  # noqa: E402
 from swintrace.weights import load_state_dict  # noqa: E402
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import swintrace
-from swintrace.events import Trace, TensorSummary, write_atomically
+from swintrace.events import TensorSummary, Trace, write_atomically
 
 
 def _trace(model, images, **options) -> Trace:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import SEED, ordered_coverage
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from helpers import SEED, ordered_coverage
 
 import swintrace
 from swintrace.tracing import is_tracing

@@ -6,7 +6,20 @@ import numpy as np
 from PIL import Image
 
 from ..events import Trace
-from .draw import INK, MARGIN, MUTED, TITLE_HEIGHT, Picture, canvas, color_bar, heatmap, input_image, text, to_png, zoom_for
+from .draw import (
+    INK,
+    MARGIN,
+    MUTED,
+    TITLE_HEIGHT,
+    Picture,
+    canvas,
+    color_bar,
+    heatmap,
+    input_image,
+    text,
+    to_png,
+    zoom_for,
+)
 from .windows import _step, stage_geometry
 
 # Matrices up to this side show their numbers (the teaching variant's M=2 example).

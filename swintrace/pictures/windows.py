@@ -7,8 +7,20 @@ from PIL import Image, ImageDraw
 
 from ..events import Event, Trace
 from .draw import (
-    GRID, INK, MARGIN, MASKED, MUTED, OPEN, SHIFTED_GRID, TITLE_HEIGHT, Picture, canvas, input_image,
-    text, to_png, zoom_for,
+    GRID,
+    INK,
+    MARGIN,
+    MASKED,
+    MUTED,
+    OPEN,
+    SHIFTED_GRID,
+    TITLE_HEIGHT,
+    Picture,
+    canvas,
+    input_image,
+    text,
+    to_png,
+    zoom_for,
 )
 
 _REGION_TINTS = [

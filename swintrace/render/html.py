@@ -124,6 +124,36 @@ def render_html(trace: Trace, lang: str = "en", pictures: list[Picture] | None =
     )
 
 
+def render_fragment(trace: Trace, lang: str = "en") -> str:
+    """A trace, subtree or step as an HTML fragment for notebooks: the report's markup,
+    styles scoped under ``.swintrace`` so that they never touch the notebook page."""
+    check_language(lang)
+    nodes: list[_Node] = []
+    for call in build_calls(trace):
+        nodes.extend(_nodes(call, lang, "", {}))
+    return _environment().get_template("fragment.html.j2").render(
+        nodes=nodes,
+        summary=summary_rows(trace, lang) if trace.header.get("model") and len(trace.events) > 50 else [],
+        scoped_css=Markup(_scoped_css()),
+        code_css=Markup(HtmlFormatter(style="friendly").get_style_defs(".swintrace .code")),
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _scoped_css() -> str:
+    """report.css with every rule put under ``.swintrace`` and page-level rules dropped."""
+    css = resources.files("swintrace.templates").joinpath("report.css").read_text("utf-8")
+    scoped = []
+    for rule in re.findall(r"([^{}]+)\{([^{}]*)\}", css):
+        selectors, body = rule[0].strip(), rule[1]
+        if selectors.startswith((":root", "*", "body", "#outline", "main", "#toolbar")):
+            if selectors.startswith(":root"):
+                scoped.append(f".swintrace {{{body}}}")
+            continue
+        scoped.append(", ".join(f".swintrace {part.strip()}" for part in selectors.split(",")) + f" {{{body}}}")
+    return "\n".join(scoped)
+
+
 @functools.lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     folder = resources.files("swintrace.templates")
