@@ -11,6 +11,7 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -112,12 +113,25 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--depth", type=int, help="show scopes down to this depth (1: stages only)")
     show.add_argument("--filter", help="keep steps whose title, id or kind contains this text")
     show.set_defaults(handler=_show)
+    course = commands.add_parser(
+        "course", help="write course material: a static site of chapters with live traces",
+        description="Trace one forward pass and write a small static site (HTML and Markdown): one "
+                    "chapter per concept, with explanations, pictures, the traced steps and exercises.",
+    )
+    course.add_argument("--out", required=True, help="output folder (created if missing)")
+    course.add_argument("--lang", choices=("en", "zh"), help="one language (default: English and Chinese)")
+    course.add_argument("--image", help="an image file to trace (default: standard normal noise)")
+    course.add_argument("--model", choices=tuple(VARIANTS), help="model variant (default: swin_t)")
+    course.add_argument("--weights", help="checkpoint file or pretrained name (default: random weights)")
+    course.add_argument("--seed", type=int, default=0, help="seed for random weights and input")
+    course.set_defaults(handler=_course)
+
     models = commands.add_parser(
         "models", help="list the model variants and their named weights",
         description="List every variant with its config, parameters, FLOPs and named pretrained weights.",
     )
     models.set_defaults(handler=_models)
-    for command in (run, render, show, models):
+    for command in (run, render, show, course, models):
         for flags, help_text in ((("--debug",), "show tracebacks of errors"),
                                  (("-q", "--quiet"), "print errors only: no progress"),
                                  (("-v", "--verbose"), "print more about what happens")):
@@ -185,6 +199,37 @@ def _show(args: argparse.Namespace) -> None:
         raise UserError(f"--depth must be >= 1, got {args.depth}")
     trace = load_trace(args.trace)
     render_terminal(trace, Console(), lang=args.lang, depth=args.depth, text_filter=args.filter)
+
+
+def _course(args: argparse.Namespace) -> None:
+    import torch
+
+    from .images import load_image, thumbnail_png
+    from .loading import load_model
+    from .pretrained import PRETRAINED
+    from .render.course import build_course
+    from .tracing import tracing
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out must be a folder, and {out} is a file")
+    variant = args.model or (args.weights if args.weights in PRETRAINED else "swin_t")
+    with progress(f"loading {variant}", args.quiet):
+        model = load_model(variant, weights=args.weights, seed=args.seed)
+    size = model.config.img_size
+    if args.image:
+        loaded = load_image(args.image, size)
+        images = loaded.tensor
+        described = {"description": loaded.description, "thumbnail_png": thumbnail_png(loaded.display)}
+    else:
+        images = torch.randn(1, model.config.in_chans, size, size, generator=torch.Generator().manual_seed(args.seed))
+        described = {"description": f"standard normal noise (seed {args.seed})"}
+    with progress("tracing", args.quiet), torch.no_grad():
+        with tracing(header={"input": described}, pictures=True) as trace:
+            model(images)
+    with progress(f"writing the course into {out}", args.quiet):
+        written = build_course(trace, out, (args.lang,) if args.lang else ("en", "zh"))
+    log.info("wrote %d files into %s", len(written), out)
 
 
 def _query(text: str | None) -> tuple[int, int] | None:

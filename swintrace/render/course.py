@@ -1,0 +1,155 @@
+"""Course material: a small static site (HTML and the same chapters as Markdown) from one trace.
+
+Layout of the output folder::
+
+    index.html, index.md          the languages
+    en/index.html, en/index.md    the chapters of one language (and zh/…)
+    en/01-patch-embedding.html    one chapter: explanation, pictures, live steps, exercises
+    images/*.png                  the pictures, shared by both languages
+    trace.jsonl                   the trace everything was made from
+
+Every page opens from disk: links are relative, nothing comes from a network.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+from pygments.formatters import HtmlFormatter
+
+from ..course_text import CHAPTERS, Chapter
+from ..events import Event, Trace, write_atomically
+from ..pictures import Picture, make_pictures
+from .html import _environment, _nodes, _scoped_css, _stages
+from .markdown import _render_step
+from .text import shape_repr, step_title
+
+_WORDS = {
+    "en": {"home": "Course index", "trace": "The traced steps", "exercises": "Exercises",
+           "answer": "Answer:", "languages": "swintrace course", "chapters": "Chapters",
+           "question": "Predict the shape of {name} after this code",
+           "stage_columns": ["stage", "resolution", "tokens", "channels", "window", "windows", "heads"]},
+    "zh": {"home": "课程目录", "trace": "实际运行的步骤", "exercises": "练习",
+           "answer": "答案：", "languages": "swintrace 课程", "chapters": "章节",
+           "question": "预测这段代码之后 {name} 的形状",
+           "stage_columns": ["stage", "分辨率", "token数", "通道", "window", "window数", "head数"]},
+}
+_MARKDOWN = MarkdownIt("commonmark")
+
+
+@dataclass(frozen=True)
+class Exercise:
+    step_id: str
+    question: str
+    code: str
+    answer: str  # torch.Size([...]) of the step's first tensor, as traced
+
+
+def build_course(trace: Trace, out: Path, languages: tuple[str, ...] = ("en", "zh")) -> list[Path]:
+    """Write the course for ``trace`` into ``out``; returns the files written."""
+    written: list[Path] = []
+
+    def write(relative: str, data: str | bytes) -> None:
+        path = out / relative
+        write_atomically(path, data.encode("utf-8") if isinstance(data, str) else data)
+        written.append(path)
+
+    pictures = make_pictures(trace)
+    for picture in pictures:
+        write(f"images/{picture.name}.png", picture.png)
+    write("trace.jsonl", "".join(line + "\n" for line in trace.lines()))
+    languages_md = "# swintrace course\n\n" + "".join(f"* [{lang}]({lang}/index.md)\n" for lang in languages)
+    write("index.md", languages_md)
+    write("index.html", _page(lang=languages[0], title="swintrace course", home="index.html",
+                              chapters=[{"href": f"{lang}/index.html", "title": lang} for lang in languages]))
+    for lang in languages:
+        words = _WORDS[lang]
+        files = [f"{number:02d}-{chapter.slug}" for number, chapter in enumerate(CHAPTERS, start=1)]
+        listing = [{"href": f"{name}.html", "title": chapter.title(lang)} for name, chapter in zip(files, CHAPTERS)]
+        write(f"{lang}/index.html", _page(lang=lang, title=words["languages"], home="../index.html", chapters=listing))
+        write(f"{lang}/index.md", f"# {words['languages']}\n\n" + "".join(
+            f"{number}. [{chapter.title(lang)}]({name}.md)\n"
+            for number, (name, chapter) in enumerate(zip(files, CHAPTERS), start=1)))
+        for index, (name, chapter) in enumerate(zip(files, CHAPTERS)):
+            neighbours = {
+                "previous": listing[index - 1] if index > 0 else None,
+                "next": listing[index + 1] if index + 1 < len(listing) else None,
+            }
+            write(f"{lang}/{name}.html", _chapter_html(trace, chapter, lang, pictures, neighbours))
+            write(f"{lang}/{name}.md", _chapter_markdown(trace, chapter, lang, pictures, files, index))
+    return written
+
+
+def chapter_steps(trace: Trace, chapter: Chapter) -> list[Event]:
+    patterns = [re.compile(pattern) for pattern in chapter.steps]
+    return [e for e in trace.events if e.type == "step" and e.call == 0
+            and any(p.fullmatch(e.id) for p in patterns)]
+
+
+def exercises(trace: Trace, chapter: Chapter, lang: str) -> list[Exercise]:
+    found = []
+    for step_id in chapter.exercises:
+        event = next((e for e in trace.events if e.type == "step" and e.id == step_id and e.call == 0), None)
+        if event is None or not event.tensors or not event.code:
+            continue
+        tensor = event.tensors[0]
+        found.append(Exercise(step_id, _WORDS[lang]["question"].format(name=tensor.name),
+                              "\n".join(event.code), shape_repr(tensor.shape)))
+    return found
+
+
+def _chapter_pictures(chapter: Chapter, pictures: list[Picture]) -> list[Picture]:
+    return [p for p in pictures if any(p.name.startswith(prefix) for prefix in chapter.pictures)]
+
+
+def _chapter_html(trace: Trace, chapter: Chapter, lang: str, pictures: list[Picture], neighbours: dict) -> str:
+    steps = chapter_steps(trace, chapter)
+    nodes = _nodes(list(steps), lang, "", {})
+    return _page(
+        lang=lang, title=chapter.title(lang), home="index.html",
+        explanation=Markup(_MARKDOWN.render(chapter.text(lang))),
+        pictures=[{"src": f"../images/{p.name}.png", "alt": p.alt, "title": p.title}
+                  for p in _chapter_pictures(chapter, pictures)],
+        stages=_stages(trace) if chapter.slug == "shapes" else [],
+        nodes=nodes, exercises=exercises(trace, chapter, lang), **neighbours,
+    )
+
+
+def _chapter_markdown(trace: Trace, chapter: Chapter, lang: str, pictures: list[Picture],
+                      files: list[str], index: int) -> str:
+    words = _WORDS[lang]
+    out = [f"# {chapter.title(lang)}\n\n", f"[{words['home']}](index.md)"]
+    if index > 0:
+        out.append(f" · [← {CHAPTERS[index - 1].title(lang)}]({files[index - 1]}.md)")
+    if index + 1 < len(files):
+        out.append(f" · [{CHAPTERS[index + 1].title(lang)} →]({files[index + 1]}.md)")
+    out.append("\n\n" + chapter.text(lang) + "\n\n")
+    for picture in _chapter_pictures(chapter, pictures):
+        out.append(f"![{picture.alt}](../images/{picture.name}.png)\n\n")
+    steps = chapter_steps(trace, chapter)
+    if steps:
+        out.append(f"## {words['trace']}\n\n")
+        for event in steps:
+            out.append(f"### {step_title(event, lang, lead=True)} (`{event.id}`)\n\n")
+            _render_step(event, lang, out)
+    found = exercises(trace, chapter, lang)
+    if found:
+        out.append(f"## {words['exercises']}\n\n")
+        for exercise in found:
+            out.append(f"<details><summary>{exercise.question}</summary>\n\n```python\n{exercise.code}\n```\n\n"
+                       f"{words['answer']} `{exercise.answer}`\n\n</details>\n\n")
+    return "".join(out)
+
+
+def _page(**values) -> str:
+    defaults = {"explanation": None, "chapters": [], "pictures": [], "stages": [], "nodes": [],
+                "exercises": [], "previous": None, "next": None}
+    lang = values["lang"]
+    return _environment().get_template("course.html.j2").render(
+        **{**defaults, **values}, words=_WORDS[lang], scoped_css=Markup(_scoped_css()),
+        code_css=Markup(HtmlFormatter(style="friendly").get_style_defs(".swintrace .code")),
+    )
