@@ -143,33 +143,21 @@ def _run(args: argparse.Namespace) -> None:
     import torch
 
     from .capture import PictureOptions
-    from .images import check_size, load_image, thumbnail_png
+    from .images import check_size
     from .loading import load_model
-    from .pretrained import PRETRAINED
     from .tracing import tracing
 
     out = check_output(args.out)
     if args.batch < 1:
         raise UserError(f"--batch must be >= 1, got {args.batch}")
     device = _device(args.device)
-    variant = args.model or (args.weights if args.weights in PRETRAINED else "swin_t")
+    variant = _variant(args.model, args.weights)
     with progress(f"loading {variant}", args.quiet):
         model = load_model(variant, weights=args.weights, seed=args.seed).to(device)
     model.train(args.train)
     size = check_size(args.size or model.config.img_size)
-    described: dict[str, object] = {}
-    if args.image:
-        loaded = load_image(args.image, size, crop=not args.no_crop)
-        images = loaded.tensor.expand(args.batch, -1, -1, -1).contiguous()
-        described = {"description": loaded.description, "thumbnail_png": thumbnail_png(loaded.display)}
-    else:
-        shape = (args.batch, model.config.in_chans, size, size)
-        if args.input == "random":
-            images = torch.randn(shape, generator=torch.Generator().manual_seed(args.seed))
-            described = {"description": f"standard normal noise (seed {args.seed})"}
-        else:
-            images = torch.zeros(shape)
-            described = {"description": "zeros"}
+    images, described = _make_input(model, args.image, args.input or "zeros", args.seed, size,
+                                    crop=not args.no_crop, batch=args.batch)
     images = images.to(device)
     header = {"input": described}
     pictures = False if args.no_pictures else PictureOptions(args.block, args.head, _query(args.query))
@@ -204,32 +192,50 @@ def _show(args: argparse.Namespace) -> None:
 def _course(args: argparse.Namespace) -> None:
     import torch
 
-    from .images import load_image, thumbnail_png
     from .loading import load_model
-    from .pretrained import PRETRAINED
     from .render.course import build_course
     from .tracing import tracing
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out must be a folder, and {out} is a file")
-    variant = args.model or (args.weights if args.weights in PRETRAINED else "swin_t")
+    variant = _variant(args.model, args.weights)
     with progress(f"loading {variant}", args.quiet):
         model = load_model(variant, weights=args.weights, seed=args.seed)
-    size = model.config.img_size
-    if args.image:
-        loaded = load_image(args.image, size)
-        images = loaded.tensor
-        described = {"description": loaded.description, "thumbnail_png": thumbnail_png(loaded.display)}
-    else:
-        images = torch.randn(1, model.config.in_chans, size, size, generator=torch.Generator().manual_seed(args.seed))
-        described = {"description": f"standard normal noise (seed {args.seed})"}
+    images, described = _make_input(model, args.image, "random", args.seed, model.config.img_size)
     with progress("tracing", args.quiet), torch.no_grad():
         with tracing(header={"input": described}, pictures=True) as trace:
             model(images)
     with progress(f"writing the course into {out}", args.quiet):
         written = build_course(trace, out, (args.lang,) if args.lang else ("en", "zh"))
     log.info("wrote %d files into %s", len(written), out)
+
+
+def _variant(model: str | None, weights: str | None) -> str:
+    """The --model given, else the variant of named --weights, else swin_t."""
+    from .pretrained import PRETRAINED
+
+    return model or (weights if weights in PRETRAINED else "swin_t")
+
+
+def _make_input(
+    model: torch.nn.Module, image: str | None, kind: str, seed: int, size: int,
+    crop: bool = True, batch: int = 1,
+) -> tuple[torch.Tensor, dict[str, object]]:
+    """(images (B, C, size, size), header description): the image file, or zeros or seeded noise."""
+    import torch
+
+    from .images import load_image, thumbnail_png
+
+    if image:
+        loaded = load_image(image, size, crop=crop)
+        images = loaded.tensor.expand(batch, -1, -1, -1).contiguous()  # B, 3, H, W
+        return images, {"description": loaded.description, "thumbnail_png": thumbnail_png(loaded.display)}
+    shape = (batch, model.config.in_chans, size, size)
+    if kind == "random":
+        noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+        return noise, {"description": f"standard normal noise (seed {seed})"}
+    return torch.zeros(shape), {"description": "zeros"}
 
 
 def _query(text: str | None) -> tuple[int, int] | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import functools
 import io
-import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -143,6 +142,6 @@ def class_label(index: int, num_classes: int | None) -> str:
 
 
 def check_size(size: int) -> int:
-    if not 1 <= size <= 4096 or math.isnan(size):
+    if not 1 <= size <= 4096:
         raise UserError(f"--size must be between 1 and 4096, got {size}")
     return size

@@ -174,10 +174,10 @@ def tracing(
             trace.header[key].update(value)
         else:
             trace.header[key] = value
-    if pictures:
-        chosen = pictures if isinstance(pictures, PictureOptions) else PictureOptions()
+    chosen = (pictures if isinstance(pictures, PictureOptions) else PictureOptions()) if pictures else None
+    if chosen is not None:
         trace.header["options"]["pictures"] = {**asdict(chosen), "query": list(chosen.query or []) or None}
-    recorder = _Recorder(trace, options, pictures or None)
+    recorder = _Recorder(trace, options, chosen)
     token = _RECORDER.set(recorder)
     try:
         yield trace
@@ -207,7 +207,7 @@ class _Scope:
 class _Recorder:
     """Turns scope entries, steps and exits into events of one trace."""
 
-    def __init__(self, trace: Trace, options: TraceOptions, pictures: PictureOptions | bool | None) -> None:
+    def __init__(self, trace: Trace, options: TraceOptions, pictures: PictureOptions | None) -> None:
         self.trace = trace
         self.options = options
         self.stack: list[_Scope] = []
@@ -216,10 +216,7 @@ class _Recorder:
         self.module_names: dict[int, str] = {}
         self.reprs: dict[int, str] = {}
         self.batch = SummaryBatch(options.slice_len, options.stats)
-        self.capture = None
-        if pictures:
-            chosen = pictures if isinstance(pictures, PictureOptions) else PictureOptions()
-            self.capture = PictureCapture(chosen, self.batch, trace)
+        self.capture = PictureCapture(pictures, self.batch, trace) if pictures else None
         self.started = 0.0
         self.timings: list[dict[str, Any]] = []
         self.predictions: list[tuple[torch.Tensor, torch.Tensor]] = []

@@ -7,6 +7,8 @@ import io
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 import swintrace
@@ -130,3 +132,16 @@ def test_bad_picture_options(tmp_path, capsys, args, message):
     assert main(["run", "--model", "swin_teach", *args, "--out", str(tmp_path / "t.html")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(H=st.integers(1, 160), W=st.integers(1, 160))
+def test_pictures_for_any_input_size(teach_model, H, W):
+    with torch.no_grad(), swintrace.tracing(pictures=True, stats=False) as trace:
+        teach_model(torch.randn(1, 3, H, W, generator=torch.Generator().manual_seed(H * 997 + W)))
+    pictures = {p.name: p for p in make_pictures(trace)}
+    assert {"windows_stage1", "stage_story", "top_predictions"} <= set(pictures)
+    attention = pictures.get("attention_layers_0_blocks_1_head0")
+    if attention is not None:  # only when stage 1 has more than one window along an axis
+        assert abs(sum(attention.meta["row"]) - 1) < 1e-5
+        assert 0 <= attention.meta["token"] < 4

@@ -83,17 +83,16 @@ def window_grid(trace: Trace, stage: int) -> Picture | None:
 
 def cyclic_shift(trace: Trace, stage: int) -> Picture | None:
     """The map before and after ``torch.roll``, with the region ids of the mask construction."""
-    geometry = stage_geometry(trace, stage)
-    regions_event = _step(trace, f"layers.{stage}.create_mask.mask_regions")
-    regions = regions_event.array("regions") if regions_event else None
-    if geometry is None or regions is None:
+    found = _stage_regions(trace, stage)
+    if found is None:
         return None
-    ids = np.array(regions.values, dtype=np.int64)  # Hp, Wp (in the shifted frame)
-    stride, zoom = geometry["stride"], zoom_for(*input_image(trace).size)
+    geometry, ids = found  # ids: Hp, Wp region ids in the shifted frame
+    base = input_image(trace)
+    stride, zoom = geometry["stride"], zoom_for(*base.size)
     cell = stride * zoom
     Hp, Wp = ids.shape
     padded = Image.new("RGB", (Wp * stride, Hp * stride), (255, 255, 255))
-    padded.paste(input_image(trace), (0, 0))
+    padded.paste(base, (0, 0))
     pixels = np.asarray(padded)
     rolled = np.roll(pixels, shift=(-geometry["shift_h"] * stride, -geometry["shift_w"] * stride), axis=(0, 1))
     before = Image.fromarray(pixels).resize((Wp * cell, Hp * cell), Image.NEAREST)
@@ -122,13 +121,11 @@ def cyclic_shift(trace: Trace, stage: int) -> Picture | None:
 
 def mask_mosaic(trace: Trace, stage: int) -> Picture | None:
     """Every window's N x N mask, laid out like the windows: 0 light, -100 dark red."""
-    geometry = stage_geometry(trace, stage)
-    regions_event = _step(trace, f"layers.{stage}.create_mask.mask_regions")
-    regions = regions_event.array("regions") if regions_event else None
-    if geometry is None or regions is None:
+    found = _stage_regions(trace, stage)
+    if found is None:
         return None
+    geometry, ids = found
     M = geometry["window"]
-    ids = np.array(regions.values, dtype=np.int64)
     rows, cols = ids.shape[0] // M, ids.shape[1] // M
     N = M * M
     cell = max(1, min(12, 480 // (cols * N)))
@@ -160,6 +157,16 @@ def mask_mosaic(trace: Trace, stage: int) -> Picture | None:
              "open; windows on the last row and column block pairs of tokens from different regions."),
         meta={"cell": cell, "block": block, "origin": (MARGIN, y_top), "rows": rows, "cols": cols, "N": N},
     )
+
+
+def _stage_regions(trace: Trace, stage: int) -> tuple[dict[str, int], np.ndarray] | None:
+    """The stage's geometry and its recorded region ids (Hp, Wp), if pictures were recorded."""
+    geometry = stage_geometry(trace, stage)
+    event = _step(trace, f"layers.{stage}.create_mask.mask_regions")
+    regions = event.array("regions") if event else None
+    if geometry is None or regions is None:
+        return None
+    return geometry, np.array(regions.values, dtype=np.int64)
 
 
 def _tint(picture: Image.Image, ids: np.ndarray, cell: int) -> Image.Image:
