@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -155,6 +156,8 @@ def _run(args: argparse.Namespace) -> None:
     with progress(f"loading {variant}", args.quiet):
         model = load_model(variant, weights=args.weights, seed=args.seed).to(device)
     model.train(args.train)
+    if not args.no_pictures:
+        _check_block(model, args.block)
     size = check_size(args.size or model.config.img_size)
     images, described = _make_input(model, args.image, args.input or "zeros", args.seed, size,
                                     crop=not args.no_crop, batch=args.batch)
@@ -209,6 +212,13 @@ def _course(args: argparse.Namespace) -> None:
     with progress(f"writing the course into {out}", args.quiet):
         written = build_course(trace, out, (args.lang,) if args.lang else ("en", "zh"))
     log.info("wrote %d files into %s", len(written), out)
+
+
+def _check_block(model: torch.nn.Module, block: str) -> None:
+    """--block must name a block of this model."""
+    blocks = [name for name, _ in model.named_modules() if re.fullmatch(r"layers\.\d+\.blocks\.\d+", name)]
+    if block not in blocks:
+        raise UserError(f"--block {block}: no such block in this model; blocks are {blocks[0]} … {blocks[-1]}")
 
 
 def _variant(model: str | None, weights: str | None) -> str:
@@ -315,4 +325,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("swintrace: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        if args.debug:
+            raise
+        print("swintrace: error: out of memory: try a smaller --batch, --size or model", file=sys.stderr)
+        return EXIT_USER_ERROR
     return 0

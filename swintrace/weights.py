@@ -52,7 +52,10 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
             f"refused to load {source}: it is not a plain weights file ({_first_line(error)})"
         ) from None
     except Exception as error:  # noqa: BLE001 - any failure to parse a user's file is theirs to fix
-        raise UserError(f"cannot read checkpoint {source}: {_first_line(error)}") from None
+        raise UserError(
+            f"cannot read checkpoint {source}: not a PyTorch checkpoint or safetensors file "
+            f"({_first_line(error)})"
+        ) from None
     for container in ("model", "state_dict", "model_state", "module"):
         if isinstance(loaded, dict) and isinstance(loaded.get(container), dict):
             loaded = loaded[container]

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import swintrace
+import swintrace.capture
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +113,8 @@ def test_subtree_of_unknown_scope(captured_trace):
     trace, _, _ = captured_trace
     with pytest.raises(KeyError, match="no scope"):
         trace.subtree("layers.9")
+
+
+def test_picture_options_check_the_block_format():
+    with pytest.raises(swintrace.UserError, match="--block must look like layers.0.blocks.1"):
+        swintrace.capture.PictureOptions(block="blocks.1")

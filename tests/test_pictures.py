@@ -127,7 +127,8 @@ def test_markdown_report_links_its_images(tmp_path):
 @pytest.mark.parametrize(("args", "message"), [(["--query", "1;2"], "--query takes Y,X"),
                                                (["--query", "40,1"], "outside the 32x32 input"),
                                                (["--head", "5"], "has 2 heads"),
-                                               (["--block", "blocks.1"], "--block must look like")])
+                                               (["--block", "blocks.1"], "no such block in this model"),
+                                               (["--block", "layers.9.blocks.0"], "no such block in this model")])
 def test_bad_picture_options(tmp_path, capsys, args, message):
     assert main(["run", "--model", "swin_teach", *args, "--out", str(tmp_path / "t.html")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
