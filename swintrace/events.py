@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .errors import UserError
 
 SCHEMA_VERSION = 1
@@ -54,14 +56,16 @@ def decode_values(values: Any) -> Any:
     return decode_number(values)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class TensorSummary:
     """What a step keeps of one tensor: never the tensor itself.
 
     ``values`` is the seed-style slice ``tensor[:n, :n, ...]`` as nested lists
     (``index`` spells the slice, e.g. ``[:3,:3,:3]``); ``stats`` holds min, max,
     mean and std over the whole tensor; ``masked`` counts the non-zero (masked)
-    entries of an attention mask.
+    entries of an attention mask. In memory the slice is one numpy array
+    (``array``): thousands of nested lists per trace would burden the garbage
+    collector; ``values`` builds the lists when asked.
     """
 
     name: str
@@ -69,9 +73,31 @@ class TensorSummary:
     dtype: str
     device: str
     index: str
-    values: Any = None
+    array: Any = None  # numpy array of the slice (nested lists are accepted and converted)
     stats: dict[str, float] | None = None
     masked: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.array is not None and not isinstance(self.array, np.ndarray):
+            self.array = np.array(self.array, dtype=_numpy_dtype(self.dtype))
+
+    @property
+    def values(self) -> Any:
+        """The slice as nested Python lists (None when not recorded)."""
+        return None if self.array is None else self.array.tolist()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TensorSummary):
+            return NotImplemented
+        same_array = (self.array is None and other.array is None) or (
+            self.array is not None and other.array is not None
+            and self.array.shape == other.array.shape
+            and np.array_equal(self.array, other.array, equal_nan=self.array.dtype.kind == "f")
+        )
+        return same_array and all(
+            getattr(self, name) == getattr(other, name)
+            for name in ("name", "shape", "dtype", "device", "index", "masked")
+        ) and _same_stats(self.stats, other.stats)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -91,16 +117,30 @@ class TensorSummary:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TensorSummary:
         stats = data.get("stats")
+        values = data.get("values")
         return cls(
             name=data["name"],
             shape=list(data["shape"]),
             dtype=data["dtype"],
             device=data["device"],
             index=data["index"],
-            values=decode_values(data.get("values")),
+            array=None if values is None else decode_values(values),
             stats=None if stats is None else {k: decode_number(v) for k, v in stats.items()},
             masked=data.get("masked"),
         )
+
+
+def _numpy_dtype(name: str) -> Any:
+    """The numpy dtype holding a torch dtype's values exactly (bfloat16 fits in float32)."""
+    return {"bfloat16": np.float32, "bool": np.bool_}.get(name, getattr(np, name, np.float64))
+
+
+def _same_stats(a: dict[str, float] | None, b: dict[str, float] | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a.keys() == b.keys() and all(
+        a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a
+    )
 
 
 @dataclass(slots=True)

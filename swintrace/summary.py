@@ -139,13 +139,13 @@ class SummaryBatch:
         on_device: dict[tuple[torch.dtype, torch.device], list[_Pending]] = {}
         for item in pending:
             if isinstance(item.slice_, np.ndarray):
-                _fill_values(item, item.slice_.tolist())
+                _fill_values(item, item.slice_)
             else:
                 on_device.setdefault((item.slice_.dtype, item.slice_.device), []).append(item)
         for items in on_device.values():
             flat = torch.cat([item.slice_.reshape(-1) for item in items]).cpu()  # one transfer
             for item, part in zip(items, flat.split([i.slice_.numel() for i in items])):
-                _fill_values(item, part.reshape(item.slice_.shape).tolist())
+                _fill_values(item, _to_numpy(part.reshape(item.slice_.shape)))
         with_stats = [item for item in pending if item.stats is not None]
         if with_stats:
             host = _stack_to_host([item.stats for item in with_stats]).double()
@@ -199,9 +199,16 @@ def _values_key(data: torch.Tensor) -> tuple:
     return _identity(data)
 
 
-def _fill_values(item: _Pending, values: object) -> None:
+def _fill_values(item: _Pending, values: np.ndarray) -> None:
     for summary in item.summaries:
-        summary.values = values
+        summary.array = values
+
+
+def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    """A host tensor as numpy (bfloat16, which numpy lacks, as float32: exact)."""
+    if tensor.dtype == torch.bfloat16:
+        tensor = tensor.float()
+    return tensor.numpy()
 
 
 def _version(data: torch.Tensor) -> int | None:
