@@ -75,14 +75,14 @@ class SummaryBatch:
         """
         data = tensor.detach() if tensor.requires_grad else tensor
         is_mask = name in MASK_NAMES
+        shape, device, dtype = data.shape, data.device, data.dtype
         summary = TensorSummary(
-            name, list(data.shape), _dtype_name(data.dtype), str(data.device),
-            slice_index(data.ndim, self.slice_len),
+            name, list(shape), _dtype_name(dtype), _device_name(device), slice_index(len(shape), self.slice_len),
         )
-        key = (_identity(data), is_mask)
+        key = (data.data_ptr(), data.storage_offset(), shape, data.stride(), dtype, device, _version(data), is_mask)
         remembered = self._recent.get(key)
         if remembered is None:
-            head = self._head(data)
+            head = self._head(data, device.type == "cpu" and dtype in _NUMPY_DTYPES)
             stats = None
             if self.with_stats and data.numel():
                 stats = self._reductions(data if rearranges is None else rearranges.detach())
@@ -103,10 +103,10 @@ class SummaryBatch:
         self._pending.append(pending)
         return summary
 
-    def _head(self, data: torch.Tensor) -> torch.Tensor | np.ndarray:
+    def _head(self, data: torch.Tensor, via_numpy: bool) -> torch.Tensor | np.ndarray:
         """A copy of ``data[:n, :n, ...]``: numpy on the CPU (cheaper), torch elsewhere."""
         index = (slice(0, self.slice_len),) * data.ndim
-        if data.device.type == "cpu" and data.dtype in _NUMPY_DTYPES:
+        if via_numpy:
             return data.numpy()[index].copy()
         return data[index].clone()
 
@@ -174,6 +174,16 @@ def _dtype_name(dtype: torch.dtype) -> str:
     name = _DTYPE_NAMES.get(dtype)
     if name is None:
         name = _DTYPE_NAMES[dtype] = dtype_name(dtype)
+    return name
+
+
+_DEVICE_NAMES: dict[torch.device, str] = {}
+
+
+def _device_name(device: torch.device) -> str:
+    name = _DEVICE_NAMES.get(device)
+    if name is None:
+        name = _DEVICE_NAMES[device] = str(device)
     return name
 
 

@@ -202,6 +202,8 @@ def _base_header(options: TraceOptions) -> dict[str, Any]:
 class _Scope:
     id: str
     owner: object
+    # Submodule slots of the innermost module scope (``self`` of the steps inside).
+    slots: dict[str, nn.Module | None]
 
 
 class _Recorder:
@@ -214,6 +216,7 @@ class _Recorder:
         self.call = -1
         self.used_ids: Counter[str] = Counter()
         self.module_names: dict[int, str] = {}
+        self.root: object = None
         self.reprs: dict[int, str] = {}
         self.batch = SummaryBatch(options.slice_len, options.stats)
         self.capture = PictureCapture(pictures, self.batch, trace) if pictures else None
@@ -228,9 +231,12 @@ class _Recorder:
         is_root = not self.stack
         if is_root:
             self._begin_call(owner, args)
-        scope = _Scope(self._scope_id(owner), owner)
-        kind = type(owner).__name__ if isinstance(owner, nn.Module) else owner.__name__
-        self._emit("enter", scope.id, kind, depth=len(self.stack), **self._describe(owner))
+        is_module = isinstance(owner, nn.Module)
+        slots = owner._modules if is_module else (self.stack[-1].slots if self.stack else {})
+        scope = _Scope(self._scope_id(owner), owner, slots)
+        kind = type(owner).__name__ if is_module else owner.__name__
+        source, doc = _describe(type(owner) if is_module else owner)
+        self._emit("enter", scope.id, kind, depth=len(self.stack), source=source, doc=doc)
         self.stack.append(scope)
         try:
             output = call(*args, **kwargs)
@@ -252,11 +258,13 @@ class _Recorder:
         gc.disable()
         self.call += 1
         self.used_ids.clear()
-        self.module_names = (
-            {id(module): name for name, module in owner.named_modules()}
-            if isinstance(owner, nn.Module)
-            else {}
-        )
+        if self.root is not owner:  # the module tree is the same for every forward of one model
+            self.root = owner
+            self.module_names = (
+                {id(module): name for name, module in owner.named_modules()}
+                if isinstance(owner, nn.Module)
+                else {}
+            )
         self.started = time.perf_counter()
         if "model" not in self.trace.header and hasattr(owner, "describe"):
             self.trace.header.update(owner.describe())
@@ -295,15 +303,6 @@ class _Recorder:
         count = self.used_ids[candidate]
         return candidate if count == 1 else f"{candidate}@{count}"
 
-    @staticmethod
-    def _describe(owner: object) -> dict[str, Any]:
-        target = type(owner).forward if isinstance(owner, nn.Module) else owner
-        target = getattr(target, "__wrapped__", target)
-        code = getattr(target, "__code__", None)
-        source = f"{display_path(code.co_filename)}:{code.co_firstlineno}" if code else None
-        doc_owner = type(owner) if isinstance(owner, nn.Module) else owner
-        return {"source": source, "doc": first_doc_line(doc_owner)}
-
     # -- steps ----------------------------------------------------------------
     def record_step(
         self,
@@ -317,14 +316,15 @@ class _Recorder:
     ) -> None:
         if not self.stack:
             return
-        step_id = self._unique(self._join(name))
-        if not self.options.keeps(step_id, kind):
+        scope = self.stack[-1]
+        step_id = self._unique(f"{scope.id}.{name}" if scope.id else name)
+        if self.options.keep and not self.options.keeps(step_id, kind):
             return
         code, source = _call_site(frame.f_code.co_filename, frame.f_lineno)
         event = self._emit(
             "step", step_id, kind, depth=len(self.stack), code=list(code), source=source, note=note
         )
-        slots = self._module_slots()
+        slots = scope.slots
         for module in modules:
             label = next((k for k, m in slots.items() if m is module), type(module).__name__)
             event.modules[f"self.{label}"] = self._repr(module)
@@ -351,13 +351,6 @@ class _Recorder:
                 "narrow the capture patterns or raise capture_limit"
             )
         self.trace.captured[f"{step_id}/{name}"] = tensor.detach().clone()
-
-    def _module_slots(self) -> dict[str, nn.Module | None]:
-        """Submodule slots of the innermost open module scope (``self`` of the step)."""
-        for scope in reversed(self.stack):
-            if isinstance(scope.owner, nn.Module):
-                return scope.owner._modules
-        return {}
 
     def _repr(self, module: nn.Module | None) -> str:
         if module is None:
@@ -405,6 +398,19 @@ class _Recorder:
                 )
             ]
         self.trace.footer = footer
+
+
+@functools.lru_cache(maxsize=512)
+def _describe(owner: object) -> tuple[str | None, str | None]:
+    """(``file:line`` of the forward or function, first docstring line) of a scope's owner.
+
+    ``owner`` is a module class or a traced function: both are fixed, so cached.
+    """
+    target = owner.forward if isinstance(owner, type) else owner
+    target = getattr(target, "__wrapped__", target)
+    code = getattr(target, "__code__", None)
+    source = f"{display_path(code.co_filename)}:{code.co_firstlineno}" if code else None
+    return source, first_doc_line(owner)
 
 
 @functools.lru_cache(maxsize=4096)
