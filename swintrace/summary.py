@@ -167,24 +167,16 @@ _NUMPY_DTYPES = frozenset(
     {torch.float16, torch.float32, torch.float64, torch.int64, torch.int32, torch.int16,
      torch.int8, torch.uint8, torch.bool}
 )
-_DTYPE_NAMES: dict[torch.dtype, str] = {}
 
 
+@functools.lru_cache(maxsize=64)
 def _dtype_name(dtype: torch.dtype) -> str:
-    name = _DTYPE_NAMES.get(dtype)
-    if name is None:
-        name = _DTYPE_NAMES[dtype] = dtype_name(dtype)
-    return name
+    return dtype_name(dtype)
 
 
-_DEVICE_NAMES: dict[torch.device, str] = {}
-
-
+@functools.lru_cache(maxsize=64)
 def _device_name(device: torch.device) -> str:
-    name = _DEVICE_NAMES.get(device)
-    if name is None:
-        name = _DEVICE_NAMES[device] = str(device)
-    return name
+    return str(device)
 
 
 def _remember(cache: OrderedDict, key: tuple, value: tuple) -> None:
