@@ -22,7 +22,6 @@ from collections.abc import Callable
 
 import torch
 
-LAYOUTS = ("official", "timm", "torchvision", "huggingface")
 _BUFFERS = ("relative_position_index", "relative_coords_table", "attn_mask")
 
 StateDict = dict[str, torch.Tensor]
@@ -45,26 +44,16 @@ def detect_layout(state_dict: StateDict) -> str:
 
 def to_official(state_dict: StateDict, layout: str) -> StateDict:
     """``state_dict`` in ``layout`` -> official names, buffers dropped."""
-    converters: dict[str, Callable[[StateDict], StateDict]] = {
-        "official": dict,
-        "timm": _timm_to_official,
-        "torchvision": _torchvision_to_official,
-        "huggingface": _huggingface_to_official,
-    }
-    kept = {k: v for k, v in state_dict.items() if not k.endswith(_BUFFERS)}
-    return converters[layout](kept)
+    return _CONVERTERS[layout][0](_without_buffers(state_dict))
 
 
 def from_official(state_dict: StateDict, layout: str) -> StateDict:
     """Official names -> ``layout`` (for saving, and for round-trip tests)."""
-    converters: dict[str, Callable[[StateDict], StateDict]] = {
-        "official": dict,
-        "timm": _official_to_timm,
-        "torchvision": _official_to_torchvision,
-        "huggingface": _official_to_huggingface,
-    }
-    kept = {k: v for k, v in state_dict.items() if not k.endswith(_BUFFERS)}
-    return converters[layout](kept)
+    return _CONVERTERS[layout][1](_without_buffers(state_dict))
+
+
+def _without_buffers(state_dict: StateDict) -> StateDict:
+    return {k: v for k, v in state_dict.items() if not k.endswith(_BUFFERS)}
 
 
 # -- timm -------------------------------------------------------------------
@@ -196,3 +185,13 @@ def _official_to_huggingface(state_dict: StateDict) -> StateDict:
                 break
         out[prefix + rest] = value
     return out
+
+
+# layout -> (to official names, from official names)
+_CONVERTERS: dict[str, tuple[Callable[[StateDict], StateDict], Callable[[StateDict], StateDict]]] = {
+    "official": (dict, dict),
+    "timm": (_timm_to_official, _official_to_timm),
+    "torchvision": (_torchvision_to_official, _official_to_torchvision),
+    "huggingface": (_huggingface_to_official, _official_to_huggingface),
+}
+LAYOUTS = tuple(_CONVERTERS)
