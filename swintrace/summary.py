@@ -1,18 +1,24 @@
-"""Tensor summaries that never synchronise the device during a forward pass.
+"""Tensor summaries: the seed-style slice, and on request whole-tensor statistics.
 
-While a forward runs, ``SummaryBatch.summarise`` only launches device work:
-it clones the seed-style slice ``t[:n, :n, ...]`` and reduces min, max, sum
-and sum of squares into small tensors that stay where the data lives. ``SummaryBatch.flush``
-moves all of them to the host at once, after the forward (one transfer per
-dtype instead of one per step), and fills the ``TensorSummary`` objects.
+A summary is taken while the forward runs. On the CPU it is complete when
+``SummaryBatch.summarise`` returns: the slice is a numpy copy, and the
+statistics (when asked for) are a few reductions read at once; there is no
+device to wait for. On an accelerator nothing is read back during the
+forward: the slice copy and the reductions stay on the device as small
+tensors, and ``SummaryBatch.flush`` moves all of them to the host after the
+forward, one transfer per dtype, and fills the summaries.
+
+The same tensor shown by consecutive steps (a scope's output, then the next
+step's input) is summarised once; a reshape or permute of it reuses its
+statistics, since they hold the same numbers.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,11 +27,18 @@ from .events import TensorSummary
 
 # Tensors with these names are attention masks: their summary counts masked entries.
 MASK_NAMES = frozenset({"mask", "attn_mask"})
-# How many recently summarised tensors are remembered, so that the same tensor
-# shown by consecutive steps (a scope's output, then the caller's next step)
-# is reduced only once. Entries keep their tensor alive, so the memory is small
-# and a remembered address cannot be reused by another tensor.
+# How many recently summarised tensors are remembered. Entries keep their
+# tensor alive, so a remembered address cannot be reused by another tensor.
 _RECENT = 16
+# CPU tensors up to this many elements are reduced by numpy: a numpy call costs
+# a few microseconds less than a torch one, which is all a small tensor costs.
+_NUMPY_STATS_MAX = 1 << 15
+_REDUCIBLE = (torch.float32, torch.float64)
+# dtypes whose CPU slices are copied through numpy (bfloat16 has no numpy twin).
+_NUMPY_DTYPES = frozenset(
+    {torch.float16, torch.float32, torch.float64, torch.int64, torch.int32, torch.int16,
+     torch.int8, torch.uint8, torch.bool}
+)
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -43,114 +56,149 @@ class _Pending:
     """Device-side results for one tensor, shared by every summary that shows it.
 
     ``stats`` is (min, max, sum, sum of squares); mean and std follow on the host.
-    The std is sqrt(E[x^2] - E[x]^2) from float32 sums: exact enough to read,
-    approximate for data whose spread is tiny next to its mean.
     """
 
-    slice_: torch.Tensor | np.ndarray
+    slice_: torch.Tensor
     stats: torch.Tensor | None
     masked: torch.Tensor | None
     summaries: list[TensorSummary] = field(default_factory=list)
 
 
 class SummaryBatch:
-    """Summaries of one forward pass, waiting for a single move to the host."""
+    """The summaries of one forward pass (device-side ones wait for ``flush``)."""
 
     def __init__(self, slice_len: int, with_stats: bool) -> None:
         self.slice_len = slice_len
         self.with_stats = with_stats
         self._pending: list[_Pending] = []
-        # Recently summarised tensors -> their pending results (exact identity).
-        self._recent: OrderedDict[tuple, tuple[torch.Tensor, _Pending]] = OrderedDict()
-        # Recently reduced data -> (min, max, sum, sum of squares), shared by views.
-        self._recent_stats: OrderedDict[tuple, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        # Recently summarised tensors (exact identity) -> (tensor, first summary, pending or None).
+        self._recent: dict[tuple, tuple[torch.Tensor, TensorSummary, _Pending | None]] = {}
+        # Recently reduced data (any view of the same elements) -> (tensor, statistics).
+        self._recent_stats: dict[tuple, tuple[torch.Tensor, Any]] = {}
+        self._slices: dict[int, tuple[slice, ...]] = {}
 
     def summarise(
         self, name: str, tensor: torch.Tensor, rearranges: torch.Tensor | None = None
     ) -> TensorSummary:
-        """A summary of ``tensor`` whose values arrive at ``flush``.
+        """A summary of ``tensor`` (on an accelerator its numbers arrive at ``flush``).
 
         ``rearranges``: a tensor holding the same numbers in another order
-        (``tensor`` is its permute or roll); its reductions are reused.
+        (``tensor`` is its roll); its statistics are reused.
         """
         data = tensor.detach() if tensor.requires_grad else tensor
         is_mask = name in MASK_NAMES
-        shape, device, dtype = data.shape, data.device, data.dtype
-        summary = TensorSummary(
-            name, list(shape), _dtype_name(dtype), _device_name(device), slice_index(len(shape), self.slice_len),
+        key = (
+            data.data_ptr(), data.shape, data.stride(), data.dtype,
+            None if data.is_inference() else data._version, is_mask,
         )
-        key = (data.data_ptr(), data.storage_offset(), shape, data.stride(), dtype, device, _version(data), is_mask)
-        remembered = self._recent.get(key)
-        if remembered is None:
-            head = self._head(data, device.type == "cpu" and dtype in _NUMPY_DTYPES)
-            stats = None
-            if self.with_stats and data.numel():
-                stats = self._reductions(data if rearranges is None else rearranges.detach())
-            masked = torch.count_nonzero(data) if is_mask else None
-            pending = _Pending(head, stats, masked)
-            self._pending.append(pending)
-            _remember(self._recent, key, (data, pending))
+        seen = self._recent.get(key)
+        if seen is not None:
+            _, first, pending = seen
+            summary = TensorSummary(
+                name, first.shape, first.dtype, first.device, first.index,
+                first.array, first.stats, first.masked,
+            )
+            if pending is not None:
+                pending.summaries.append(summary)
+            return summary
+        ndim = data.dim()
+        summary = TensorSummary(
+            name, list(data.shape), _dtype_name(data.dtype),
+            "cpu" if data.is_cpu else str(data.device), slice_index(ndim, self.slice_len),
+        )
+        with_stats = self.with_stats and data.numel() > 0
+        source = data if rearranges is None else rearranges.detach()
+        pending = None
+        if data.is_cpu:
+            summary.array = self._head_on_host(data, ndim)
+            if with_stats:
+                summary.stats = self._statistics(source, on_host=True)
+            if is_mask:
+                summary.masked = int(torch.count_nonzero(data))
         else:
-            pending = remembered[1]
-        pending.summaries.append(summary)
+            pending = _Pending(
+                data[self._slice(ndim)].clone(),
+                self._statistics(source, on_host=False) if with_stats else None,
+                torch.count_nonzero(data) if is_mask else None,
+                [summary],
+            )
+            self._pending.append(pending)
+        _remember(self._recent, key, (data, summary, pending))
         return summary
 
     def whole(self, name: str, tensor: torch.Tensor) -> TensorSummary:
         """A summary holding every value of a small tensor (pictures' extra data)."""
         data = tensor.detach()
         summary = TensorSummary(name, list(data.shape), _dtype_name(data.dtype), str(data.device), "")
-        pending = _Pending(data.clone(), None, None, [summary])
-        self._pending.append(pending)
+        if data.is_cpu:
+            summary.array = _to_numpy(data.clone())
+        else:
+            self._pending.append(_Pending(data.clone(), None, None, [summary]))
         return summary
 
-    def _head(self, data: torch.Tensor, via_numpy: bool) -> torch.Tensor | np.ndarray:
-        """A copy of ``data[:n, :n, ...]``: numpy on the CPU (cheaper), torch elsewhere."""
-        index = (slice(0, self.slice_len),) * data.ndim
-        if via_numpy:
-            return data.numpy()[index].copy()
-        return data[index].clone()
+    def _slice(self, ndim: int) -> tuple[slice, ...]:
+        index = self._slices.get(ndim)
+        if index is None:
+            index = self._slices[ndim] = (slice(0, self.slice_len),) * ndim
+        return index
 
-    def _reductions(self, data: torch.Tensor) -> torch.Tensor:
-        """(min, max, sum, sum of squares) on the device, shared by views of the same data.
+    def _head_on_host(self, data: torch.Tensor, ndim: int) -> np.ndarray:
+        """A numpy copy of ``data[:n, :n, ...]`` of a CPU tensor."""
+        if data.dtype in _NUMPY_DTYPES:
+            return data.numpy()[self._slice(ndim)].copy()
+        return _to_numpy(data[self._slice(ndim)].clone())
 
-        A contiguous reshape (``x.view(B, H, W, C)``) holds the same numbers as
-        its source, so its reductions are taken from the earlier summary.
-        The sum of squares is one BLAS dot product: an order of magnitude
-        cheaper than ``std_mean`` on a CPU.
+    def _statistics(self, data: torch.Tensor, on_host: bool) -> Any:
+        """min, max, mean, std of ``data``, shared by all views of the same elements.
+
+        On the host: the finished dict. On a device: a (min, max, sum, sum of
+        squares) tensor left there for ``flush``. The sum of squares is one
+        BLAS dot product, far cheaper than ``std_mean`` on a CPU.
         """
         key = _values_key(data)
         remembered = self._recent_stats.get(key)
         if remembered is not None:
             return remembered[1]
-        values = data if data.dtype in _REDUCIBLE else data.float()
-        flat = values.reshape(-1)  # numel
-        low, high = torch.aminmax(flat)
-        stats = torch.stack([low, high, flat.sum(), torch.dot(flat, flat)])
+        flat = _flat_values(data)  # numel
+        if not on_host:
+            low, high = torch.aminmax(flat)
+            stats: Any = torch.stack([low, high, flat.sum(), torch.dot(flat, flat)])
+        elif flat.numel() <= _NUMPY_STATS_MAX:
+            values = flat.numpy()
+            stats = _finish_stats(
+                (values.min(), values.max(), values.sum(dtype=np.float64), values.dot(values)),
+                flat.numel(),
+            )
+        else:
+            low, high = torch.aminmax(flat)
+            stats = _finish_stats(
+                (low.item(), high.item(), flat.sum().item(), torch.dot(flat, flat).item()),
+                flat.numel(),
+            )
         _remember(self._recent_stats, key, (data, stats))
         return stats
 
     def flush(self) -> None:
-        """Move everything to the host in a few transfers and fill the summaries."""
+        """Move the device-side results to the host in a few transfers and fill the summaries."""
         pending, self._pending = self._pending, []
         self._recent.clear()
         self._recent_stats.clear()
         if not pending:
             return
-        on_device: dict[tuple[torch.dtype, torch.device], list[_Pending]] = {}
+        by_kind: dict[tuple[torch.dtype, torch.device], list[_Pending]] = {}
         for item in pending:
-            if isinstance(item.slice_, np.ndarray):
-                _fill_values(item, item.slice_)
-            else:
-                on_device.setdefault((item.slice_.dtype, item.slice_.device), []).append(item)
-        for items in on_device.values():
+            by_kind.setdefault((item.slice_.dtype, item.slice_.device), []).append(item)
+        for items in by_kind.values():
             flat = torch.cat([item.slice_.reshape(-1) for item in items]).cpu()  # one transfer
             for item, part in zip(items, flat.split([i.slice_.numel() for i in items])):
-                _fill_values(item, _to_numpy(part.reshape(item.slice_.shape)))
+                values = _to_numpy(part.reshape(item.slice_.shape))
+                for summary in item.summaries:
+                    summary.array = values
         with_stats = [item for item in pending if item.stats is not None]
         if with_stats:
             host = _stack_to_host([item.stats for item in with_stats]).double()
             for item, row in zip(with_stats, host.tolist()):
-                stats = _finish_stats(row, item.summaries[0].shape)
+                stats = _finish_stats(row, math.prod(item.summaries[0].shape))
                 for summary in item.summaries:
                     summary.stats = stats
         with_masked = [item for item in pending if item.masked is not None]
@@ -161,49 +209,52 @@ class SummaryBatch:
                     summary.masked = int(count)
 
 
-_REDUCIBLE = (torch.float32, torch.float64)
-# dtypes whose CPU slices are copied through numpy (bfloat16 has no numpy twin).
-_NUMPY_DTYPES = frozenset(
-    {torch.float16, torch.float32, torch.float64, torch.int64, torch.int32, torch.int16,
-     torch.int8, torch.uint8, torch.bool}
-)
-
-
 @functools.lru_cache(maxsize=64)
 def _dtype_name(dtype: torch.dtype) -> str:
     return dtype_name(dtype)
 
 
-@functools.lru_cache(maxsize=64)
-def _device_name(device: torch.device) -> str:
-    return str(device)
-
-
-def _remember(cache: OrderedDict, key: tuple, value: tuple) -> None:
+def _remember(cache: dict, key: tuple, value: tuple) -> None:
     cache[key] = value
     if len(cache) > _RECENT:
-        cache.popitem(last=False)
+        del cache[next(iter(cache))]  # the oldest entry
 
 
-def _identity(data: torch.Tensor) -> tuple:
-    """Equal for the same tensor (or an identical view) with unchanged contents."""
-    return (
-        data.data_ptr(), data.storage_offset(), data.shape, data.stride(), data.dtype,
-        data.device, _version(data),
-    )
+def _version(data: torch.Tensor) -> int | None:
+    """The in-place version counter; inference-mode tensors have none."""
+    return None if data.is_inference() else data._version
+
+
+def _is_dense(data: torch.Tensor) -> bool:
+    """Whether ``data`` covers a gap-free block of its storage (e.g. a permuted contiguous tensor)."""
+    expected = 1
+    for stride, size in sorted((s, n) for s, n in zip(data.stride(), data.shape) if n != 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
 
 
 def _values_key(data: torch.Tensor) -> tuple:
-    """Like ``_identity``, but equal for all contiguous views of the same elements."""
-    if data.is_contiguous():
-        return (data.data_ptr(), data.storage_offset(), data.numel(), data.dtype, data.device,
-                _version(data))
-    return _identity(data)
+    """Equal for all views holding the same elements in any order, with unchanged contents."""
+    if data.is_contiguous() or _is_dense(data):
+        return (data.data_ptr(), data.numel(), data.dtype, _version(data))
+    return (data.data_ptr(), data.shape, data.stride(), data.dtype, _version(data))
 
 
-def _fill_values(item: _Pending, values: np.ndarray) -> None:
-    for summary in item.summaries:
-        summary.array = values
+def _flat_values(data: torch.Tensor) -> torch.Tensor:
+    """The elements of ``data`` as one float vector, in storage order.
+
+    A dense permuted tensor is read where it lies (no copy; its lowest
+    address is element 0, strides being non-negative). Any other layout is
+    copied: a copy plus contiguous reductions beats strided reductions.
+    """
+    values = data if data.dtype in _REDUCIBLE else data.float()
+    if values.is_contiguous():
+        return values.view(-1)  # numel
+    if _is_dense(values):
+        return values.as_strided((values.numel(),), (1,))  # numel, storage order
+    return values.reshape(-1)  # numel (a copy)
 
 
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
@@ -213,15 +264,13 @@ def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.numpy()
 
 
-def _version(data: torch.Tensor) -> int | None:
-    """The in-place version counter; inference-mode tensors have none."""
-    return None if data.is_inference() else data._version
+def _finish_stats(row: Any, count: int) -> dict[str, float]:
+    """min, max, mean, std (population) from (min, max, sum, sum of squares).
 
-
-def _finish_stats(row: list[float], shape: list[int]) -> dict[str, float]:
-    """min, max, mean, std (population) from (min, max, sum, sum of squares)."""
-    low, high, total, squares = row
-    count = math.prod(shape)
+    The std is sqrt(E[x^2] - E[x]^2) from the sums: exact enough to read,
+    approximate for data whose spread is tiny next to its mean.
+    """
+    low, high, total, squares = (float(value) for value in row)
     mean = total / count
     variance = max(squares / count - mean * mean, 0.0)
     return {"min": low, "max": high, "mean": mean, "std": math.sqrt(variance)}

@@ -30,7 +30,6 @@ import gc
 import platform
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -43,7 +42,7 @@ from torch import nn
 from . import __version__
 from .capture import PictureCapture, PictureOptions
 from .errors import UserError
-from .events import SCHEMA_VERSION, Event, Trace
+from .events import SCHEMA_VERSION, Event, TensorSummary, Trace
 from .source import code_before, display_path, first_doc_line
 from .summary import SummaryBatch
 
@@ -198,12 +197,17 @@ def _base_header(options: TraceOptions) -> dict[str, Any]:
     }
 
 
-@dataclass
 class _Scope:
-    id: str
-    owner: object
-    # Submodule slots of the innermost module scope (``self`` of the steps inside).
-    slots: dict[str, nn.Module | None]
+    """An open scope: its id and the module slots its steps name as ``self.<slot>``."""
+
+    __slots__ = ("id", "slots", "labels")
+
+    def __init__(self, scope_id: str, slots: dict[str, nn.Module | None], labels: dict[int, str]) -> None:
+        self.id = scope_id
+        # Submodule slots of the innermost module scope (``self`` of the steps inside).
+        self.slots = slots
+        # id(submodule) -> its slot name.
+        self.labels = labels
 
 
 class _Recorder:
@@ -211,11 +215,14 @@ class _Recorder:
 
     def __init__(self, trace: Trace, options: TraceOptions, pictures: PictureOptions | None) -> None:
         self.trace = trace
+        self.events = trace.events
         self.options = options
         self.stack: list[_Scope] = []
         self.call = -1
-        self.used_ids: Counter[str] = Counter()
+        self.used_ids: dict[str, int] = {}
         self.module_names: dict[int, str] = {}
+        # id(module) -> ({slot: submodule}, {id(submodule): slot}), per trace.
+        self.module_slots: dict[int, tuple[dict[str, nn.Module | None], dict[int, str]]] = {}
         self.root: object = None
         self.reprs: dict[int, str] = {}
         self.batch = SummaryBatch(options.slice_len, options.stats)
@@ -228,26 +235,42 @@ class _Recorder:
 
     # -- scopes ---------------------------------------------------------------
     def run_scope(self, owner: object, call: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
-        is_root = not self.stack
+        stack = self.stack
+        is_root = not stack
         if is_root:
             self._begin_call(owner, args)
-        is_module = isinstance(owner, nn.Module)
-        slots = owner._modules if is_module else (self.stack[-1].slots if self.stack else {})
-        scope = _Scope(self._scope_id(owner), owner, slots)
-        kind = type(owner).__name__ if is_module else owner.__name__
-        source, doc = _describe(type(owner) if is_module else owner)
-        self._emit("enter", scope.id, kind, depth=len(self.stack), source=source, doc=doc)
-        self.stack.append(scope)
+        if isinstance(owner, nn.Module):
+            kind, source, doc = _describe(type(owner))
+            slots, labels = self._slots(owner)
+            base = self.module_names.get(id(owner))
+            if base is None:
+                base = self._join(kind)
+        else:
+            kind, source, doc = _describe(owner)
+            slots, labels = (stack[-1].slots, stack[-1].labels) if stack else ({}, {})
+            base = self._join(kind)
+        scope = _Scope(self._unique(base), slots, labels)
+        events = self.events
+        depth = len(stack)
+        events.append(Event(len(events), "enter", scope.id, kind, depth, self.call, [], source, [], {}, {}, None, doc, []))
+        stack.append(scope)
         try:
             output = call(*args, **kwargs)
             if is_root and self.options.topk and hasattr(owner, "describe"):
                 self._record_prediction(output)
         finally:
-            self.stack.pop()
-            self._emit("exit", scope.id, kind, depth=len(self.stack))
+            stack.pop()
+            events.append(Event(len(events), "exit", scope.id, kind, depth, self.call, [], None, [], {}, {}, None, None, []))
             if is_root:
                 self._end_call()
         return output
+
+    def _slots(self, module: nn.Module) -> tuple[dict[str, nn.Module | None], dict[int, str]]:
+        known = self.module_slots.get(id(module))
+        if known is None:
+            slots = module._modules
+            known = self.module_slots[id(module)] = (slots, {id(m): k for k, m in slots.items()})
+        return known
 
     def _begin_call(self, owner: object, args: tuple) -> None:
         # Recording makes thousands of small objects, which would trigger full
@@ -285,22 +308,14 @@ class _Recorder:
             if self.gc_was_enabled:
                 gc.enable()
 
-    def _scope_id(self, owner: object) -> str:
-        if isinstance(owner, nn.Module) and id(owner) in self.module_names:
-            base = self.module_names[id(owner)]
-        else:
-            name = type(owner).__name__ if isinstance(owner, nn.Module) else owner.__name__
-            base = self._join(name)
-        return self._unique(base)
-
     def _join(self, name: str) -> str:
         parent = self.stack[-1].id if self.stack else ""
         return f"{parent}.{name}" if parent else name
 
     def _unique(self, candidate: str) -> str:
         """Ids repeat when a module runs twice in one forward: ``drop_path@2``."""
-        self.used_ids[candidate] += 1
-        count = self.used_ids[candidate]
+        count = self.used_ids.get(candidate, 0) + 1
+        self.used_ids[candidate] = count
         return candidate if count == 1 else f"{candidate}@{count}"
 
     # -- steps ----------------------------------------------------------------
@@ -318,26 +333,32 @@ class _Recorder:
             return
         scope = self.stack[-1]
         step_id = self._unique(f"{scope.id}.{name}" if scope.id else name)
-        if self.options.keep and not self.options.keeps(step_id, kind):
+        options = self.options
+        if options.keep and not options.keeps(step_id, kind):
             return
         code, source = _call_site(frame.f_code.co_filename, frame.f_lineno)
-        event = self._emit(
-            "step", step_id, kind, depth=len(self.stack), code=list(code), source=source, note=note
-        )
-        slots = scope.slots
+        tensors: list[TensorSummary] = []
+        scalars: dict[str, Any] = {}
+        shown: dict[str, str] = {}
         for module in modules:
-            label = next((k for k, m in slots.items() if m is module), type(module).__name__)
-            event.modules[f"self.{label}"] = self._repr(module)
-        capturing = bool(self.options.capture) and self.options.captures(step_id)
+            shown["self." + scope.labels.get(id(module), type(module).__name__)] = self._repr(module)
+        capturing = bool(options.capture) and options.captures(step_id)
+        summarise = self.batch.summarise
         for key, value in values.items():
             if isinstance(value, torch.Tensor):
-                event.tensors.append(self.batch.summarise(key, value, rearranges))
+                tensors.append(summarise(key, value, rearranges))
                 if capturing:
                     self._capture(step_id, key, value)
-            elif isinstance(value, nn.Module) or (value is None and key in slots):
-                event.modules[f"self.{key}"] = self._repr(value)
+            elif isinstance(value, nn.Module) or (value is None and key in scope.slots):
+                shown["self." + key] = self._repr(value)
             else:
-                event.scalars[key] = _plain(value)
+                scalars[key] = _plain(value)
+        events = self.events
+        event = Event(
+            len(events), "step", step_id, kind, len(self.stack), self.call, list(code), source,
+            tensors, scalars, shown, note, None, [],
+        )
+        events.append(event)
         if self.capture is not None:
             self.capture.on_step(event, values)
 
@@ -370,14 +391,6 @@ class _Recorder:
         step("topk", probabilities=top_probabilities, indices=top_indices)
         self.predictions.append((top_probabilities, top_indices))
 
-    def _emit(self, type_: str, event_id: str, kind: str, depth: int, **fields: Any) -> Event:
-        event = Event(
-            seq=len(self.trace.events), type=type_, id=event_id, kind=kind, depth=depth,
-            call=self.call, **fields,
-        )
-        self.trace.events.append(event)
-        return event
-
     # -- end ------------------------------------------------------------------
     def close(self) -> None:
         """Write the footer: top-k predictions of the last forward and timings."""
@@ -401,8 +414,8 @@ class _Recorder:
 
 
 @functools.lru_cache(maxsize=512)
-def _describe(owner: object) -> tuple[str | None, str | None]:
-    """(``file:line`` of the forward or function, first docstring line) of a scope's owner.
+def _describe(owner: object) -> tuple[str, str | None, str | None]:
+    """(kind, ``file:line`` of the forward or function, first docstring line) of a scope's owner.
 
     ``owner`` is a module class or a traced function: both are fixed, so cached.
     """
@@ -410,7 +423,7 @@ def _describe(owner: object) -> tuple[str | None, str | None]:
     target = getattr(target, "__wrapped__", target)
     code = getattr(target, "__code__", None)
     source = f"{display_path(code.co_filename)}:{code.co_firstlineno}" if code else None
-    return source, first_doc_line(owner)
+    return owner.__name__, source, first_doc_line(owner)
 
 
 @functools.lru_cache(maxsize=4096)
