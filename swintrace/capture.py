@@ -17,8 +17,8 @@ import torch
 
 from .config import SwinConfig
 from .errors import UserError
-from .events import Event, Trace
-from .summary import SummaryBatch
+from .events import Trace
+from .summary import Summary, SummaryBatch
 
 _STAGE_INPUT = re.compile(r"^layers\.(\d+)\.input$")
 _ROW_STEPS = ("scores", "add_bias", "add_mask", "softmax")
@@ -43,35 +43,43 @@ class PictureOptions:
 
 
 class PictureCapture:
-    """Adds whole small arrays to the events that pictures read."""
+    """Picks the whole small arrays that pictures read out of a step's values."""
 
     def __init__(self, options: PictureOptions, batch: SummaryBatch, trace: Trace) -> None:
         self.options = options
         self.batch = batch
         self.trace = trace
+        self.stage_sizes: dict[int, tuple[int, int]] = {}  # stage -> (H, W) of its input
         self.target: tuple[int, int] | None = None  # (window, token) of the query in the chosen block
 
-    def on_step(self, event: Event, values: dict[str, Any]) -> None:
+    def on_step(self, step_id: str, kind: str, values: dict[str, Any]) -> list[tuple[str, Summary]]:
+        """The (name, summary) arrays this step carries for pictures (often none)."""
         block = self.options.block
-        stage_input = _STAGE_INPUT.match(event.id)
+        arrays: list[tuple[str, Summary]] = []
+        stage_input = _STAGE_INPUT.match(step_id)
         if stage_input and isinstance(values.get("x"), torch.Tensor):
             H, W = values["H"], values["W"]
+            self.stage_sizes[int(stage_input.group(1))] = (H, W)
             energy = values["x"][0].float().norm(dim=-1).reshape(H, W)  # H, W: channel L2 norm of image 0
-            self._add(event, "energy", energy)
-        elif event.kind == "mask_regions" and isinstance(values.get("img_mask"), torch.Tensor):
-            self._add(event, "regions", values["img_mask"][0, :, :, 0])  # Hp, Wp region ids
-        elif event.id == f"{block}.cyclic_shift":
-            self._locate_query(event, values)
-        elif event.id == f"{block}.attn.bias_gather":
-            self._add(event, "table", values["relative_position_bias_table"])
-            self._add(event, "index", values["relative_position_index"])
-        elif event.id.startswith(f"{block}.attn.") and event.kind in _ROW_STEPS and self.target:
+            arrays.append(("energy", self.batch.whole(energy)))
+        elif kind == "mask_regions" and isinstance(values.get("img_mask"), torch.Tensor):
+            arrays.append(("regions", self.batch.whole(values["img_mask"][0, :, :, 0])))  # Hp, Wp region ids
+        elif step_id == f"{block}.cyclic_shift":
+            arrays.append(("query", self.batch.whole(self._locate_query(values))))
+        elif step_id == f"{block}.attn.bias_gather":
+            arrays.append(("table", self.batch.whole(values["relative_position_bias_table"])))
+            arrays.append(("index", self.batch.whole(values["relative_position_index"])))
+        elif step_id.startswith(f"{block}.attn.") and kind in _ROW_STEPS and self.target:
             attn = values.get("attn")
             if isinstance(attn, torch.Tensor):
-                self._add_row(event, attn)
+                arrays.append(("row", self.batch.whole(self._row(attn))))
+        return arrays
 
-    def _locate_query(self, event: Event, values: dict[str, Any]) -> None:
-        """Where the query patch sits after padding and the cyclic shift: (window, token)."""
+    def _locate_query(self, values: dict[str, Any]) -> torch.Tensor:
+        """Where the query patch sits after padding and the cyclic shift.
+
+        Returns (query y, x in pixels, token y, x, window, token in window, window size).
+        """
         shifted = values["shifted_x"]  # B, Hp, Wp, C
         shift_h, shift_w = values["shift_size"]
         stage = int(self.options.block.split(".")[1])
@@ -81,28 +89,23 @@ class PictureCapture:
         query_y, query_x = self.options.query or (image_h // 2, image_w // 2)
         if not (0 <= query_y < image_h and 0 <= query_x < image_w):
             raise UserError(f"--query {query_y},{query_x} is outside the {image_h}x{image_w} input")
-        stage_input = next(e for e in reversed(self.trace.events) if e.id == f"layers.{stage}.input")
-        token_y = min(query_y // stride, stage_input.scalars["H"] - 1)
-        token_x = min(query_x // stride, stage_input.scalars["W"] - 1)
+        H, W = self.stage_sizes[stage]
+        token_y = min(query_y // stride, H - 1)
+        token_x = min(query_x // stride, W - 1)
         Hp, Wp = shifted.shape[1], shifted.shape[2]
         window_size = SwinConfig.from_dict(config).stage_window(stage)[0]
         moved_y, moved_x = (token_y - shift_h) % Hp, (token_x - shift_w) % Wp
         window = (moved_y // window_size) * (Wp // window_size) + moved_x // window_size
         token = (moved_y % window_size) * window_size + moved_x % window_size
         self.target = (window, token)
-        query = torch.tensor([query_y, query_x, token_y, token_x, window, token, window_size])
-        self._add(event, "query", query)
+        return torch.tensor([query_y, query_x, token_y, token_x, window, token, window_size])
 
-    def _add_row(self, event: Event, attn: torch.Tensor) -> None:
+    def _row(self, attn: torch.Tensor) -> torch.Tensor:
+        """The chosen query's attention row (N values) of the chosen head."""
         window, token = self.target
         heads = attn.shape[-3]
         if self.options.head >= heads:
             raise UserError(f"--head {self.options.head}: block {self.options.block} has {heads} heads")
         if attn.ndim == 5:  # B, nW, heads, N, N (the mask is being added)
-            row = attn[0, window, self.options.head, token]
-        else:  # B*nW, heads, N, N: image 0's windows come first
-            row = attn[window, self.options.head, token]
-        self._add(event, "row", row)
-
-    def _add(self, event: Event, name: str, tensor: torch.Tensor) -> None:
-        event.arrays.append(self.batch.whole(name, tensor))
+            return attn[0, window, self.options.head, token]
+        return attn[window, self.options.head, token]  # B*nW, heads, N, N: image 0's windows come first

@@ -7,6 +7,7 @@ configs (microsoft/Swin-Transformer ``configs/swin/*.yaml``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,7 +108,8 @@ class SwinConfig:
         return window, window // 2
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        """The fields as plain JSON data (tuples as lists); a new dict each call."""
+        data = dict(_as_dict(self))
         data["depths"] = list(self.depths)
         data["num_heads"] = list(self.num_heads)
         return data
@@ -180,3 +182,9 @@ def get_config(variant: str, **overrides: Any) -> SwinConfig:
     data = VARIANTS[variant].to_dict()
     data.update(overrides)
     return SwinConfig.from_dict(data)
+
+
+@functools.lru_cache(maxsize=32)
+def _as_dict(config: SwinConfig) -> dict[str, Any]:
+    """``dataclasses.asdict`` of a frozen config, computed once (a trace header needs it every time)."""
+    return dataclasses.asdict(config)

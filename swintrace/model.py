@@ -405,6 +405,8 @@ class SwinTransformer(Instrumented):
         self.avgpool = nn.AdaptiveAvgPool1d(1)
         self.head = nn.Linear(config.num_features, config.num_classes)
         self.apply(_init_weights)
+        # Counted once: every trace header states it, and the module tree is fixed.
+        self.parameter_count = sum(p.numel() for p in self.parameters())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, in_chans, H, W) images -> (B, num_classes) logits."""
@@ -448,7 +450,7 @@ class SwinTransformer(Instrumented):
                 "class": type(self).__name__,
                 "variant": self.variant,
                 "config": self.config.to_dict(),
-                "parameters": sum(p.numel() for p in self.parameters()),
+                "parameters": self.parameter_count,
                 "training": self.training,
             },
             "weights": dict(self.weights_source),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -51,17 +51,41 @@ def slice_index(ndim: int, length: int) -> str:
     return "[" + ",".join(f":{length}" for _ in range(ndim)) + "]" if ndim else ""
 
 
+class Summary:
+    """What is kept of one tensor, shared by every step that shows the same tensor.
+
+    ``named(name)`` gives the ``TensorSummary`` an event holds. On an
+    accelerator ``array``, ``stats`` and ``masked`` are filled by ``flush``.
+    """
+
+    __slots__ = ("shape", "dtype", "device", "index", "array", "stats", "masked")
+
+    def __init__(self, shape: list[int], dtype: str, device: str, index: str) -> None:
+        self.shape = shape
+        self.dtype = dtype
+        self.device = device
+        self.index = index
+        self.array: np.ndarray | None = None
+        self.stats: dict[str, float] | None = None
+        self.masked: int | None = None
+
+    def named(self, name: str) -> TensorSummary:
+        return TensorSummary(
+            name, self.shape, self.dtype, self.device, self.index, self.array, self.stats, self.masked
+        )
+
+
 @dataclass
 class _Pending:
-    """Device-side results for one tensor, shared by every summary that shows it.
+    """Device-side results for one summary, waiting for ``flush``.
 
     ``stats`` is (min, max, sum, sum of squares); mean and std follow on the host.
     """
 
+    summary: Summary
     slice_: torch.Tensor
     stats: torch.Tensor | None
     masked: torch.Tensor | None
-    summaries: list[TensorSummary] = field(default_factory=list)
 
 
 class SummaryBatch:
@@ -71,82 +95,73 @@ class SummaryBatch:
         self.slice_len = slice_len
         self.with_stats = with_stats
         self._pending: list[_Pending] = []
-        # Recently summarised tensors (exact identity) -> (tensor, first summary, pending or None).
-        self._recent: dict[tuple, tuple[torch.Tensor, TensorSummary, _Pending | None]] = {}
+        # Recently summarised tensor objects: (id, is a mask) -> (tensor, version, summary).
+        # Consecutive steps often show the very same tensor object (a scope's
+        # output is the caller's next value; eval-mode dropout returns its input).
+        self._recent: dict[tuple[int, bool], tuple[torch.Tensor, int | None, Summary]] = {}
         # Recently reduced data (any view of the same elements) -> (tensor, statistics).
         self._recent_stats: dict[tuple, tuple[torch.Tensor, Any]] = {}
-        self._slices: dict[int, tuple[slice, ...]] = {}
+        # (dtype, ndim, device or None for the CPU) -> (dtype name, device name, index text, slices).
+        self._layouts: dict[tuple, tuple[str, str, str, tuple[slice, ...]]] = {}
 
     def summarise(
         self, name: str, tensor: torch.Tensor, rearranges: torch.Tensor | None = None
-    ) -> TensorSummary:
+    ) -> Summary:
         """A summary of ``tensor`` (on an accelerator its numbers arrive at ``flush``).
 
-        ``rearranges``: a tensor holding the same numbers in another order
-        (``tensor`` is its roll); its statistics are reused.
+        ``name`` marks attention masks (``mask``, ``attn_mask``), whose masked
+        entries are counted. ``rearranges``: a tensor holding the same numbers
+        in another order (``tensor`` is its roll); its statistics are reused.
         """
-        data = tensor.detach() if tensor.requires_grad else tensor
         is_mask = name in MASK_NAMES
-        key = (
-            data.data_ptr(), data.shape, data.stride(), data.dtype,
-            None if data.is_inference() else data._version, is_mask,
-        )
+        key = (id(tensor), is_mask)
+        version = None if tensor.is_inference() else tensor._version
         seen = self._recent.get(key)
-        if seen is not None:
-            _, first, pending = seen
-            summary = TensorSummary(
-                name, first.shape, first.dtype, first.device, first.index,
-                first.array, first.stats, first.masked,
-            )
-            if pending is not None:
-                pending.summaries.append(summary)
-            return summary
-        ndim = data.dim()
-        summary = TensorSummary(
-            name, list(data.shape), _dtype_name(data.dtype),
-            "cpu" if data.is_cpu else str(data.device), slice_index(ndim, self.slice_len),
-        )
+        if seen is not None and seen[0] is tensor and seen[1] == version:
+            return seen[2]
+        data = tensor.detach() if tensor.requires_grad else tensor
+        on_host = data.is_cpu
+        layout = (data.dtype, data.dim(), None if on_host else data.device)
+        dtype, device, index, slices = self._layouts.get(layout) or self._layout(layout)
+        summary = Summary(list(data.shape), dtype, device, index)
         with_stats = self.with_stats and data.numel() > 0
         source = data if rearranges is None else rearranges.detach()
-        pending = None
-        if data.is_cpu:
-            summary.array = self._head_on_host(data, ndim)
+        if on_host:
+            summary.array = (
+                data.numpy()[slices].copy() if data.dtype in _NUMPY_DTYPES
+                else _to_numpy(data[slices].clone())
+            )
             if with_stats:
                 summary.stats = self._statistics(source, on_host=True)
             if is_mask:
                 summary.masked = int(torch.count_nonzero(data))
         else:
-            pending = _Pending(
-                data[self._slice(ndim)].clone(),
+            self._pending.append(_Pending(
+                summary,
+                data[slices].clone(),
                 self._statistics(source, on_host=False) if with_stats else None,
                 torch.count_nonzero(data) if is_mask else None,
-                [summary],
-            )
-            self._pending.append(pending)
-        _remember(self._recent, key, (data, summary, pending))
+            ))
+        _remember(self._recent, key, (tensor, version, summary))
         return summary
 
-    def whole(self, name: str, tensor: torch.Tensor) -> TensorSummary:
+    def _layout(self, layout: tuple) -> tuple[str, str, str, tuple[slice, ...]]:
+        dtype, ndim, device = layout
+        known = self._layouts[layout] = (
+            _dtype_name(dtype), "cpu" if device is None else str(device),
+            slice_index(ndim, self.slice_len), (slice(0, self.slice_len),) * ndim,
+        )
+        return known
+
+    def whole(self, tensor: torch.Tensor) -> Summary:
         """A summary holding every value of a small tensor (pictures' extra data)."""
         data = tensor.detach()
-        summary = TensorSummary(name, list(data.shape), _dtype_name(data.dtype), str(data.device), "")
+        summary = Summary(list(data.shape), _dtype_name(data.dtype), str(data.device), "")
         if data.is_cpu:
             summary.array = _to_numpy(data.clone())
         else:
-            self._pending.append(_Pending(data.clone(), None, None, [summary]))
+            self._pending.append(_Pending(summary, data.clone(), None, None))
         return summary
-
-    def _slice(self, ndim: int) -> tuple[slice, ...]:
-        index = self._slices.get(ndim)
-        if index is None:
-            index = self._slices[ndim] = (slice(0, self.slice_len),) * ndim
-        return index
-
-    def _head_on_host(self, data: torch.Tensor, ndim: int) -> np.ndarray:
-        """A numpy copy of ``data[:n, :n, ...]`` of a CPU tensor."""
-        if data.dtype in _NUMPY_DTYPES:
-            return data.numpy()[self._slice(ndim)].copy()
-        return _to_numpy(data[self._slice(ndim)].clone())
 
     def _statistics(self, data: torch.Tensor, on_host: bool) -> Any:
         """min, max, mean, std of ``data``, shared by all views of the same elements.
@@ -191,22 +206,17 @@ class SummaryBatch:
         for items in by_kind.values():
             flat = torch.cat([item.slice_.reshape(-1) for item in items]).cpu()  # one transfer
             for item, part in zip(items, flat.split([i.slice_.numel() for i in items])):
-                values = _to_numpy(part.reshape(item.slice_.shape))
-                for summary in item.summaries:
-                    summary.array = values
+                item.summary.array = _to_numpy(part.reshape(item.slice_.shape))
         with_stats = [item for item in pending if item.stats is not None]
         if with_stats:
             host = _stack_to_host([item.stats for item in with_stats]).double()
             for item, row in zip(with_stats, host.tolist()):
-                stats = _finish_stats(row, math.prod(item.summaries[0].shape))
-                for summary in item.summaries:
-                    summary.stats = stats
+                item.summary.stats = _finish_stats(row, math.prod(item.summary.shape))
         with_masked = [item for item in pending if item.masked is not None]
         if with_masked:
             counts = _stack_to_host([item.masked for item in with_masked]).tolist()
             for item, count in zip(with_masked, counts):
-                for summary in item.summaries:
-                    summary.masked = int(count)
+                item.summary.masked = int(count)
 
 
 @functools.lru_cache(maxsize=64)
@@ -214,7 +224,7 @@ def _dtype_name(dtype: torch.dtype) -> str:
     return dtype_name(dtype)
 
 
-def _remember(cache: dict, key: tuple, value: tuple) -> None:
+def _remember(cache: dict, key: Any, value: tuple) -> None:
     cache[key] = value
     if len(cache) > _RECENT:
         del cache[next(iter(cache))]  # the oldest entry

@@ -1,0 +1,390 @@
+"""The recorder behind ``tracing()``: scope entries, steps and exits -> events.
+
+While the forward runs, the recorder does only what cannot wait: it copies
+each tensor's slice (and reduces it, when statistics are asked for) and
+appends one compact record per enter, step and exit. The ``Event`` objects,
+dotted ids, code lines and module reprs are built from those records when
+the forward ends, in one tight loop. Interleaved with the model's tensor
+work, the same Python ran several times slower (the tensors push the
+interpreter's data out of the CPU caches), so building late is what keeps
+tracing cheap. Steps are recorded in call order and ids are given in that
+order either way, so a trace is the same whichever moment builds it.
+
+Three options need a step's id while the forward runs (``keep`` decides
+whether to record it at all, ``capture`` and pictures pick steps by id);
+with any of them, ids are given at record time instead, in the same order.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import sys
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from .capture import PictureCapture, PictureOptions
+from .errors import UserError
+from .events import Event, Trace
+from .source import code_before, display_path, first_doc_line
+from .summary import Summary, SummaryBatch
+
+if TYPE_CHECKING:
+    from .tracing import TraceOptions
+
+_ENTER, _STEP, _EXIT = 0, 1, 2
+# The recorder of the current context (thread, asyncio task); None outside tracing().
+_RECORDER: ContextVar[Recorder | None] = ContextVar("swintrace_recorder", default=None)
+
+
+def is_tracing() -> bool:
+    """Whether a tracing context is active in the current context."""
+    return _RECORDER.get() is not None
+
+
+def step(
+    kind: str,
+    /,
+    *modules: nn.Module,
+    name: str | None = None,
+    note: str | None = None,
+    rearranges: torch.Tensor | None = None,
+    **values: Any,
+) -> None:
+    """Record one step of the walkthrough (no-op outside ``tracing()``).
+
+    ``kind`` is the vocabulary key (``softmax``); ``modules`` are submodules
+    whose repr the step shows, labelled ``self.<attribute>``; ``name`` is the
+    last part of the dotted id when it differs from the kind; ``note`` a
+    vocabulary note key for a skipped branch; ``rearranges`` names the tensor
+    whose numbers this step's tensors only reorder (a permute, a roll), so
+    their statistics are reused instead of recomputed. ``values`` may be tensors
+    (summarised), numbers, strings, sequences or None; a None whose name is a
+    module slot of the current module (``downsample=None``) shows as a module.
+    """
+    recorder = _RECORDER.get()
+    if recorder is None:
+        return
+    recorder.record_step(kind, name or kind, note, rearranges, modules, values, sys._getframe(1))
+
+
+class _Scope:
+    """An open scope: its id (given when known) and the module slots its steps name."""
+
+    __slots__ = ("id", "base", "parent", "slots", "labels")
+
+    def __init__(
+        self,
+        base: str | None,
+        parent: _Scope | None,
+        slots: dict[str, nn.Module | None],
+        labels: dict[int, str],
+    ) -> None:
+        self.id: str | None = None
+        # The module's dotted name, or None for a traced function (its id joins the parent's).
+        self.base = base
+        self.parent = parent
+        # Submodule slots of the innermost module scope (``self`` of the steps inside).
+        self.slots = slots
+        # id(submodule) -> its slot name.
+        self.labels = labels
+
+
+class Recorder:
+    """Records the forward passes of one ``tracing()`` block into its trace."""
+
+    def __init__(self, trace: Trace, options: TraceOptions, pictures: PictureOptions | None) -> None:
+        self.trace = trace
+        self.options = options
+        self.stack: list[_Scope] = []
+        self.records: list[tuple] = []
+        self.call = -1
+        self.used_ids: dict[str, int] = {}
+        self.module_names: dict[int, str] = {}
+        # id(module) -> ({slot: submodule}, {id(submodule): slot}).
+        self.module_slots: dict[int, tuple[dict[str, nn.Module | None], dict[int, str]]] = {}
+        self.root: object = None
+        self.reprs: dict[int, str] = {}
+        self.batch = SummaryBatch(options.slice_len, options.stats)
+        self.capture = PictureCapture(pictures, self.batch, trace) if pictures else None
+        # Ids are needed during the forward by keep, capture and pictures.
+        self.ids_now = bool(options.keep or options.capture or pictures)
+        self.started = 0.0
+        self.timings: list[dict[str, Any]] = []
+        self.predictions: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.gc_was_enabled = True
+        self.captured_bytes = 0
+
+    # -- scopes ---------------------------------------------------------------
+    def run_scope(self, owner: object, call: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        """Run ``call`` as a scope of ``owner`` (an instrumented module or a traced function)."""
+        stack = self.stack
+        is_root = not stack
+        if is_root:
+            self._begin_call(owner, args)
+        parent = stack[-1] if stack else None
+        if isinstance(owner, nn.Module):
+            kind, source, doc = _describe(type(owner))
+            slots, labels = self._slots(owner)
+            scope = _Scope(self.module_names.get(id(owner)), parent, slots, labels)
+        else:
+            kind, source, doc = _describe(owner)
+            slots, labels = (parent.slots, parent.labels) if parent else ({}, {})
+            scope = _Scope(None, parent, slots, labels)
+        if self.ids_now:
+            self._name_scope(scope, kind)
+        records = self.records
+        depth = len(stack)
+        records.append((_ENTER, scope, kind, depth, source, doc))
+        stack.append(scope)
+        try:
+            output = call(*args, **kwargs)
+            if is_root and self.options.topk and hasattr(owner, "describe"):
+                self._record_prediction(output)
+        finally:
+            stack.pop()
+            records.append((_EXIT, scope, kind, depth))
+            if is_root:
+                self._end_call()
+        return output
+
+    def _slots(self, module: nn.Module) -> tuple[dict[str, nn.Module | None], dict[int, str]]:
+        known = self.module_slots.get(id(module))
+        if known is None:
+            slots = module._modules
+            known = self.module_slots[id(module)] = (slots, {id(m): k for k, m in slots.items()})
+        return known
+
+    def _begin_call(self, owner: object, args: tuple) -> None:
+        # Recording makes thousands of small objects, which would trigger full
+        # cyclic-GC passes over the whole heap (tens of ms each) in the middle
+        # of the forward. Records and events hold no reference cycles, so
+        # reference counting frees them; the collector is paused for the call only.
+        self.gc_was_enabled = gc.isenabled()
+        gc.disable()
+        self.call += 1
+        self.used_ids.clear()
+        if self.root is not owner:  # the module tree is the same for every forward of one model
+            self.root = owner
+            self.module_names = _module_names(owner) if isinstance(owner, nn.Module) else {}
+        self.started = time.perf_counter()
+        if "model" not in self.trace.header and hasattr(owner, "describe"):
+            self.trace.header.update(owner.describe())
+        if args and isinstance(args[0], torch.Tensor):
+            described = self.trace.header.setdefault("input", {})
+            described.setdefault("shape", list(args[0].shape))
+            described.setdefault("dtype", str(args[0].dtype).removeprefix("torch."))
+            described.setdefault("device", str(args[0].device))
+
+    def _end_call(self) -> None:
+        try:
+            self.batch.flush()
+            self._build_events()
+            for key, tensor in self.trace.captured.items():
+                if tensor.device.type != "cpu":
+                    self.trace.captured[key] = tensor.cpu()
+            self.timings.append({"call": self.call, "seconds": time.perf_counter() - self.started})
+        finally:
+            if self.gc_was_enabled:
+                gc.enable()
+
+    # -- ids ------------------------------------------------------------------
+    def _unique(self, candidate: str) -> str:
+        """Ids repeat when a module runs twice in one forward: ``drop_path@2``."""
+        count = self.used_ids.get(candidate, 0) + 1
+        self.used_ids[candidate] = count
+        return candidate if count == 1 else f"{candidate}@{count}"
+
+    def _name_scope(self, scope: _Scope, kind: str) -> None:
+        """Give a scope its id: the module's dotted name, or parent id + function name."""
+        base = scope.base
+        if base is None:
+            parent = scope.parent.id if scope.parent else ""
+            base = f"{parent}.{kind}" if parent else kind
+        scope.id = self._unique(base)
+
+    def _step_id(self, scope: _Scope, name: str) -> str:
+        return self._unique(f"{scope.id}.{name}" if scope.id else name)
+
+    # -- steps ----------------------------------------------------------------
+    def record_step(
+        self,
+        kind: str,
+        name: str,
+        note: str | None,
+        rearranges: torch.Tensor | None,
+        modules: tuple[nn.Module, ...],
+        values: dict[str, Any],
+        frame: Any,
+    ) -> None:
+        """Record one step; ``values`` (the step's own keyword dict) keeps summaries, not tensors."""
+        stack = self.stack
+        if not stack:
+            return
+        scope = stack[-1]
+        step_id = None
+        arrays = None
+        capturing = False
+        if self.ids_now:
+            step_id = self._step_id(scope, name)
+            options = self.options
+            if options.keep and not options.keeps(step_id, kind):
+                return
+            capturing = bool(options.capture) and options.captures(step_id)
+            if self.capture is not None:
+                arrays = self.capture.on_step(step_id, kind, values)
+        summarise = self.batch.summarise
+        for key, value in values.items():
+            if isinstance(value, torch.Tensor):
+                if capturing:
+                    self._capture(step_id, key, value)
+                values[key] = summarise(key, value, rearranges)
+        self.records.append((
+            _STEP, scope, name, kind, len(stack), note, frame.f_code.co_filename, frame.f_lineno,
+            modules, values, step_id, arrays,
+        ))
+
+    def _capture(self, step_id: str, name: str, tensor: torch.Tensor) -> None:
+        """Keep a whole tensor (moved to the host when the forward ends)."""
+        self.captured_bytes += tensor.numel() * tensor.element_size()
+        if self.captured_bytes > self.options.capture_limit:
+            raise UserError(
+                f"capturing {step_id}/{name} brings the captured tensors to "
+                f"{_size(self.captured_bytes)}, over the limit of {_size(self.options.capture_limit)}: "
+                "narrow the capture patterns or raise capture_limit"
+            )
+        self.trace.captured[f"{step_id}/{name}"] = tensor.detach().clone()
+
+    def _record_prediction(self, logits: Any) -> None:
+        if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
+            return
+        probabilities = logits.detach().float().softmax(dim=-1)  # B, num_classes
+        top_probabilities, top_indices = probabilities.topk(
+            min(self.options.topk, probabilities.shape[-1]), dim=-1
+        )  # B, k
+        step("topk", probabilities=top_probabilities, indices=top_indices)
+        self.predictions.append((top_probabilities, top_indices))
+
+    # -- events ---------------------------------------------------------------
+    def _build_events(self) -> None:
+        """Turn this forward's records into events, in order."""
+        records, self.records = self.records, []
+        events = self.trace.events
+        call = self.call
+        for record in records:
+            tag = record[0]
+            if tag == _STEP:
+                events.append(self._step_event(len(events), call, record))
+            elif tag == _ENTER:
+                _, scope, kind, depth, source, doc = record
+                if scope.id is None:
+                    self._name_scope(scope, kind)
+                events.append(Event(len(events), "enter", scope.id, kind, depth, call, [], source, [], {}, {}, None, doc, []))
+            else:
+                _, scope, kind, depth = record
+                events.append(Event(len(events), "exit", scope.id, kind, depth, call, [], None, [], {}, {}, None, None, []))
+
+    def _step_event(self, seq: int, call: int, record: tuple) -> Event:
+        _, scope, name, kind, depth, note, filename, line, modules, values, step_id, arrays = record
+        if step_id is None:
+            step_id = self._step_id(scope, name)
+        tensors = []
+        scalars: dict[str, Any] = {}
+        shown: dict[str, str] = {}
+        for module in modules:
+            shown["self." + scope.labels.get(id(module), type(module).__name__)] = self._repr(module)
+        for key, value in values.items():
+            if type(value) is Summary:
+                tensors.append(value.named(key))
+            elif isinstance(value, nn.Module) or (value is None and key in scope.slots):
+                shown["self." + key] = self._repr(value)
+            else:
+                scalars[key] = _plain(value)
+        code, source = _call_site(filename, line)
+        return Event(
+            seq, "step", step_id, kind, depth, call, list(code), source, tensors, scalars, shown,
+            note, None, [summary.named(array_name) for array_name, summary in arrays or ()],
+        )
+
+    def _repr(self, module: nn.Module | None) -> str:
+        if module is None:
+            return "None"
+        key = id(module)
+        if key not in self.reprs:
+            self.reprs[key] = repr(module)
+        return self.reprs[key]
+
+    # -- end ------------------------------------------------------------------
+    def close(self) -> None:
+        """Write the footer: top-k predictions of the last forward and timings."""
+        footer: dict[str, Any] = {"timings": self.timings}
+        if self.predictions:
+            from .images import class_label
+
+            top_probabilities, top_indices = self.predictions[-1]
+            num_classes = self.trace.header.get("model", {}).get("config", {}).get("num_classes")
+            footer["topk"] = [
+                [
+                    {"index": index, "label": class_label(index, num_classes), "probability": p}
+                    for index, p in zip(indices, probabilities)
+                ]
+                for indices, probabilities in zip(
+                    top_indices.cpu().tolist(), top_probabilities.cpu().tolist()
+                )
+            ]
+        self.trace.footer = footer
+
+
+def _module_names(root: nn.Module) -> dict[int, str]:
+    """id(module) -> dotted name, as ``named_modules()`` gives them (first path wins), faster."""
+    names = {id(root): ""}
+
+    def visit(module: nn.Module, prefix: str) -> None:
+        for name, child in module._modules.items():
+            if child is not None and id(child) not in names:
+                path = f"{prefix}.{name}" if prefix else name
+                names[id(child)] = path
+                visit(child, path)
+
+    visit(root, "")
+    return names
+
+
+@functools.lru_cache(maxsize=512)
+def _describe(owner: object) -> tuple[str, str | None, str | None]:
+    """(kind, ``file:line`` of the forward or function, first docstring line) of a scope's owner.
+
+    ``owner`` is a module class or a traced function: both are fixed, so cached.
+    """
+    target = owner.forward if isinstance(owner, type) else owner
+    target = getattr(target, "__wrapped__", target)
+    code = getattr(target, "__code__", None)
+    source = f"{display_path(code.co_filename)}:{code.co_firstlineno}" if code else None
+    return owner.__name__, source, first_doc_line(owner)
+
+
+@functools.lru_cache(maxsize=4096)
+def _call_site(filename: str, line: int) -> tuple[tuple[str, ...], str]:
+    """(code lines, "file:line") shown for the step called at ``filename:line``."""
+    code, first_line = code_before(filename, line)
+    return code, f"{display_path(filename)}:{first_line or line}"
+
+
+def _size(count: int) -> str:
+    return f"{count / 2**20:.1f} MiB" if count >= 2**20 else f"{count / 2**10:.1f} KiB"
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly copy of a step's non-tensor value."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (torch.Size, tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, torch.dtype):
+        return str(value).removeprefix("torch.")
+    return repr(value)
