@@ -30,7 +30,7 @@ from torch import nn
 
 from .capture import PictureCapture, PictureOptions
 from .errors import UserError
-from .events import Event, Trace
+from .events import Event, TensorSummary, Trace
 from .source import code_before, display_path, first_doc_line
 from .summary import Summary, SummaryBatch
 
@@ -292,7 +292,7 @@ class Recorder:
     def _step_event(self, seq: int, call: int, record: tuple) -> Event:
         _, scope, name, kind, depth, note, filename, line, modules, values, step_id, arrays = record
         if step_id is None:
-            step_id = self._step_id(scope, name)
+            step_id = self._unique(f"{scope.id}.{name}" if scope.id else name)
         tensors = []
         scalars: dict[str, Any] = {}
         shown: dict[str, str] = {}
@@ -300,7 +300,10 @@ class Recorder:
             shown["self." + scope.labels.get(id(module), type(module).__name__)] = self._repr(module)
         for key, value in values.items():
             if type(value) is Summary:
-                tensors.append(value.named(key))
+                tensors.append(TensorSummary(
+                    key, value.shape, value.dtype, value.device, value.index, value.array,
+                    value.stats, value.masked,
+                ))
             elif isinstance(value, nn.Module) or (value is None and key in scope.slots):
                 shown["self." + key] = self._repr(value)
             else:
@@ -308,7 +311,7 @@ class Recorder:
         code, source = _call_site(filename, line)
         return Event(
             seq, "step", step_id, kind, depth, call, list(code), source, tensors, scalars, shown,
-            note, None, [summary.named(array_name) for array_name, summary in arrays or ()],
+            note, None, [summary.named(array_name) for array_name, summary in arrays] if arrays else [],
         )
 
     def _repr(self, module: nn.Module | None) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +28,9 @@ from .events import TensorSummary
 
 # Tensors with these names are attention masks: their summary counts masked entries.
 MASK_NAMES = frozenset({"mask", "attn_mask"})
-# How many recently summarised tensors are remembered. Entries keep their
-# tensor alive, so a remembered address cannot be reused by another tensor.
+# How many recently summarised tensors are remembered. Entries hold weak
+# references: keeping tensors alive would hold memory the model's allocator
+# wants back, and a dead reference simply means "not seen".
 _RECENT = 16
 # CPU tensors up to this many elements are reduced by numpy: a numpy call costs
 # a few microseconds less than a torch one, which is all a small tensor costs.
@@ -95,12 +97,16 @@ class SummaryBatch:
         self.slice_len = slice_len
         self.with_stats = with_stats
         self._pending: list[_Pending] = []
-        # Recently summarised tensor objects: (id, is a mask) -> (tensor, version, summary).
+        # Recently summarised tensor objects: id -> (weak ref, version, summary).
         # Consecutive steps often show the very same tensor object (a scope's
         # output is the caller's next value; eval-mode dropout returns its input).
-        self._recent: dict[tuple[int, bool], tuple[torch.Tensor, int | None, Summary]] = {}
-        # Recently reduced data (any view of the same elements) -> (tensor, statistics).
-        self._recent_stats: dict[tuple, tuple[torch.Tensor, Any]] = {}
+        self._recent: dict[int, tuple[weakref.ref, int | None, Summary]] = {}
+        # Attention masks, all of this forward: a stage's cached mask is shown by
+        # each of its blocks, and counting its masked entries is not free.
+        self._masks: dict[int, tuple[weakref.ref, int | None, Summary]] = {}
+        # Recently reduced data (any view of the same elements) -> (weak ref, statistics).
+        # While the referenced tensor lives, its storage (and address) cannot be reused.
+        self._recent_stats: dict[tuple, tuple[weakref.ref, Any]] = {}
         # (dtype, ndim, device or None for the CPU) -> (dtype name, device name, index text, slices).
         self._layouts: dict[tuple, tuple[str, str, str, tuple[slice, ...]]] = {}
 
@@ -114,10 +120,10 @@ class SummaryBatch:
         in another order (``tensor`` is its roll); its statistics are reused.
         """
         is_mask = name in MASK_NAMES
-        key = (id(tensor), is_mask)
+        seen_before = self._masks if is_mask else self._recent
         version = None if tensor.is_inference() else tensor._version
-        seen = self._recent.get(key)
-        if seen is not None and seen[0] is tensor and seen[1] == version:
+        seen = seen_before.get(id(tensor))
+        if seen is not None and seen[0]() is tensor and seen[1] == version:
             return seen[2]
         data = tensor.detach() if tensor.requires_grad else tensor
         on_host = data.is_cpu
@@ -125,24 +131,28 @@ class SummaryBatch:
         dtype, device, index, slices = self._layouts.get(layout) or self._layout(layout)
         summary = Summary(list(data.shape), dtype, device, index)
         with_stats = self.with_stats and data.numel() > 0
-        source = data if rearranges is None else rearranges.detach()
+        owner, source = (tensor, data) if rearranges is None else (rearranges, rearranges.detach())
         if on_host:
             summary.array = (
                 data.numpy()[slices].copy() if data.dtype in _NUMPY_DTYPES
                 else _to_numpy(data[slices].clone())
             )
             if with_stats:
-                summary.stats = self._statistics(source, on_host=True)
+                summary.stats = self._statistics(owner, source, on_host=True)
             if is_mask:
                 summary.masked = int(torch.count_nonzero(data))
         else:
             self._pending.append(_Pending(
                 summary,
                 data[slices].clone(),
-                self._statistics(source, on_host=False) if with_stats else None,
+                self._statistics(owner, source, on_host=False) if with_stats else None,
                 torch.count_nonzero(data) if is_mask else None,
             ))
-        _remember(self._recent, key, (tensor, version, summary))
+        entry = (weakref.ref(tensor), version, summary)
+        if is_mask:
+            self._masks[id(tensor)] = entry
+        else:
+            _remember(self._recent, id(tensor), entry)
         return summary
 
     def _layout(self, layout: tuple) -> tuple[str, str, str, tuple[slice, ...]]:
@@ -163,8 +173,10 @@ class SummaryBatch:
             self._pending.append(_Pending(summary, data.clone(), None, None))
         return summary
 
-    def _statistics(self, data: torch.Tensor, on_host: bool) -> Any:
+    def _statistics(self, owner: torch.Tensor, data: torch.Tensor, on_host: bool) -> Any:
         """min, max, mean, std of ``data``, shared by all views of the same elements.
+
+        ``owner`` is the step's tensor object that ``data`` detaches (or itself).
 
         On the host: the finished dict. On a device: a (min, max, sum, sum of
         squares) tensor left there for ``flush``. The sum of squares is one
@@ -172,7 +184,7 @@ class SummaryBatch:
         """
         key = _values_key(data)
         remembered = self._recent_stats.get(key)
-        if remembered is not None:
+        if remembered is not None and remembered[0]() is not None:
             return remembered[1]
         flat = _flat_values(data)  # numel
         if not on_host:
@@ -190,13 +202,14 @@ class SummaryBatch:
                 (low.item(), high.item(), flat.sum().item(), torch.dot(flat, flat).item()),
                 flat.numel(),
             )
-        _remember(self._recent_stats, key, (data, stats))
+        _remember(self._recent_stats, key, (weakref.ref(owner), stats))
         return stats
 
     def flush(self) -> None:
         """Move the device-side results to the host in a few transfers and fill the summaries."""
         pending, self._pending = self._pending, []
         self._recent.clear()
+        self._masks.clear()
         self._recent_stats.clear()
         if not pending:
             return
