@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch", type=int, default=1, help="batch size of the synthetic input")
     run.add_argument("--train", action="store_true", help="trace in training mode (seeded drop-path)")
     run.add_argument("--slice", type=int, default=3, help="keep t[:N, :N, ...] of every tensor")
+    run.add_argument("--no-stats", action="store_true",
+                     help="leave out each tensor's min/max/mean/std (a faster trace)")
     run.add_argument("--lang", choices=("en", "zh"), default="en", help="report language")
     run.add_argument("--no-pictures", action="store_true", help="no pictures (and no data recorded for them)")
     run.add_argument("--block", default="layers.0.blocks.1", help="block whose attention is drawn")
@@ -166,7 +168,7 @@ def _run(args: argparse.Namespace) -> None:
     pictures = False if args.no_pictures else PictureOptions(args.block, args.head, _query(args.query))
     with progress("tracing", args.quiet), torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(args.seed)
-        with tracing(slice=args.slice, header=header, pictures=pictures) as trace:
+        with tracing(slice=args.slice, stats=not args.no_stats, header=header, pictures=pictures) as trace:
             model(images)
     with progress(f"writing {out.name}", args.quiet):
         write_output(trace, out, args.lang, pictures=not args.no_pictures)
@@ -207,7 +209,7 @@ def _course(args: argparse.Namespace) -> None:
         model = load_model(variant, weights=args.weights, seed=args.seed)
     images, described = _make_input(model, args.image, "random", args.seed, model.config.img_size)
     with progress("tracing", args.quiet), torch.no_grad():
-        with tracing(header={"input": described}, pictures=True) as trace:
+        with tracing(stats=True, header={"input": described}, pictures=True) as trace:
             model(images)
     with progress(f"writing the course into {out}", args.quiet):
         written = build_course(trace, out, (args.lang,) if args.lang else ("en", "zh"))

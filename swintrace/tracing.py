@@ -55,8 +55,10 @@ class TraceOptions:
     # Glob patterns over step ids and kinds; a step is kept if any matches.
     # Empty keeps every step. Scope enter/exit events are always kept.
     keep: tuple[str, ...] = ()
-    # Whether tensor summaries include min/max/mean/std of the whole tensor.
-    stats: bool = True
+    # Whether tensor summaries include min/max/mean/std of the whole tensor:
+    # off by default, since three passes over every tensor cost more than the
+    # rest of tracing (see docs/architecture.md); reports ask for them.
+    stats: bool = False
     # How many top predictions the footer keeps (0: none).
     topk: int = 5
     # Glob patterns over step ids whose tensors are kept whole (trace.tensor()).
@@ -108,7 +110,7 @@ def tracing(
     *,
     slice: int = 3,  # noqa: A002 - the option's name in the CLI and the docs
     keep: Sequence[str] | None = None,
-    stats: bool = True,
+    stats: bool = False,
     topk: int = 5,
     header: dict[str, Any] | None = None,
     pictures: PictureOptions | bool = False,
@@ -119,7 +121,8 @@ def tracing(
 
     ``slice``: length n of the kept slice ``t[:n, :n, ...]`` (the seed uses 3).
     ``keep``: glob patterns of step ids or kinds to keep (default: all).
-    ``stats``: include min/max/mean/std of every tensor.
+    ``stats``: also reduce every tensor to its min/max/mean/std (default off:
+    it costs about three times what the rest of tracing does).
     ``topk``: predictions kept in the footer.
     ``header``: extra header fields (e.g. ``{"input": {"description": ...}}``).
     ``pictures``: also record the small extra arrays pictures need (True for

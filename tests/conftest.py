@@ -37,6 +37,6 @@ def swin_t_pair():
 def swin_t_zeros_trace(swin_t_pair):
     """The walkthrough of swin_t on a 224x224 zeros image (the seed's input)."""
     model, _ = swin_t_pair
-    with torch.no_grad(), swintrace.tracing() as trace:
+    with torch.no_grad(), swintrace.tracing(stats=True) as trace:
         model(torch.zeros(1, 3, 224, 224))
     return trace

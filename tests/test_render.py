@@ -26,7 +26,7 @@ HOSTILE = "<img src=x onerror=alert(1)>.jpg"
 def teach_trace():
     model = swintrace.load_model("swin_teach", seed=0)
     images = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad(), swintrace.tracing(header={"input": {"description": "golden input"}}) as trace:
+    with torch.no_grad(), swintrace.tracing(stats=True, header={"input": {"description": "golden input"}}) as trace:
         model(images)
     return trace
 

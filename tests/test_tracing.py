@@ -92,7 +92,7 @@ def test_step_content(swin_t_zeros_trace):
 
 def test_stats_are_those_of_the_whole_tensor(teach_model):
     images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad(), swintrace.tracing() as trace:
+    with torch.no_grad(), swintrace.tracing(stats=True) as trace:
         teach_model(images)
     recorded = trace["layers.0.blocks.0.attn.softmax"].tensor("attn")
     with torch.no_grad():
@@ -205,11 +205,14 @@ def test_slice_and_keep_options(teach_model):
             pass
 
 
-def test_stats_off_still_records_slices(teach_model):
-    with torch.no_grad(), swintrace.tracing(stats=False) as trace:
+def test_stats_are_off_by_default_and_slices_always_there(teach_model):
+    with torch.no_grad(), swintrace.tracing() as trace:
         teach_model(torch.randn(1, 3, 32, 32))
     x = trace["patch_embed.output"].tensor("x")
     assert x.stats is None and x.values is not None
+    assert trace.header["options"]["stats"] is False
+    mask = trace["layers.0.blocks.1.attn.mask_matrix"].tensor("mask")
+    assert mask.masked is not None and mask.masked > 0  # masked counts do not need stats
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -1,0 +1,107 @@
+"""Tensor summaries: slices, whole-tensor statistics, sharing between steps."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from swintrace.summary import _NUMPY_STATS_MAX, SummaryBatch, _flat_values, _is_dense
+
+
+def _expected(tensor: torch.Tensor) -> dict[str, float]:
+    values = tensor.double()
+    return {
+        "min": values.min().item(), "max": values.max().item(),
+        "mean": values.mean().item(), "std": values.std(correction=0).item(),
+    }
+
+
+def _close(stats: dict[str, float], expected: dict[str, float]) -> bool:
+    return (
+        stats["min"] == expected["min"] and stats["max"] == expected["max"]
+        and stats["mean"] == pytest.approx(expected["mean"], abs=1e-5)
+        and stats["std"] == pytest.approx(expected["std"], rel=1e-4)
+    )
+
+
+@pytest.mark.parametrize("numel", [12, _NUMPY_STATS_MAX + 7])  # the numpy path, then torch's
+@pytest.mark.parametrize("layout", ["contiguous", "permuted", "strided", "int64"])
+def test_statistics_are_those_of_the_whole_tensor(numel, layout):
+    generator = torch.Generator().manual_seed(numel)
+    base = torch.randn(3, numel // 3, 2, generator=generator) * 3 + 1  # 3, n, 2
+    tensor = {
+        "contiguous": base,
+        "permuted": base.permute(2, 0, 1),  # dense: read in place
+        "strided": base[:, ::2, :],  # not dense: copied
+        "int64": (base * 10).long(),
+    }[layout]
+    summary = SummaryBatch(3, with_stats=True).summarise("x", tensor)
+    assert _close(summary.stats, _expected(tensor))
+    assert summary.shape == list(tensor.shape)
+    assert summary.array.tolist() == tensor[:3, :3, :3].tolist()
+    assert summary.index == "[:3,:3,:3]" and summary.dtype == str(tensor.dtype).removeprefix("torch.")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    shape=st.lists(st.integers(1, 5), min_size=1, max_size=4),
+    step=st.integers(1, 2),
+    data=st.data(),
+)
+def test_dense_detection_and_flat_values(shape, step, data):
+    """Dense means the elements fill a gap-free block of storage; the flat values are the elements."""
+    base = torch.arange(float(torch.Size(shape).numel())).reshape(shape)
+    dims = data.draw(st.permutations(list(range(len(shape)))))
+    tensor = base.permute(dims)[(slice(None, None, step),)]
+    offsets = sorted(int(v) for v in tensor.reshape(-1).tolist())  # base holds its own offsets
+    dense = offsets == list(range(offsets[0], offsets[0] + len(offsets)))
+    assert _is_dense(tensor) == dense
+    flat = _flat_values(tensor)
+    assert flat.ndim == 1 and sorted(flat.tolist()) == sorted(tensor.reshape(-1).tolist())
+
+
+def test_a_view_shares_the_reductions_of_its_source():
+    tensor = torch.randn(4, 6, 5)
+    batch = SummaryBatch(3, with_stats=True)
+    first = batch.summarise("x", tensor)
+    second = batch.summarise("x", tensor.permute(2, 0, 1))
+    assert second is not first and second.stats is first.stats
+
+
+def test_the_same_tensor_object_is_summarised_once():
+    tensor = torch.randn(4, 4)
+    batch = SummaryBatch(3, with_stats=False)
+    assert batch.summarise("x", tensor) is batch.summarise("y", tensor)
+    tensor.add_(1)  # an in-place change is a new summary
+    changed = batch.summarise("x", tensor)
+    assert changed.array.tolist() == tensor[:3, :3].tolist()
+
+
+def test_a_freed_tensor_is_never_mistaken_for_a_new_one():
+    """Summaries hold weak references: a reused id() of a dead tensor is not a match."""
+    batch = SummaryBatch(3, with_stats=False)
+    seen: dict[int, list[float]] = {}
+    for value in range(50):
+        tensor = torch.full((2, 2), float(value))
+        summary = batch.summarise("x", tensor)
+        assert summary.array.tolist() == [[float(value)] * 2] * 2
+        seen[id(tensor)] = summary.array.tolist()
+        del tensor
+        gc.collect()
+    assert len(seen) < 50  # ids were reused, and still every summary was right
+
+
+def test_masks_are_counted_once_per_forward():
+    mask = torch.zeros(4, 9, 9).masked_fill(torch.rand(4, 9, 9) > 0.5, -100.0)
+    batch = SummaryBatch(3, with_stats=False)
+    first = batch.summarise("attn_mask", mask)
+    for _ in range(40):  # other tensors in between do not push the mask out
+        batch.summarise("x", torch.randn(3))
+    assert batch.summarise("mask", mask) is first
+    assert first.masked == int((mask != 0).sum())
+    plain = batch.summarise("x", mask)  # the same tensor under another name: no count
+    assert plain.masked is None
