@@ -19,7 +19,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -252,15 +252,55 @@ def _decode_scalar(value: Any) -> Any:
     return value
 
 
-@dataclass
 class Trace:
-    """A recorded walkthrough: header, ordered events, footer."""
+    """A recorded walkthrough: header, ordered events, footer.
 
-    header: dict[str, Any] = field(default_factory=dict)
-    events: list[Event] = field(default_factory=list)
-    footer: dict[str, Any] = field(default_factory=dict)
-    # Full tensors of the steps chosen with tracing(capture=[...]): "step_id/name" -> CPU tensor.
-    captured: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    A traced forward hands its records over when it ends; they become
+    ``Event`` objects the first time ``events`` is read (building them takes
+    a few milliseconds that a forward need not wait for). Equality compares
+    header, events and footer.
+    """
+
+    def __init__(
+        self,
+        header: dict[str, Any] | None = None,
+        events: list[Event] | None = None,
+        footer: dict[str, Any] | None = None,
+        captured: dict[str, Any] | None = None,
+    ) -> None:
+        self.header: dict[str, Any] = {} if header is None else header
+        self._events: list[Event] = [] if events is None else events
+        self.footer: dict[str, Any] = {} if footer is None else footer
+        # Full tensors of the steps chosen with tracing(capture=[...]): "step_id/name" -> CPU tensor.
+        self.captured: dict[str, Any] = {} if captured is None else captured
+        # Builders of recorded forwards not read yet, oldest first: each appends its events.
+        self._unbuilt: list[Callable[[list[Event]], None]] = []
+
+    @property
+    def events(self) -> list[Event]:
+        """The ordered enter/step/exit events of every recorded forward."""
+        while self._unbuilt:
+            self._unbuilt.pop(0)(self._events)
+        return self._events
+
+    @events.setter
+    def events(self, events: list[Event]) -> None:
+        self._unbuilt.clear()
+        self._events = events
+
+    def defer(self, build: Callable[[list[Event]], None]) -> None:
+        """Add a forward's events, built by ``build(events)`` when first read."""
+        self._unbuilt.append(build)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Trace):
+            return NotImplemented
+        return (self.header, self.events, self.footer) == (other.header, other.events, other.footer)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: not hashable
+
+    def __repr__(self) -> str:
+        return f"Trace(header={self.header!r}, events=<{len(self.events)} events>, footer={self.footer!r})"
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self.events)

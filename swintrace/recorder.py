@@ -30,14 +30,14 @@ from torch import nn
 
 from .capture import PictureCapture, PictureOptions
 from .errors import UserError
-from .events import Event, TensorSummary, Trace
-from .source import code_before, display_path, first_doc_line
-from .summary import Summary, SummaryBatch
+from .events import Trace
+from .records import ENTER, EXIT, STEP, Ids, Scope, build_events, shown_modules
+from .source import display_path, first_doc_line
+from .summary import SummaryBatch
 
 if TYPE_CHECKING:
     from .tracing import TraceOptions
 
-_ENTER, _STEP, _EXIT = 0, 1, 2
 # The recorder of the current context (thread, asyncio task); None outside tracing().
 _RECORDER: ContextVar[Recorder | None] = ContextVar("swintrace_recorder", default=None)
 
@@ -73,38 +73,16 @@ def step(
     recorder.record_step(kind, name or kind, note, rearranges, modules, values, sys._getframe(1))
 
 
-class _Scope:
-    """An open scope: its id (given when known) and the module slots its steps name."""
-
-    __slots__ = ("id", "base", "parent", "slots", "labels")
-
-    def __init__(
-        self,
-        base: str | None,
-        parent: _Scope | None,
-        slots: dict[str, nn.Module | None],
-        labels: dict[int, str],
-    ) -> None:
-        self.id: str | None = None
-        # The module's dotted name, or None for a traced function (its id joins the parent's).
-        self.base = base
-        self.parent = parent
-        # Submodule slots of the innermost module scope (``self`` of the steps inside).
-        self.slots = slots
-        # id(submodule) -> its slot name.
-        self.labels = labels
-
-
 class Recorder:
     """Records the forward passes of one ``tracing()`` block into its trace."""
 
     def __init__(self, trace: Trace, options: TraceOptions, pictures: PictureOptions | None) -> None:
         self.trace = trace
         self.options = options
-        self.stack: list[_Scope] = []
+        self.stack: list[Scope] = []
         self.records: list[tuple] = []
         self.call = -1
-        self.used_ids: dict[str, int] = {}
+        self.ids = Ids()
         self.module_names: dict[int, str] = {}
         # id(module) -> ({slot: submodule}, {id(submodule): slot}).
         self.module_slots: dict[int, tuple[dict[str, nn.Module | None], dict[int, str]]] = {}
@@ -131,16 +109,16 @@ class Recorder:
         if isinstance(owner, nn.Module):
             kind, source, doc = _describe(type(owner))
             slots, labels = self._slots(owner)
-            scope = _Scope(self.module_names.get(id(owner)), parent, slots, labels)
+            scope = Scope(self.module_names.get(id(owner)), parent, slots, labels)
         else:
             kind, source, doc = _describe(owner)
             slots, labels = (parent.slots, parent.labels) if parent else ({}, {})
-            scope = _Scope(None, parent, slots, labels)
+            scope = Scope(None, parent, slots, labels)
         if self.ids_now:
-            self._name_scope(scope, kind)
+            self.ids.name_scope(scope, kind)
         records = self.records
         depth = len(stack)
-        records.append((_ENTER, scope, kind, depth, source, doc))
+        records.append((ENTER, scope, kind, depth, source, doc))
         stack.append(scope)
         try:
             output = call(*args, **kwargs)
@@ -148,7 +126,7 @@ class Recorder:
                 self._record_prediction(output)
         finally:
             stack.pop()
-            records.append((_EXIT, scope, kind, depth))
+            records.append((EXIT, scope, kind, depth))
             if is_root:
                 self._end_call()
         return output
@@ -168,7 +146,7 @@ class Recorder:
         self.gc_was_enabled = gc.isenabled()
         gc.disable()
         self.call += 1
-        self.used_ids.clear()
+        self.ids = Ids()
         if self.root is not owner:  # the module tree is the same for every forward of one model
             self.root = owner
             self.module_names = _module_names(owner) if isinstance(owner, nn.Module) else {}
@@ -184,7 +162,7 @@ class Recorder:
     def _end_call(self) -> None:
         try:
             self.batch.flush()
-            self._build_events()
+            self._hand_over()
             for key, tensor in self.trace.captured.items():
                 if tensor.device.type != "cpu":
                     self.trace.captured[key] = tensor.cpu()
@@ -192,24 +170,6 @@ class Recorder:
         finally:
             if self.gc_was_enabled:
                 gc.enable()
-
-    # -- ids ------------------------------------------------------------------
-    def _unique(self, candidate: str) -> str:
-        """Ids repeat when a module runs twice in one forward: ``drop_path@2``."""
-        count = self.used_ids.get(candidate, 0) + 1
-        self.used_ids[candidate] = count
-        return candidate if count == 1 else f"{candidate}@{count}"
-
-    def _name_scope(self, scope: _Scope, kind: str) -> None:
-        """Give a scope its id: the module's dotted name, or parent id + function name."""
-        base = scope.base
-        if base is None:
-            parent = scope.parent.id if scope.parent else ""
-            base = f"{parent}.{kind}" if parent else kind
-        scope.id = self._unique(base)
-
-    def _step_id(self, scope: _Scope, name: str) -> str:
-        return self._unique(f"{scope.id}.{name}" if scope.id else name)
 
     # -- steps ----------------------------------------------------------------
     def record_step(
@@ -231,7 +191,7 @@ class Recorder:
         arrays = None
         capturing = False
         if self.ids_now:
-            step_id = self._step_id(scope, name)
+            step_id = self.ids.step_id(scope, name)
             options = self.options
             if options.keep and not options.keeps(step_id, kind):
                 return
@@ -244,8 +204,10 @@ class Recorder:
                 if capturing:
                     self._capture(step_id, key, value)
                 values[key] = summarise(key, value, rearranges)
+            elif value is not None and not isinstance(value, nn.Module):
+                values[key] = _plain(value)  # a copy: the caller may change its list later
         self.records.append((
-            _STEP, scope, name, kind, len(stack), note, frame.f_code.co_filename, frame.f_lineno,
+            STEP, scope, name, kind, len(stack), note, frame.f_code.co_filename, frame.f_lineno,
             modules, values, step_id, arrays,
         ))
 
@@ -271,56 +233,17 @@ class Recorder:
         self.predictions.append((top_probabilities, top_indices))
 
     # -- events ---------------------------------------------------------------
-    def _build_events(self) -> None:
-        """Turn this forward's records into events, in order."""
+    def _hand_over(self) -> None:
+        """Give this forward's records to the trace, which builds events when they are read.
+
+        Module reprs are taken now: a module changed after the forward must
+        not change what the trace says ran.
+        """
         records, self.records = self.records, []
-        events = self.trace.events
-        call = self.call
-        for record in records:
-            tag = record[0]
-            if tag == _STEP:
-                events.append(self._step_event(len(events), call, record))
-            elif tag == _ENTER:
-                _, scope, kind, depth, source, doc = record
-                if scope.id is None:
-                    self._name_scope(scope, kind)
-                events.append(Event(len(events), "enter", scope.id, kind, depth, call, [], source, [], {}, {}, None, doc, []))
-            else:
-                _, scope, kind, depth = record
-                events.append(Event(len(events), "exit", scope.id, kind, depth, call, [], None, [], {}, {}, None, None, []))
-
-    def _step_event(self, seq: int, call: int, record: tuple) -> Event:
-        _, scope, name, kind, depth, note, filename, line, modules, values, step_id, arrays = record
-        if step_id is None:
-            step_id = self._unique(f"{scope.id}.{name}" if scope.id else name)
-        tensors = []
-        scalars: dict[str, Any] = {}
-        shown: dict[str, str] = {}
-        for module in modules:
-            shown["self." + scope.labels.get(id(module), type(module).__name__)] = self._repr(module)
-        for key, value in values.items():
-            if type(value) is Summary:
-                tensors.append(TensorSummary(
-                    key, value.shape, value.dtype, value.device, value.index, value.array,
-                    value.stats, value.masked,
-                ))
-            elif isinstance(value, nn.Module) or (value is None and key in scope.slots):
-                shown["self." + key] = self._repr(value)
-            else:
-                scalars[key] = _plain(value)
-        code, source = _call_site(filename, line)
-        return Event(
-            seq, "step", step_id, kind, depth, call, list(code), source, tensors, scalars, shown,
-            note, None, [summary.named(array_name) for array_name, summary in arrays] if arrays else [],
-        )
-
-    def _repr(self, module: nn.Module | None) -> str:
-        if module is None:
-            return "None"
-        key = id(module)
-        if key not in self.reprs:
-            self.reprs[key] = repr(module)
-        return self.reprs[key]
+        for module in shown_modules(records):
+            if id(module) not in self.reprs:
+                self.reprs[id(module)] = repr(module)
+        self.trace.defer(functools.partial(build_events, records=records, call=self.call, ids=self.ids, reprs=self.reprs))
 
     # -- end ------------------------------------------------------------------
     def close(self) -> None:
@@ -369,13 +292,6 @@ def _describe(owner: object) -> tuple[str, str | None, str | None]:
     code = getattr(target, "__code__", None)
     source = f"{display_path(code.co_filename)}:{code.co_firstlineno}" if code else None
     return owner.__name__, source, first_doc_line(owner)
-
-
-@functools.lru_cache(maxsize=4096)
-def _call_site(filename: str, line: int) -> tuple[tuple[str, ...], str]:
-    """(code lines, "file:line") shown for the step called at ``filename:line``."""
-    code, first_line = code_before(filename, line)
-    return code, f"{display_path(filename)}:{first_line or line}"
 
 
 def _size(count: int) -> str:
