@@ -62,12 +62,14 @@ class Summary:
 
     __slots__ = ("shape", "dtype", "device", "index", "array", "stats", "masked")
 
-    def __init__(self, shape: list[int], dtype: str, device: str, index: str) -> None:
+    def __init__(
+        self, shape: list[int], dtype: str, device: str, index: str, array: np.ndarray | None = None
+    ) -> None:
         self.shape = shape
         self.dtype = dtype
         self.device = device
         self.index = index
-        self.array: np.ndarray | None = None
+        self.array = array
         self.stats: dict[str, float] | None = None
         self.masked: int | None = None
 
@@ -129,19 +131,20 @@ class SummaryBatch:
         on_host = data.is_cpu
         layout = (data.dtype, data.dim(), None if on_host else data.device)
         dtype, device, index, slices = self._layouts.get(layout) or self._layout(layout)
-        summary = Summary(list(data.shape), dtype, device, index)
         with_stats = self.with_stats and data.numel() > 0
         owner, source = (tensor, data) if rearranges is None else (rearranges, rearranges.detach())
         if on_host:
-            summary.array = (
-                data.numpy()[slices].copy() if data.dtype in _NUMPY_DTYPES
-                else _to_numpy(data[slices].clone())
+            summary = Summary(
+                list(data.shape), dtype, device, index,
+                data.numpy()[slices].copy() if layout[0] in _NUMPY_DTYPES
+                else _to_numpy(data[slices].clone()),
             )
             if with_stats:
                 summary.stats = self._statistics(owner, source, on_host=True)
             if is_mask:
                 summary.masked = int(torch.count_nonzero(data))
         else:
+            summary = Summary(list(data.shape), dtype, device, index)
             self._pending.append(_Pending(
                 summary,
                 data[slices].clone(),

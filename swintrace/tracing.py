@@ -17,6 +17,9 @@ so tracing in one thread (or asyncio task) never records another's work.
 * ``step(kind, **values)`` records one step: the source lines that ran since
   the previous step of the same block, and a summary of each value.
 
+The recorder itself lives in recorder.py; records.py turns what it recorded
+into events when the trace is first read.
+
 Outside ``tracing()`` each of these returns after one context-variable read.
 Recording only reads: it detaches, slices and clones, never writes to the
 model's tensors, so traced outputs are bit-identical to untraced ones.
