@@ -84,8 +84,8 @@ class Recorder:
         self.call = -1
         self.ids = Ids()
         self.module_names: dict[int, str] = {}
-        # id(module) -> ({slot: submodule}, {id(submodule): slot}).
-        self.module_slots: dict[int, tuple[dict[str, nn.Module | None], dict[int, str]]] = {}
+        # id(module) -> what its scopes need (see _module_scope), per root module.
+        self.module_scopes: dict[int, tuple] = {}
         self.root: object = None
         self.reprs: dict[int, str] = {}
         self.batch = SummaryBatch(options.slice_len, options.stats)
@@ -107,9 +107,11 @@ class Recorder:
             self._begin_call(owner, args)
         parent = stack[-1] if stack else None
         if isinstance(owner, nn.Module):
-            kind, source, doc = _describe(type(owner))
-            slots, labels = self._slots(owner)
-            scope = Scope(self.module_names.get(id(owner)), parent, slots, labels)
+            known = self.module_scopes.get(id(owner))
+            if known is None:
+                known = self.module_scopes[id(owner)] = self._module_scope(owner)
+            kind, source, doc, base, slots, labels = known
+            scope = Scope(base, parent, slots, labels)
         else:
             kind, source, doc = _describe(owner)
             slots, labels = (parent.slots, parent.labels) if parent else ({}, {})
@@ -131,12 +133,11 @@ class Recorder:
                 self._end_call()
         return output
 
-    def _slots(self, module: nn.Module) -> tuple[dict[str, nn.Module | None], dict[int, str]]:
-        known = self.module_slots.get(id(module))
-        if known is None:
-            slots = module._modules
-            known = self.module_slots[id(module)] = (slots, {id(m): k for k, m in slots.items()})
-        return known
+    def _module_scope(self, module: nn.Module) -> tuple:
+        """(kind, source, doc, dotted name, {slot: submodule}, {id(submodule): slot}) of a module."""
+        kind, source, doc = _describe(type(module))
+        slots = module._modules
+        return kind, source, doc, self.module_names.get(id(module)), slots, {id(m): k for k, m in slots.items()}
 
     def _begin_call(self, owner: object, args: tuple) -> None:
         # Recording makes thousands of small objects, which would trigger full
@@ -149,6 +150,7 @@ class Recorder:
         self.ids = Ids()
         if self.root is not owner:  # the module tree is the same for every forward of one model
             self.root = owner
+            self.module_scopes = {}
             self.module_names = _module_names(owner) if isinstance(owner, nn.Module) else {}
         self.started = time.perf_counter()
         if "model" not in self.trace.header and hasattr(owner, "describe"):
@@ -207,7 +209,7 @@ class Recorder:
             elif type(value) not in _ATOMIC and value is not None and not isinstance(value, nn.Module):
                 values[key] = _plain(value)  # a copy: the caller may change its list later
         self.records.append((
-            STEP, scope, name, kind, len(stack), note, frame.f_code.co_filename, frame.f_lineno,
+            STEP, scope, name, kind, len(stack), note, frame.f_code, frame.f_lasti,
             modules, values, step_id, arrays,
         ))
 

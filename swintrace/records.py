@@ -9,8 +9,10 @@ tensors are already summaries, other values plain copies, modules their reprs.
 Record layouts (the first item is the tag):
 
 * ``(ENTER, scope, kind, depth, source, doc)``
-* ``(STEP, scope, name, kind, depth, note, filename, line, modules, values, step_id, arrays)``
-  — ``values`` maps names to ``Summary`` objects, plain values, modules or
+* ``(STEP, scope, name, kind, depth, note, code, offset, modules, values, step_id, arrays)``
+  — ``code`` and ``offset`` are the caller's code object and bytecode offset
+  (its line is worked out when the event is built);
+  ``values`` maps names to ``Summary`` objects, plain values, modules or
   None; ``step_id`` is None unless ids were given during the forward.
 * ``(EXIT, scope, kind, depth)``
 """
@@ -18,6 +20,7 @@ Record layouts (the first item is the tag):
 from __future__ import annotations
 
 import functools
+from types import CodeType
 from typing import Any
 
 from torch import nn
@@ -104,7 +107,7 @@ def build_events(
 
 
 def _step_event(seq: int, call: int, record: tuple, ids: Ids, reprs: dict[int, str]) -> Event:
-    _, scope, name, kind, depth, note, filename, line, modules, values, step_id, arrays = record
+    _, scope, name, kind, depth, note, caller, offset, modules, values, step_id, arrays = record
     if step_id is None:
         step_id = ids.step_id(scope, name)
     tensors = []
@@ -124,11 +127,20 @@ def _step_event(seq: int, call: int, record: tuple, ids: Ids, reprs: dict[int, s
             shown["self." + key] = "None"
         else:
             scalars[key] = value
-    code, source = call_site(filename, line)
+    code, source = call_site(*_line_of(caller, offset))
     return Event(
         seq, "step", step_id, kind, depth, call, list(code), source, tensors, scalars, shown,
         note, None, [summary.named(array_name) for array_name, summary in arrays] if arrays else [],
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _line_of(caller: CodeType, offset: int) -> tuple[str, int]:
+    """(file, line) of the instruction at byte ``offset`` of ``caller``."""
+    for start, end, line in caller.co_lines():
+        if start <= offset < end and line is not None:
+            return caller.co_filename, line
+    return caller.co_filename, caller.co_firstlineno
 
 
 @functools.lru_cache(maxsize=4096)

@@ -109,7 +109,7 @@ class SummaryBatch:
         # Recently reduced data (any view of the same elements) -> (weak ref, statistics).
         # While the referenced tensor lives, its storage (and address) cannot be reused.
         self._recent_stats: dict[tuple, tuple[weakref.ref, Any]] = {}
-        # (dtype, ndim, device or None for the CPU) -> (dtype name, device name, index text, slices).
+        # (dtype, ndim[, device unless the CPU]) -> (dtype name, device name, index text, slices).
         self._layouts: dict[tuple, tuple[str, str, str, tuple[slice, ...]]] = {}
 
     def summarise(
@@ -123,24 +123,23 @@ class SummaryBatch:
         """
         is_mask = name in MASK_NAMES
         seen_before = self._masks if is_mask else self._recent
+        key = id(tensor)
         version = None if tensor.is_inference() else tensor._version
-        seen = seen_before.get(id(tensor))
+        seen = seen_before.get(key)
         if seen is not None and seen[0]() is tensor and seen[1] == version:
             return seen[2]
         data = tensor.detach() if tensor.requires_grad else tensor
         on_host = data.is_cpu
-        layout = (data.dtype, data.dim(), None if on_host else data.device)
+        layout = (data.dtype, data.dim()) if on_host else (data.dtype, data.dim(), data.device)
         dtype, device, index, slices = self._layouts.get(layout) or self._layout(layout)
-        with_stats = self.with_stats and data.numel() > 0
-        owner, source = (tensor, data) if rearranges is None else (rearranges, rearranges.detach())
         if on_host:
             summary = Summary(
                 list(data.shape), dtype, device, index,
                 data.numpy()[slices].copy() if layout[0] in _NUMPY_DTYPES
                 else _to_numpy(data[slices].clone()),
             )
-            if with_stats:
-                summary.stats = self._statistics(owner, source, on_host=True)
+            if self.with_stats and data.numel():
+                summary.stats = self._statistics(*self._stats_source(tensor, data, rearranges), on_host=True)
             if is_mask:
                 summary.masked = int(torch.count_nonzero(data))
         else:
@@ -148,20 +147,26 @@ class SummaryBatch:
             self._pending.append(_Pending(
                 summary,
                 data[slices].clone(),
-                self._statistics(owner, source, on_host=False) if with_stats else None,
+                self._statistics(*self._stats_source(tensor, data, rearranges), on_host=False)
+                if self.with_stats and data.numel() else None,
                 torch.count_nonzero(data) if is_mask else None,
             ))
-        entry = (weakref.ref(tensor), version, summary)
-        if is_mask:
-            self._masks[id(tensor)] = entry
-        else:
-            _remember(self._recent, id(tensor), entry)
+        seen_before[key] = (weakref.ref(tensor), version, summary)
+        if len(seen_before) > _RECENT and not is_mask:
+            del seen_before[next(iter(seen_before))]  # the oldest
         return summary
 
+    @staticmethod
+    def _stats_source(
+        tensor: torch.Tensor, data: torch.Tensor, rearranges: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the step's tensor object, its detached data) whose reductions stand for ``tensor``."""
+        return (tensor, data) if rearranges is None else (rearranges, rearranges.detach())
+
     def _layout(self, layout: tuple) -> tuple[str, str, str, tuple[slice, ...]]:
-        dtype, ndim, device = layout
+        dtype, ndim, device = layout if len(layout) == 3 else (*layout, "cpu")
         known = self._layouts[layout] = (
-            _dtype_name(dtype), "cpu" if device is None else str(device),
+            _dtype_name(dtype), str(device),
             slice_index(ndim, self.slice_len), (slice(0, self.slice_len),) * ndim,
         )
         return known
