@@ -19,6 +19,7 @@ import json
 import math
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -275,22 +276,33 @@ class Trace:
         self.captured: dict[str, Any] = {} if captured is None else captured
         # Builders of recorded forwards not read yet, oldest first: each appends its events.
         self._unbuilt: list[Callable[[list[Event]], None]] = []
+        self._building = threading.Lock()
 
     @property
     def events(self) -> list[Event]:
         """The ordered enter/step/exit events of every recorded forward."""
-        while self._unbuilt:
-            self._unbuilt.pop(0)(self._events)
+        if self._unbuilt:
+            with self._building:  # two threads reading first build once, in order
+                while self._unbuilt:
+                    self._unbuilt.pop(0)(self._events)
         return self._events
 
     @events.setter
     def events(self, events: list[Event]) -> None:
-        self._unbuilt.clear()
-        self._events = events
+        with self._building:
+            self._unbuilt.clear()
+            self._events = events
 
     def defer(self, build: Callable[[list[Event]], None]) -> None:
         """Add a forward's events, built by ``build(events)`` when first read."""
         self._unbuilt.append(build)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """For copy and pickle: the built events, without the lock."""
+        return {"header": self.header, "events": self.events, "footer": self.footer, "captured": self.captured}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Trace):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import threading
 
 import pytest
 import torch
@@ -93,3 +95,19 @@ def test_atomic_write_creates_folders_and_respects_umask(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_events_are_built_once_on_first_read_and_copy_as_plain_data(teach_model):
+    with torch.no_grad(), swintrace.tracing() as trace:
+        teach_model(torch.randn(1, 3, 32, 32))
+        teach_model(torch.randn(1, 3, 32, 32))
+    readers = [threading.Thread(target=lambda: trace.events) for _ in range(4)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join()
+    events = trace.events
+    assert [e.seq for e in events] == list(range(len(events)))  # built once, in order
+    assert {e.call for e in events} == {0, 1}
+    copied = copy.deepcopy(trace)
+    assert copied == trace and copied.events is not trace.events
