@@ -33,7 +33,7 @@ def main() -> None:
     header = {"input": {"description": "cat", "thumbnail_png": thumbnail_png(image.display)}}
 
     def report(pictures: bool) -> tuple[int, int]:
-        with torch.inference_mode(), swintrace.tracing(header=header, pictures=pictures) as trace:
+        with torch.inference_mode(), swintrace.tracing(stats=True, header=header, pictures=pictures) as trace:
             model(image.tensor)
         made = make_pictures(trace) if pictures else None
         page = render_html(trace, "en", made)
