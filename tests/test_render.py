@@ -143,3 +143,12 @@ def test_templates_ship_inside_the_wheel(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"swintrace/templates/report.html.j2", "swintrace/templates/report.css",
             "swintrace/templates/report.js", "swintrace/data/imagenet_classes.tsv"} <= names
+
+
+def test_without_statistics_masks_still_show_their_count():
+    model = swintrace.load_model("swin_teach", seed=0)
+    with torch.no_grad(), swintrace.tracing() as trace:  # default: no statistics
+        model(torch.zeros(1, 3, 32, 32))
+    text = render_markdown(trace, "en")
+    assert "attn_mask: masked 60\n" in text  # teach stage 0: 4 windows of 16x16, as in the golden
+    assert "min " not in text and "std " not in text

@@ -223,8 +223,6 @@ def _step_node(event: Event, lang: str, prefix: str, pictures: list[dict[str, st
 def _tensor(event: Event, summary: TensorSummary, lang: str) -> dict[str, Any]:
     names = dim_names(event, summary)
     stats = stats_text(summary, lang)
-    if stats and summary.masked is not None:
-        stats += f" · masked {summary.masked}"
     return {
         "name": summary.name,
         "dims": [{"size": size, "name": name} for size, name in zip(summary.shape, names)],

@@ -101,8 +101,7 @@ def _render_step(event: Event, lang: str, out: list[str]) -> None:
         out.append(_block(f"{summary.name}.shape", shape_repr(summary.shape)))
         stats = stats_text(summary, lang)
         if stats:
-            masked = "" if summary.masked is None else f" · masked {summary.masked}"
-            out.append(f"{summary.name}: {stats}{masked}\n\n\n")
+            out.append(f"{summary.name}: {stats}\n\n\n")
     for name, value in event.scalars.items():
         out.append(_block(name, scalar_repr(value)))
 

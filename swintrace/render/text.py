@@ -28,14 +28,14 @@ _LABELS = {
         "random": "random initialisation (seed {seed}): predictions are meaningless",
         "file": "checkpoint {path}", "pretrained": "pretrained {name}: {source}", "rank": "#", "label": "label", "probability": "probability",
         "call": "Forward pass {n}", "stats": "min {min} · max {max} · mean {mean} · std {std}",
-        "parameters": "parameters",
+        "masked": "masked {n}", "parameters": "parameters",
     },
     "zh": {
         "model": "模型", "weights": "权重", "input": "输入", "top": "Top-{k} 预测",
         "random": "随机初始化（seed {seed}）：预测没有意义",
         "file": "权重文件 {path}", "pretrained": "预训练权重 {name}：{source}", "rank": "#", "label": "类别", "probability": "概率",
         "call": "第 {n} 次前向", "stats": "最小 {min} · 最大 {max} · 均值 {mean} · 标准差 {std}",
-        "parameters": "参数",
+        "masked": "被遮蔽 {n}", "parameters": "参数",
     },
 }
 
@@ -75,9 +75,13 @@ def number(value: float) -> str:
 
 
 def stats_text(summary: TensorSummary, lang: str) -> str | None:
-    if summary.stats is None:
-        return None
-    return label(lang, "stats", **{k: number(v) for k, v in summary.stats.items()})
+    """min/max/mean/std (when recorded) and the masked count (of a mask), or None."""
+    parts = []
+    if summary.stats is not None:
+        parts.append(label(lang, "stats", **{k: number(v) for k, v in summary.stats.items()}))
+    if summary.masked is not None:
+        parts.append(label(lang, "masked", n=summary.masked))
+    return " · ".join(parts) or None
 
 
 def slice_label(summary: TensorSummary) -> str:
