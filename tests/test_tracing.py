@@ -242,3 +242,44 @@ def test_only_repeated_modules_get_suffixed_ids(swin_t_zeros_trace):
     assert suffixed == {"drop_path"}
     ids = [e.id for e in _steps(swin_t_zeros_trace)]
     assert len(ids) == len(set(ids))
+
+
+def test_ids_are_the_same_whether_given_during_the_forward_or_after(teach_model):
+    """keep/capture/pictures need ids while the model runs; otherwise they are given on first read."""
+    images = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        with swintrace.tracing() as later:
+            teach_model(images)
+            teach_model(images)
+        with swintrace.tracing(capture=["nothing.matches"]) as now:
+            teach_model(images)
+            teach_model(images)
+    assert [(e.type, e.id, e.call) for e in later.events] == [(e.type, e.id, e.call) for e in now.events]
+    assert later.events == now.events
+
+
+def test_what_changes_after_the_forward_does_not_change_the_trace(teach_model):
+    """Events are built on first read, from what was fixed when the forward ended."""
+    model = swintrace.load_model("swin_teach", seed=3)
+    with torch.no_grad(), swintrace.tracing() as trace:
+        model(torch.zeros(1, 3, 32, 32))
+    drop = model.layers[0].blocks[0].attn.attn_drop
+    shown_before = repr(drop)
+    drop.p = 0.5  # changed before anyone read the events
+    step = trace["layers.0.blocks.0.attn.attn_drop"]
+    assert step.modules["self.attn_drop"] == shown_before != repr(drop)
+
+
+def test_a_list_changed_by_the_caller_after_a_step_keeps_its_recorded_value():
+    from swintrace.tracing import Instrumented, step
+
+    class Shifty(Instrumented):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            sizes = [1, 2]
+            step("input", x=x, sizes=sizes)
+            sizes.append(3)
+            return x
+
+    with swintrace.tracing() as trace:
+        Shifty()(torch.zeros(2))
+    assert trace["input"].scalars["sizes"] == [1, 2]
