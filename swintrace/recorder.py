@@ -2,13 +2,14 @@
 
 While the forward runs, the recorder does only what cannot wait: it copies
 each tensor's slice (and reduces it, when statistics are asked for) and
-appends one compact record per enter, step and exit. The ``Event`` objects,
-dotted ids, code lines and module reprs are built from those records when
-the forward ends, in one tight loop. Interleaved with the model's tensor
-work, the same Python ran several times slower (the tensors push the
-interpreter's data out of the CPU caches), so building late is what keeps
-tracing cheap. Steps are recorded in call order and ids are given in that
-order either way, so a trace is the same whichever moment builds it.
+appends one compact record per enter, step and exit. When the forward ends it
+takes the reprs of the modules shown and hands the records to the trace,
+which builds the ``Event`` objects (dotted ids, code lines) the first time
+they are read (records.py). Interleaved with the model's tensor work the same
+Python ran several times slower (the tensors push the interpreter's data out
+of the CPU caches), so doing little during the forward is what keeps tracing
+cheap. Steps are recorded in call order and ids are given in that order
+either way, so a trace is the same whichever moment builds it.
 
 Three options need a step's id while the forward runs (``keep`` decides
 whether to record it at all, ``capture`` and pictures pick steps by id);
