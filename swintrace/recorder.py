@@ -207,7 +207,7 @@ class Recorder:
                 if capturing:
                     self._capture(step_id, key, value)
                 values[key] = summarise(key, value, rearranges)
-            elif type(value) not in _ATOMIC and value is not None and not isinstance(value, nn.Module):
+            elif value is not None and not isinstance(value, nn.Module):
                 values[key] = _plain(value)  # a copy: the caller may change its list later
         self.records.append((
             STEP, scope, name, kind, len(stack), note, frame.f_code, frame.f_lasti,
@@ -299,10 +299,6 @@ def _describe(owner: object) -> tuple[str, str | None, str | None]:
 
 def _size(count: int) -> str:
     return f"{count / 2**20:.1f} MiB" if count >= 2**20 else f"{count / 2**10:.1f} KiB"
-
-
-# Values kept as they are: immutable, and already what JSON holds.
-_ATOMIC = frozenset({int, float, str, bool})
 
 
 def _plain(value: Any) -> Any:

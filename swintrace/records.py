@@ -25,7 +25,7 @@ from typing import Any
 
 from torch import nn
 
-from .events import Event, TensorSummary
+from .events import Event
 from .source import code_before, display_path
 from .summary import Summary
 
@@ -117,10 +117,7 @@ def _step_event(seq: int, call: int, record: tuple, ids: Ids, reprs: dict[int, s
         shown["self." + scope.labels.get(id(module), type(module).__name__)] = reprs[id(module)]
     for key, value in values.items():
         if type(value) is Summary:
-            tensors.append(TensorSummary(
-                key, value.shape, value.dtype, value.device, value.index, value.array,
-                value.stats, value.masked,
-            ))
+            tensors.append(value.named(key))
         elif isinstance(value, nn.Module):
             shown["self." + key] = reprs[id(value)]
         elif value is None and key in scope.slots:

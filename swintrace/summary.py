@@ -132,36 +132,28 @@ class SummaryBatch:
         on_host = data.is_cpu
         layout = (data.dtype, data.dim()) if on_host else (data.dtype, data.dim(), data.device)
         dtype, device, index, slices = self._layouts.get(layout) or self._layout(layout)
+        stats = None
+        if self.with_stats and data.numel():
+            owner, source = (tensor, data) if rearranges is None else (rearranges, rearranges.detach())
+            stats = self._statistics(owner, source, on_host)
         if on_host:
             summary = Summary(
                 list(data.shape), dtype, device, index,
                 data.numpy()[slices].copy() if layout[0] in _NUMPY_DTYPES
                 else _to_numpy(data[slices].clone()),
             )
-            if self.with_stats and data.numel():
-                summary.stats = self._statistics(*self._stats_source(tensor, data, rearranges), on_host=True)
+            summary.stats = stats
             if is_mask:
                 summary.masked = int(torch.count_nonzero(data))
         else:
             summary = Summary(list(data.shape), dtype, device, index)
             self._pending.append(_Pending(
-                summary,
-                data[slices].clone(),
-                self._statistics(*self._stats_source(tensor, data, rearranges), on_host=False)
-                if self.with_stats and data.numel() else None,
-                torch.count_nonzero(data) if is_mask else None,
+                summary, data[slices].clone(), stats, torch.count_nonzero(data) if is_mask else None,
             ))
         seen_before[key] = (weakref.ref(tensor), version, summary)
         if len(seen_before) > _RECENT and not is_mask:
             del seen_before[next(iter(seen_before))]  # the oldest
         return summary
-
-    @staticmethod
-    def _stats_source(
-        tensor: torch.Tensor, data: torch.Tensor, rearranges: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(the step's tensor object, its detached data) whose reductions stand for ``tensor``."""
-        return (tensor, data) if rearranges is None else (rearranges, rearranges.detach())
 
     def _layout(self, layout: tuple) -> tuple[str, str, str, tuple[slice, ...]]:
         dtype, ndim, device = layout if len(layout) == 3 else (*layout, "cpu")
