@@ -19,6 +19,7 @@ import functools
 import math
 import weakref
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -63,7 +64,7 @@ class Summary:
     __slots__ = ("shape", "dtype", "device", "index", "array", "stats", "masked")
 
     def __init__(
-        self, shape: list[int], dtype: str, device: str, index: str, array: np.ndarray | None = None
+        self, shape: Sequence[int], dtype: str, device: str, index: str, array: np.ndarray | None = None
     ) -> None:
         self.shape = shape
         self.dtype = dtype
@@ -75,7 +76,7 @@ class Summary:
 
     def named(self, name: str) -> TensorSummary:
         return TensorSummary(
-            name, self.shape, self.dtype, self.device, self.index, self.array, self.stats, self.masked
+            name, list(self.shape), self.dtype, self.device, self.index, self.array, self.stats, self.masked
         )
 
 
@@ -111,6 +112,13 @@ class SummaryBatch:
         self._recent_stats: dict[tuple, tuple[weakref.ref, Any]] = {}
         # (dtype, ndim[, device unless the CPU]) -> (dtype name, device name, index text, slices).
         self._layouts: dict[tuple, tuple[str, str, str, tuple[slice, ...]]] = {}
+        # (numpy dtype, ndim) -> (dtype name, index text, slices), for CPU tensors read through numpy.
+        self._host_layouts: dict[tuple, tuple[str, str, tuple[slice, ...]]] = {}
+        self._numpy_first = False
+
+    def begin(self) -> None:
+        """Start a forward pass: without autograd, CPU tensors go straight to numpy."""
+        self._numpy_first = not torch.is_grad_enabled()
 
     def summarise(
         self, name: str, tensor: torch.Tensor, rearranges: torch.Tensor | None = None
@@ -124,21 +132,61 @@ class SummaryBatch:
         is_mask = name in MASK_NAMES
         seen_before = self._masks if is_mask else self._recent
         key = id(tensor)
-        version = None if tensor.is_inference() else tensor._version
         seen = seen_before.get(key)
-        if seen is not None and seen[0]() is tensor and seen[1] == version:
+        # A remembered version of None means an inference tensor (no version counter).
+        if seen is not None and seen[0]() is tensor and (seen[1] is None or seen[1] == tensor._version):
             return seen[2]
-        data = tensor.detach() if tensor.requires_grad else tensor
+        version = None if tensor.is_inference() else tensor._version
+        host = None
+        if self._numpy_first:
+            # One call gives the host values, shape and dtype of a CPU tensor;
+            # it raises for a tensor that requires grad, lives on a device or
+            # has no numpy dtype (bfloat16), which take the general path.
+            try:
+                host = tensor.numpy()
+            except (RuntimeError, TypeError):
+                pass
+        stats = None
+        if self.with_stats and tensor.numel():
+            owner = tensor if rearranges is None else rearranges
+            source = owner.detach()
+            stats = self._statistics(owner, source, source.is_cpu)
+        if host is not None:
+            summary = self._host_summary(host, is_mask)
+            summary.stats = stats
+        else:
+            summary = self._summary(tensor, is_mask, stats)
+        seen_before[key] = (weakref.ref(tensor), version, summary)
+        if len(seen_before) > _RECENT and not is_mask:
+            del seen_before[next(iter(seen_before))]  # the oldest
+        return summary
+
+    def _host_summary(self, host: np.ndarray, is_mask: bool) -> Summary:
+        """The summary of a CPU tensor's numpy view (complete at once)."""
+        layout = (host.dtype, host.ndim)
+        known = self._host_layouts.get(layout)
+        if known is None:
+            known = self._host_layouts[layout] = (
+                host.dtype.name, slice_index(host.ndim, self.slice_len), (slice(0, self.slice_len),) * host.ndim,
+            )
+        dtype, index, slices = known
+        summary = Summary(host.shape, dtype, "cpu", index, host[slices].copy())
+        if is_mask:
+            summary.masked = int(np.count_nonzero(host))
+        return summary
+
+    def _summary(self, tensor: torch.Tensor, is_mask: bool, stats: Any) -> Summary:
+        """The summary of any tensor (on an accelerator, completed by ``flush``).
+
+        ``stats``: what ``_statistics`` gave (a dict on the host, a device tensor otherwise).
+        """
+        data = tensor.detach()
         on_host = data.is_cpu
         layout = (data.dtype, data.dim()) if on_host else (data.dtype, data.dim(), data.device)
         dtype, device, index, slices = self._layouts.get(layout) or self._layout(layout)
-        stats = None
-        if self.with_stats and data.numel():
-            owner, source = (tensor, data) if rearranges is None else (rearranges, rearranges.detach())
-            stats = self._statistics(owner, source, on_host)
         if on_host:
             summary = Summary(
-                list(data.shape), dtype, device, index,
+                data.shape, dtype, device, index,
                 data.numpy()[slices].copy() if layout[0] in _NUMPY_DTYPES
                 else _to_numpy(data[slices].clone()),
             )
@@ -146,13 +194,10 @@ class SummaryBatch:
             if is_mask:
                 summary.masked = int(torch.count_nonzero(data))
         else:
-            summary = Summary(list(data.shape), dtype, device, index)
+            summary = Summary(data.shape, dtype, device, index)
             self._pending.append(_Pending(
                 summary, data[slices].clone(), stats, torch.count_nonzero(data) if is_mask else None,
             ))
-        seen_before[key] = (weakref.ref(tensor), version, summary)
-        if len(seen_before) > _RECENT and not is_mask:
-            del seen_before[next(iter(seen_before))]  # the oldest
         return summary
 
     def _layout(self, layout: tuple) -> tuple[str, str, str, tuple[slice, ...]]:

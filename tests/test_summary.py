@@ -28,9 +28,18 @@ def _close(stats: dict[str, float], expected: dict[str, float]) -> bool:
     )
 
 
+def _batch(with_stats: bool, through_numpy: bool = True) -> SummaryBatch:
+    """A batch started as a forward without autograd (CPU tensors read through numpy) or with it."""
+    batch = SummaryBatch(3, with_stats=with_stats)
+    with torch.set_grad_enabled(not through_numpy):
+        batch.begin()
+    return batch
+
+
+@pytest.mark.parametrize("through_numpy", [True, False])
 @pytest.mark.parametrize("numel", [12, _NUMPY_STATS_MAX + 7])  # the numpy path, then torch's
 @pytest.mark.parametrize("layout", ["contiguous", "permuted", "strided", "int64"])
-def test_statistics_are_those_of_the_whole_tensor(numel, layout):
+def test_statistics_are_those_of_the_whole_tensor(numel, layout, through_numpy):
     generator = torch.Generator().manual_seed(numel)
     base = torch.randn(3, numel // 3, 2, generator=generator) * 3 + 1  # 3, n, 2
     tensor = {
@@ -39,9 +48,9 @@ def test_statistics_are_those_of_the_whole_tensor(numel, layout):
         "strided": base[:, ::2, :],  # not dense: copied
         "int64": (base * 10).long(),
     }[layout]
-    summary = SummaryBatch(3, with_stats=True).summarise("x", tensor)
+    summary = _batch(True, through_numpy).summarise("x", tensor)
     assert _close(summary.stats, _expected(tensor))
-    assert summary.shape == list(tensor.shape)
+    assert summary.named("x").shape == list(tensor.shape)
     assert summary.array.tolist() == tensor[:3, :3, :3].tolist()
     assert summary.index == "[:3,:3,:3]" and summary.dtype == str(tensor.dtype).removeprefix("torch.")
 
@@ -72,18 +81,20 @@ def test_a_view_shares_the_reductions_of_its_source():
     assert second is not first and second.stats is first.stats
 
 
-def test_the_same_tensor_object_is_summarised_once():
+@pytest.mark.parametrize("through_numpy", [True, False])
+def test_the_same_tensor_object_is_summarised_once(through_numpy):
     tensor = torch.randn(4, 4)
-    batch = SummaryBatch(3, with_stats=False)
+    batch = _batch(False, through_numpy)
     assert batch.summarise("x", tensor) is batch.summarise("y", tensor)
     tensor.add_(1)  # an in-place change is a new summary
     changed = batch.summarise("x", tensor)
     assert changed.array.tolist() == tensor[:3, :3].tolist()
 
 
-def test_a_freed_tensor_is_never_mistaken_for_a_new_one():
+@pytest.mark.parametrize("through_numpy", [True, False])
+def test_a_freed_tensor_is_never_mistaken_for_a_new_one(through_numpy):
     """Summaries hold weak references: a reused id() of a dead tensor is not a match."""
-    batch = SummaryBatch(3, with_stats=False)
+    batch = _batch(False, through_numpy)
     seen: dict[int, list[float]] = {}
     for value in range(50):
         tensor = torch.full((2, 2), float(value))
@@ -95,9 +106,10 @@ def test_a_freed_tensor_is_never_mistaken_for_a_new_one():
     assert len(seen) < 50  # ids were reused, and still every summary was right
 
 
-def test_masks_are_counted_once_per_forward():
+@pytest.mark.parametrize("through_numpy", [True, False])
+def test_masks_are_counted_once_per_forward(through_numpy):
     mask = torch.zeros(4, 9, 9).masked_fill(torch.rand(4, 9, 9) > 0.5, -100.0)
-    batch = SummaryBatch(3, with_stats=False)
+    batch = _batch(False, through_numpy)
     first = batch.summarise("attn_mask", mask)
     for _ in range(40):  # other tensors in between do not push the mask out
         batch.summarise("x", torch.randn(3))
@@ -105,3 +117,15 @@ def test_masks_are_counted_once_per_forward():
     assert first.masked == int((mask != 0).sum())
     plain = batch.summarise("x", mask)  # the same tensor under another name: no count
     assert plain.masked is None
+
+
+def test_tensors_numpy_cannot_read_take_the_general_path():
+    """Without autograd CPU tensors are read through numpy; the others still give their slice."""
+    batch = _batch(True)
+    weight = torch.nn.Parameter(torch.arange(12.0).reshape(3, 4))  # requires grad
+    half = (torch.arange(12.0).reshape(3, 4) / 8).bfloat16()  # no numpy dtype
+    for tensor, dtype in ((weight, "float32"), (half, "bfloat16")):
+        summary = batch.summarise("x", tensor).named("x")
+        assert summary.values == tensor.detach().float()[:3, :3].tolist()
+        assert (summary.shape, summary.dtype, summary.index) == ([3, 4], dtype, "[:3,:3]")
+        assert summary.stats["max"] == float(tensor.detach().max())
