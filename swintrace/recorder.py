@@ -14,6 +14,11 @@ either way, so a trace is the same whichever moment builds it.
 Three options need a step's id while the forward runs (``keep`` decides
 whether to record it at all, ``capture`` and pictures pick steps by id);
 with any of them, ids are given at record time instead, in the same order.
+
+Where the C loop (``_speedups.c``, built at install when a compiler is there)
+is available and a forward needs nothing from its steps while it runs (no
+ids, statistics or captures), ``record_step`` is the C loop's: it writes the
+very records the Python method writes, without running bytecode.
 """
 
 from __future__ import annotations
@@ -98,6 +103,11 @@ class Recorder:
         self.predictions: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.gc_was_enabled = True
         self.captured_bytes = 0
+        # Steps that need nothing during the forward (no ids, statistics or
+        # captures) are recorded by the C loop where it was built.
+        recorded_in_c = None if self.ids_now else self.batch.step_recorder(self.stack, self.records, STEP)
+        if recorded_in_c is not None:
+            self.record_step = recorded_in_c  # type: ignore[method-assign]
 
     # -- scopes ---------------------------------------------------------------
     def run_scope(self, owner: object, call: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
@@ -202,14 +212,11 @@ class Recorder:
             capturing = bool(options.capture) and options.captures(step_id)
             if self.capture is not None:
                 arrays = self.capture.on_step(step_id, kind, values)
-        summarise = self.batch.summarise
-        for key, value in values.items():
-            if isinstance(value, torch.Tensor):
-                if capturing:
+        if capturing:
+            for key, value in values.items():
+                if isinstance(value, torch.Tensor):
                     self._capture(step_id, key, value)
-                values[key] = summarise(key, value, rearranges)
-            elif value is not None and not isinstance(value, nn.Module):
-                values[key] = _plain(value)  # a copy: the caller may change its list later
+        self.batch.summarise_values(values, rearranges)
         self.records.append((
             STEP, scope, name, kind, len(stack), note, frame.f_code, frame.f_lasti,
             modules, values, step_id, arrays,
@@ -243,7 +250,8 @@ class Recorder:
         Module reprs are taken now: a module changed after the forward must
         not change what the trace says ran.
         """
-        records, self.records = self.records, []
+        records = self.records[:]
+        self.records.clear()  # the same list object: the C loop appends to it
         for module in shown_modules(records):
             if id(module) not in self.reprs:
                 self.reprs[id(module)] = repr(module)
@@ -300,14 +308,3 @@ def _describe(owner: object) -> tuple[str, str | None, str | None]:
 
 def _size(count: int) -> str:
     return f"{count / 2**20:.1f} MiB" if count >= 2**20 else f"{count / 2**10:.1f} KiB"
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-friendly copy of a step's non-tensor value."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (torch.Size, tuple, list)):
-        return [_plain(v) for v in value]
-    if isinstance(value, torch.dtype):
-        return str(value).removeprefix("torch.")
-    return repr(value)

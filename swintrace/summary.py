@@ -16,16 +16,26 @@ statistics, since they hold the same numbers.
 from __future__ import annotations
 
 import functools
+import logging
 import math
+import os
 import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from .events import TensorSummary
+
+try:  # the C loop of summarise_values (built at install when a compiler is there)
+    from . import _speedups
+except ImportError:
+    _speedups = None
+
+log = logging.getLogger(__name__)
 
 # Tensors with these names are attention masks: their summary counts masked entries.
 MASK_NAMES = frozenset({"mask", "attn_mask"})
@@ -42,6 +52,10 @@ _NUMPY_DTYPES = frozenset(
     {torch.float16, torch.float32, torch.float64, torch.int64, torch.int32, torch.int16,
      torch.int8, torch.uint8, torch.bool}
 )
+# Values a step keeps as they are (immutable, JSON-ready).
+_SIMPLE_TYPES = frozenset({int, float, str, bool})
+# Slice texts are kept for tensors of up to this many dimensions by the C loop.
+_MAX_DIMS = 16
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -59,9 +73,11 @@ class Summary:
 
     ``named(name)`` gives the ``TensorSummary`` an event holds. On an
     accelerator ``array``, ``stats`` and ``masked`` are filled by ``flush``.
+    The C loop (``_speedups``) stores the slice as ``raw`` (a bytearray and the
+    slice's shape) and ``array`` reads it when first asked.
     """
 
-    __slots__ = ("shape", "dtype", "device", "index", "array", "stats", "masked")
+    __slots__ = ("shape", "dtype", "device", "index", "raw", "_array", "stats", "masked")
 
     def __init__(
         self, shape: Sequence[int], dtype: str, device: str, index: str, array: np.ndarray | None = None
@@ -70,9 +86,22 @@ class Summary:
         self.dtype = dtype
         self.device = device
         self.index = index
-        self.array = array
+        self.raw: tuple[bytearray, tuple[int, ...]] | None = None
+        self._array = array
         self.stats: dict[str, float] | None = None
         self.masked: int | None = None
+
+    @property
+    def array(self) -> np.ndarray | None:
+        if self._array is None and self.raw is not None:
+            data, slice_shape = self.raw
+            self._array = np.frombuffer(data, dtype=self.dtype).reshape(slice_shape)  # a writable view
+            self.raw = None
+        return self._array
+
+    @array.setter
+    def array(self, value: np.ndarray | None) -> None:
+        self._array = value
 
     def named(self, name: str) -> TensorSummary:
         return TensorSummary(
@@ -115,6 +144,33 @@ class SummaryBatch:
         # (numpy dtype, ndim) -> (dtype name, index text, slices), for CPU tensors read through numpy.
         self._host_layouts: dict[tuple, tuple[str, str, tuple[slice, ...]]] = {}
         self._numpy_first = False
+        self._indexes = [slice_index(ndim, slice_len) for ndim in range(_MAX_DIMS)]
+
+    def summarise_values(self, values: dict[str, Any], rearranges: torch.Tensor | None = None) -> None:
+        """Replace a step's values in place: tensors by summaries, other values by plain copies.
+
+        Modules and None stay. Without statistics the C loop does this when it
+        was built; it gives the same summaries (tests compare both).
+        """
+        if _speedups is not None and not self.with_stats:
+            _speedups.summarise_values(values, self._recent, _RECENT, self.slice_len, self._indexes, self.summarise)
+            return
+        for key, value in values.items():
+            if isinstance(value, torch.Tensor):
+                values[key] = self.summarise(key, value, rearranges)
+            elif value is not None and not isinstance(value, nn.Module):
+                values[key] = plain(value)  # a copy: the caller may change its list later
+
+    def step_recorder(self, stack: list, records: list, step_tag: int) -> Callable[..., None] | None:
+        """``Recorder.record_step`` done by the C loop for this batch, or None (no C loop, statistics).
+
+        It appends to ``records`` the same record the Python method would, the
+        scope being the top of ``stack``; both lists must stay the same objects.
+        """
+        if _speedups is None or self.with_stats:
+            return None
+        state = (stack, records, step_tag, self._recent, _RECENT, self.slice_len, self._indexes, self.summarise)
+        return functools.partial(_speedups.record_step, state)
 
     def begin(self) -> None:
         """Start a forward pass: without autograd, CPU tensors go straight to numpy."""
@@ -277,6 +333,17 @@ class SummaryBatch:
                 item.summary.masked = int(count)
 
 
+def plain(value: Any) -> Any:
+    """A JSON-friendly copy of a step's non-tensor value."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (torch.Size, tuple, list)):
+        return [plain(v) for v in value]
+    if isinstance(value, torch.dtype):
+        return dtype_name(value)
+    return repr(value)
+
+
 @functools.lru_cache(maxsize=64)
 def _dtype_name(dtype: torch.dtype) -> str:
     return dtype_name(dtype)
@@ -355,3 +422,23 @@ def _stack_to_host(tensors: list[torch.Tensor]) -> torch.Tensor:
         for position, row in zip(positions, host):
             result[position] = row
     return torch.stack(result)  # type: ignore[arg-type]
+
+
+def _configure_speedups() -> None:
+    """Give the C loop what it reads from Python; without it (or with SWINTRACE_PURE_PYTHON=1) use Python."""
+    global _speedups
+    if _speedups is None or os.environ.get("SWINTRACE_PURE_PYTHON"):
+        _speedups = None
+        log.debug("recording steps in Python")
+        return
+    readable = {
+        dtype: (dtype_name(dtype), torch.empty((), dtype=dtype).element_size())
+        for dtype in _NUMPY_DTYPES
+    }
+    _speedups.configure(
+        (torch.Tensor, nn.Parameter), torch.Tensor, torch.strided, Summary, readable,
+        _SIMPLE_TYPES, nn.Module, MASK_NAMES, plain,
+    )
+
+
+_configure_speedups()

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import gc
+import os
+from contextlib import contextmanager, nullcontext
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from swintrace.summary import _NUMPY_STATS_MAX, SummaryBatch, _flat_values, _is_dense
+import swintrace
+from swintrace import summary as summary_module
+from swintrace.summary import _NUMPY_STATS_MAX, Summary, SummaryBatch, _flat_values, _is_dense
 
 
 def _expected(tensor: torch.Tensor) -> dict[str, float]:
@@ -129,3 +133,94 @@ def test_tensors_numpy_cannot_read_take_the_general_path():
         assert summary.values == tensor.detach().float()[:3, :3].tolist()
         assert (summary.shape, summary.dtype, summary.index) == ([3, 4], dtype, "[:3,:3]")
         assert summary.stats["max"] == float(tensor.detach().max())
+
+
+@contextmanager
+def _pure_python():
+    """Record with the Python loop even where the C loop was built."""
+    built = summary_module._speedups
+    summary_module._speedups = None
+    try:
+        yield
+    finally:
+        summary_module._speedups = built
+
+
+needs_c_loop = pytest.mark.skipif(summary_module._speedups is None, reason="the C loop was not built")
+
+
+def test_the_c_loop_is_built_where_ci_asks_for_it():
+    if os.environ.get("SWINTRACE_REQUIRE_SPEEDUPS"):
+        assert summary_module._speedups is not None, "swintrace._speedups was not built"
+
+
+_DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32,
+           torch.uint8, torch.bool]
+
+
+@needs_c_loop
+@settings(max_examples=120, deadline=None)
+@given(
+    shape=st.lists(st.integers(0, 5), min_size=0, max_size=5),
+    dtype=st.sampled_from(_DTYPES),
+    step=st.integers(1, 2),
+    grad=st.booleans(),
+    data=st.data(),
+)
+def test_the_c_loop_summarises_as_the_python_loop(shape, dtype, step, grad, data):
+    """Any layout, dtype, dimension count (0-d, empty) and autograd state: the same summaries."""
+    base = (torch.randn(shape, generator=torch.Generator().manual_seed(len(shape))) * 50).to(dtype)
+    dims = data.draw(st.permutations(list(range(len(shape)))))
+    tensor = base.permute(dims)[(slice(None, None, step),)] if shape else base
+    if grad and dtype.is_floating_point:
+        tensor = torch.nn.Parameter(tensor.clone(), requires_grad=True)
+    mask = torch.zeros(2, 3, 3).masked_fill(torch.eye(3, dtype=torch.bool), -100.0)
+    given_values = {
+        "x": tensor, "again": tensor, "attn_mask": mask, "count": 3, "scale": 0.5, "name": "W-MSA",
+        "flag": True, "sizes": [1, (2, 3)], "size": torch.Size([4, 5]), "dtype": torch.float16,
+        "nothing": None, "module": torch.nn.Identity(),
+    }
+    results = []
+    for use_c in (True, False):
+        values = dict(given_values)
+        batch = SummaryBatch(3, with_stats=False)
+        with torch.set_grad_enabled(grad), (nullcontext() if use_c else _pure_python()):
+            batch.begin()
+            batch.summarise_values(values)
+        assert values["again"] is values["x"]  # the same tensor object: one summary
+        # The C loop reads every plain CPU dtype numpy has (bfloat16 goes to Python).
+        assert (values["x"].raw is not None) == (use_c and dtype is not torch.bfloat16)
+        results.append({
+            key: value.named(key) if isinstance(value, Summary) else value for key, value in values.items()
+        })
+    from_c, from_python = results
+    assert from_c == from_python
+    assert from_c["x"].values == tensor.detach()[(slice(0, 3),) * tensor.dim()].tolist()
+    assert from_c["attn_mask"].masked == 6 and from_c["sizes"] == [1, [2, 3]] and from_c["dtype"] == "float16"
+
+
+@needs_c_loop
+def test_the_c_loop_and_the_python_loop_give_the_same_trace(teach_model):
+    images = torch.randn(2, 3, 29, 35, generator=torch.Generator().manual_seed(4))
+    traces = []
+    for use_c in (True, False):
+        with (nullcontext() if use_c else _pure_python()), swintrace.tracing() as trace:
+            teach_model(images)
+        traces.append(trace)
+    assert traces[0].events == traces[1].events
+    assert len(traces[0].events) > 300
+
+
+def test_an_in_place_change_between_steps_gives_a_new_summary():
+    """Both loops check the version counter of a remembered tensor."""
+    for context in (nullcontext, _pure_python):
+        tensor = torch.zeros(4, 4)
+        batch = SummaryBatch(3, with_stats=False)
+        with context():
+            first = {"x": tensor}
+            batch.summarise_values(first)
+            tensor.add_(2)
+            second = {"x": tensor}
+            batch.summarise_values(second)
+        assert first["x"].array.tolist() == [[0.0] * 3] * 3
+        assert second["x"].array.tolist() == [[2.0] * 3] * 3
