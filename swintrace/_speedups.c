@@ -25,7 +25,9 @@
 static PyObject *str_is_cpu, *str_layout, *str_dtype, *str_shape, *str_stride, *str_data_ptr;
 static PyObject *str_is_neg, *str_is_inference, *str_version, *str_array, *str_stats, *str_masked;
 static PyObject *str_device_cpu, *str_summary_fields[5];
-static PyObject *str_f_code, *str_f_lasti;
+static PyObject *str_f_code, *str_f_lasti, *str_name, *str_note, *str_rearranges, *str_c_state;
+static PyObject *str_record_step;
+static PyObject *recorder_variable;  /* recorder._RECORDER, given by configure_step() */
 
 /* What configure() was given: fixed for the life of the process. */
 static PyObject *tensor_types;   /* tuple of the exact types read here (Tensor, Parameter) */
@@ -342,44 +344,43 @@ summarise_values(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t na
     Py_RETURN_NONE;
 }
 
-PyDoc_STRVAR(record_step_doc,
-"record_step(state, kind, name, note, rearranges, modules, values, frame)\n\n"
-"Recorder.record_step for a forward that needs no step ids, statistics or captures:\n"
-"replace the values (as summarise_values) and append the step's record\n"
-"(STEP, scope, name, kind, depth, note, code, offset, modules, values, None, None)\n"
-"to records, the scope being the top of stack (an empty stack: nothing is recorded).\n"
-"state is (stack, records, STEP, recent, keep, n, indexes, general).");
-
-static PyObject *
-record_step(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+/*
+ * Record one step with `state` = the recorder's c_state,
+ * (stack, records, STEP, recent, keep, n, indexes, general):
+ * replace the values (as summarise_values) and append the step's record
+ * (STEP, scope, name, kind, depth, note, code, offset, modules, values, None, None),
+ * the scope being the top of stack (an empty stack: nothing is recorded).
+ */
+static int
+append_step(PyObject *state, PyObject *kind, PyObject *name, PyObject *note, PyObject *modules,
+            PyObject *values, PyObject *frame)
 {
-    if (nargs != 8 || !PyTuple_Check(args[0]) || PyTuple_GET_SIZE(args[0]) != 8) {
-        PyErr_SetString(PyExc_TypeError, "record_step takes an 8-item state tuple and 7 more arguments");
-        return NULL;
+    if (!PyTuple_Check(state) || PyTuple_GET_SIZE(state) != 8) {
+        PyErr_SetString(PyExc_TypeError, "the recording state must be an 8-item tuple");
+        return -1;
     }
-    PyObject *state = args[0], *values = args[6], *frame = args[7];
     PyObject *stack = PyTuple_GET_ITEM(state, 0), *records = PyTuple_GET_ITEM(state, 1);
     PyObject *recent = PyTuple_GET_ITEM(state, 3), *indexes = PyTuple_GET_ITEM(state, 6);
     PyObject *general = PyTuple_GET_ITEM(state, 7);
     Py_ssize_t keep = PyLong_AsSsize_t(PyTuple_GET_ITEM(state, 4));
     Py_ssize_t n = PyLong_AsSsize_t(PyTuple_GET_ITEM(state, 5));
     if (PyErr_Occurred() || check_arguments(values, recent, indexes) < 0)
-        return NULL;
+        return -1;
     if (!PyList_Check(stack) || !PyList_Check(records)) {
-        PyErr_SetString(PyExc_TypeError, "record_step: stack and records must be lists");
-        return NULL;
+        PyErr_SetString(PyExc_TypeError, "the recording stack and records must be lists");
+        return -1;
     }
     Py_ssize_t depth = PyList_GET_SIZE(stack);
     if (depth == 0)  /* a step outside any scope of a traced forward */
-        Py_RETURN_NONE;
+        return 0;
     PyObject *scope = Py_NewRef(PyList_GET_ITEM(stack, depth - 1));
     PyObject *code = NULL, *offset = NULL, *depth_number = NULL, *record = NULL;
     if (replace_values(values, recent, keep, n, indexes, general) == 0
         && (code = PyObject_GetAttr(frame, str_f_code)) != NULL
         && (offset = PyObject_GetAttr(frame, str_f_lasti)) != NULL
         && (depth_number = PyLong_FromSsize_t(depth)) != NULL) {
-        PyObject *items[12] = {PyTuple_GET_ITEM(state, 2), scope, args[2], args[1], depth_number, args[3],
-                               code, offset, args[5], values, Py_None, Py_None};
+        PyObject *items[12] = {PyTuple_GET_ITEM(state, 2), scope, name, kind, depth_number, note,
+                               code, offset, modules, values, Py_None, Py_None};
         record = PyTuple_New(12);
         for (int i = 0; record != NULL && i < 12; i++)
             PyTuple_SET_ITEM(record, i, Py_NewRef(items[i]));
@@ -390,8 +391,88 @@ record_step(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
     Py_XDECREF(offset);
     Py_XDECREF(code);
     Py_DECREF(scope);
-    if (failed)
+    return failed ? -1 : 0;
+}
+
+PyDoc_STRVAR(step_doc,
+"step($module, kind, /, *modules, name=None, note=None, rearranges=None, **values)\n--\n\n"
+"Record one step of the walkthrough (no-op outside tracing()).\n\n"
+"The C twin of swintrace.recorder.python_step, whose docstring tells the arguments:\n"
+"the same records, without a Python frame per step.");
+
+static PyObject *
+step(PyObject *Py_UNUSED(self), PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError, "step() missing 1 required positional argument: 'kind'");
         return NULL;
+    }
+    if (recorder_variable == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "swintrace._speedups.step is not configured");
+        return NULL;
+    }
+    PyObject *recorder;
+    if (PyContextVar_Get(recorder_variable, Py_None, &recorder) < 0)
+        return NULL;
+    if (recorder == Py_None) {  /* not tracing: the common case, as cheap as it gets */
+        Py_DECREF(recorder);
+        Py_RETURN_NONE;
+    }
+    PyObject *kind = args[0], *name = Py_None, *note = Py_None, *rearranges = Py_None;
+    PyObject *modules = PyTuple_New(nargs - 1), *values = PyDict_New(), *result = NULL;
+    if (modules == NULL || values == NULL)
+        goto done;
+    for (Py_ssize_t i = 1; i < nargs; i++)
+        PyTuple_SET_ITEM(modules, i - 1, Py_NewRef(args[i]));
+    Py_ssize_t keywords = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t i = 0; i < keywords; i++) {
+        PyObject *keyword = PyTuple_GET_ITEM(kwnames, i), *value = args[nargs + i];
+        if (PyUnicode_Compare(keyword, str_name) == 0)
+            name = value;
+        else if (PyUnicode_Compare(keyword, str_note) == 0)
+            note = value;
+        else if (PyUnicode_Compare(keyword, str_rearranges) == 0)
+            rearranges = value;
+        else if (PyDict_SetItem(values, keyword, value) < 0)
+            goto done;
+    }
+    int named = PyObject_IsTrue(name);  /* as `name or kind` */
+    if (named < 0)
+        goto done;
+    if (!named)
+        name = kind;
+    PyObject *frame = (PyObject *)PyEval_GetFrame();  /* the caller's frame (borrowed) */
+    if (frame == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "step() must be called from Python code");
+        goto done;
+    }
+    PyObject *state = PyObject_GetAttr(recorder, str_c_state);
+    if (state == NULL)
+        goto done;
+    if (state != Py_None) {
+        if (append_step(state, kind, name, note, modules, values, frame) == 0)
+            result = Py_NewRef(Py_None);
+    } else {
+        PyObject *call[8] = {recorder, kind, name, note, rearranges, modules, values, frame};
+        result = PyObject_VectorcallMethod(str_record_step, call, 8, NULL);
+    }
+    Py_DECREF(state);
+done:
+    Py_XDECREF(modules);
+    Py_XDECREF(values);
+    Py_DECREF(recorder);
+    return result;
+}
+
+static PyObject *
+configure_step(PyObject *Py_UNUSED(self), PyObject *variable)
+{
+    if (!PyContextVar_CheckExact(variable)) {
+        PyErr_SetString(PyExc_TypeError, "configure_step takes the recorder's ContextVar");
+        return NULL;
+    }
+    Py_XSETREF(recorder_variable, Py_NewRef(variable));
     Py_RETURN_NONE;
 }
 
@@ -399,7 +480,8 @@ static PyMethodDef methods[] = {
     {"configure", configure, METH_VARARGS,
      "configure(tensor_types, Tensor, strided, Summary, dtypes, simple_types, Module, general_names, plain)"},
     {"summarise_values", (PyCFunction)(void (*)(void))summarise_values, METH_FASTCALL, summarise_values_doc},
-    {"record_step", (PyCFunction)(void (*)(void))record_step, METH_FASTCALL, record_step_doc},
+    {"step", (PyCFunction)(void (*)(void))step, METH_FASTCALL | METH_KEYWORDS, step_doc},
+    {"configure_step", configure_step, METH_O, "configure_step(variable): the ContextVar holding the recorder."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -424,7 +506,12 @@ PyInit__speedups(void)
         || !(str_masked = PyUnicode_InternFromString("masked"))
         || !(str_device_cpu = PyUnicode_InternFromString("cpu"))
         || !(str_f_code = PyUnicode_InternFromString("f_code"))
-        || !(str_f_lasti = PyUnicode_InternFromString("f_lasti")))
+        || !(str_f_lasti = PyUnicode_InternFromString("f_lasti"))
+        || !(str_name = PyUnicode_InternFromString("name"))
+        || !(str_note = PyUnicode_InternFromString("note"))
+        || !(str_rearranges = PyUnicode_InternFromString("rearranges"))
+        || !(str_c_state = PyUnicode_InternFromString("c_state"))
+        || !(str_record_step = PyUnicode_InternFromString("record_step")))
         return NULL;
     return PyModule_Create(&speedups);
 }

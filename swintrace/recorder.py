@@ -16,9 +16,10 @@ whether to record it at all, ``capture`` and pictures pick steps by id);
 with any of them, ids are given at record time instead, in the same order.
 
 Where the C loop (``_speedups.c``, built at install when a compiler is there)
-is available and a forward needs nothing from its steps while it runs (no
-ids, statistics or captures), ``record_step`` is the C loop's: it writes the
-very records the Python method writes, without running bytecode.
+is available, ``step`` is its C twin of ``python_step``; when a forward needs
+nothing from its steps while it runs (no ids, statistics or captures) it
+writes the very records ``record_step`` would, without running bytecode,
+and otherwise it calls ``record_step``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from .events import Trace
 from .records import ENTER, EXIT, STEP, Ids, Scope, build_events, shown_modules
 from .source import display_path, first_doc_line
 from .summary import SummaryBatch
+from .summary import _speedups as speedups
 
 if TYPE_CHECKING:
     from .tracing import TraceOptions
@@ -53,7 +55,7 @@ def is_tracing() -> bool:
     return _RECORDER.get() is not None
 
 
-def step(
+def python_step(
     kind: str,
     /,
     *modules: nn.Module,
@@ -77,6 +79,15 @@ def step(
     if recorder is None:
         return
     recorder.record_step(kind, name or kind, note, rearranges, modules, values, sys._getframe(1))
+
+
+if speedups is not None:
+    # The C twin: the same behaviour without a Python frame per step, which
+    # matters even outside tracing (the model calls step() ~750 times a forward).
+    speedups.configure_step(_RECORDER)
+    step = speedups.step
+else:
+    step = python_step
 
 
 class Recorder:
@@ -104,10 +115,8 @@ class Recorder:
         self.gc_was_enabled = True
         self.captured_bytes = 0
         # Steps that need nothing during the forward (no ids, statistics or
-        # captures) are recorded by the C loop where it was built.
-        recorded_in_c = None if self.ids_now else self.batch.step_recorder(self.stack, self.records, STEP)
-        if recorded_in_c is not None:
-            self.record_step = recorded_in_c  # type: ignore[method-assign]
+        # captures) are recorded by the C step where it was built; None: by record_step.
+        self.c_state = None if self.ids_now else self.batch.c_state(self.stack, self.records, STEP)
 
     # -- scopes ---------------------------------------------------------------
     def run_scope(self, owner: object, call: Callable[..., Any], args: tuple, kwargs: dict) -> Any:

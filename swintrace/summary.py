@@ -20,7 +20,7 @@ import logging
 import math
 import os
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,16 +161,15 @@ class SummaryBatch:
             elif value is not None and not isinstance(value, nn.Module):
                 values[key] = plain(value)  # a copy: the caller may change its list later
 
-    def step_recorder(self, stack: list, records: list, step_tag: int) -> Callable[..., None] | None:
-        """``Recorder.record_step`` done by the C loop for this batch, or None (no C loop, statistics).
+    def c_state(self, stack: list, records: list, step_tag: int) -> tuple | None:
+        """What the C ``step`` records with (``Recorder.c_state``), or None: no C loop, or statistics.
 
-        It appends to ``records`` the same record the Python method would, the
-        scope being the top of ``stack``; both lists must stay the same objects.
+        With it, C appends to ``records`` the very record ``Recorder.record_step``
+        would, the scope being the top of ``stack``; both lists must stay the same objects.
         """
         if _speedups is None or self.with_stats:
             return None
-        state = (stack, records, step_tag, self._recent, _RECENT, self.slice_len, self._indexes, self.summarise)
-        return functools.partial(_speedups.record_step, state)
+        return (stack, records, step_tag, self._recent, _RECENT, self.slice_len, self._indexes, self.summarise)
 
     def begin(self) -> None:
         """Start a forward pass: without autograd, CPU tensors go straight to numpy."""

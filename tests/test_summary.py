@@ -224,3 +224,55 @@ def test_an_in_place_change_between_steps_gives_a_new_summary():
             batch.summarise_values(second)
         assert first["x"].array.tolist() == [[0.0] * 3] * 3
         assert second["x"].array.tolist() == [[2.0] * 3] * 3
+
+
+
+@needs_c_loop
+@pytest.mark.parametrize("options", [{}, {"keep": ["*"]}, {"stats": True}])
+def test_the_c_step_records_as_the_python_step(options):
+    """The C twin of step() gives the same events as python_step, whichever path records."""
+    from swintrace.recorder import python_step, step
+    from swintrace.tracing import Instrumented
+
+    class Stepper(Instrumented):
+        def __init__(self, record) -> None:
+            super().__init__()
+            self.record = record
+            self.proj = torch.nn.Linear(2, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            sizes = [1, 2]
+            self.record("input", x=x, sizes=sizes)
+            self.record("proj", self.proj, name="projected", x=self.proj(x), scale=0.5)
+            self.record("add_mask", note="no_mask", mask=None)
+            self.record("roll", rearranges=x, shifted=x.roll(1, 0), kind="keyword called kind")
+            sizes.append(3)
+            return x
+
+    x = torch.arange(6.0).reshape(3, 2)
+    events = []
+    for record in (step, python_step):
+        stepper = Stepper(record)
+        torch.nn.init.ones_(stepper.proj.weight)
+        torch.nn.init.zeros_(stepper.proj.bias)
+        with swintrace.tracing(**options) as trace:
+            stepper(x)
+        events.append(trace.events)
+    assert events[0] == events[1]
+    steps = [event for event in events[0] if event.type == "step"]
+    assert [event.id for event in steps] == ["input", "projected", "add_mask", "roll"]
+    assert steps[0].scalars["sizes"] == [1, 2] and steps[1].scalars["scale"] == 0.5
+    assert steps[3].scalars["kind"] == "keyword called kind"
+    first_line = Stepper.forward.__code__.co_firstlineno
+    assert [event.source for event in steps] == [  # the caller's lines, from its frame
+        f"tests/test_summary.py:{first_line + line}" for line in (2, 3, 4, 5)
+    ]
+
+
+def test_step_outside_tracing_does_nothing_and_needs_a_kind():
+    from swintrace.recorder import python_step, step
+
+    for record in (step, python_step):
+        assert record("input", x=torch.zeros(1)) is None
+        with pytest.raises(TypeError):
+            record()
