@@ -27,7 +27,8 @@ static PyObject *str_is_neg, *str_is_inference, *str_version, *str_array, *str_s
 static PyObject *str_device_cpu, *str_summary_fields[5];
 static PyObject *str_f_code, *str_f_lasti, *str_name, *str_note, *str_rearranges, *str_c_state;
 static PyObject *str_record_step;
-static PyObject *recorder_variable;  /* recorder._RECORDER, given by configure_step() */
+static PyObject *recorder_variable;
+static PyObject *str_modules, *str_scope_fields[5];  /* recorder._RECORDER, given by configure_step() */
 
 /* What configure() was given: fixed for the life of the process. */
 static PyObject *tensor_types;   /* tuple of the exact types read here (Tensor, Parameter) */
@@ -476,11 +477,113 @@ configure_step(PyObject *Py_UNUSED(self), PyObject *variable)
     Py_RETURN_NONE;
 }
 
+/* Set the five slots of a new records.Scope; -1 on error. */
+static int
+fill_scope(PyObject *scope, PyObject *base, PyObject *parent, PyObject *slots, PyObject *labels)
+{
+    PyObject *fields[5] = {Py_None, base, parent, slots, labels};
+    for (int i = 0; i < 5; i++)
+        if (PyObject_SetAttr(scope, str_scope_fields[i], fields[i]) < 0)
+            return -1;
+    return 0;
+}
+
+/* {id(submodule): slot name} of a module's slots, as Recorder._module_scope makes it. */
+static PyObject *
+slot_labels(PyObject *slots)
+{
+    PyObject *labels = PyDict_New(), *slot, *submodule;
+    Py_ssize_t position = 0;
+    while (labels != NULL && PyDict_Next(slots, &position, &slot, &submodule)) {
+        PyObject *key = PyLong_FromVoidPtr(submodule);
+        if (key == NULL || PyDict_SetItem(labels, key, slot) < 0)
+            Py_CLEAR(labels);
+        Py_XDECREF(key);
+    }
+    return labels;
+}
+
+PyDoc_STRVAR(run_scope_doc,
+"run_scope(state, module, call, args, kwargs)\n\n"
+"Recorder.run_scope for a module scope inside a traced forward: append the\n"
+"(ENTER, scope, kind, depth, source, doc) record, run call(*args, **kwargs), append\n"
+"(EXIT, scope, kind, depth), also when the call raises. state is the recorder's\n"
+"c_scope_state: (stack, records, ENTER, EXIT, module_names, described, Scope).\n"
+"Returns FALLBACK, having run nothing, where Recorder.run_scope must do it: the\n"
+"outermost scope, or a module class not yet in `described`.");
+
+static PyObject *fallback;  /* the FALLBACK sentinel */
+
+static PyObject *
+run_scope(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !PyTuple_Check(args[0]) || PyTuple_GET_SIZE(args[0]) != 7 || !PyTuple_Check(args[3])
+        || (args[4] != Py_None && !PyDict_Check(args[4]))) {
+        PyErr_SetString(PyExc_TypeError, "run_scope(state, module, call, args: tuple, kwargs: dict)");
+        return NULL;
+    }
+    PyObject *state = args[0], *module = args[1], *call = args[2];
+    PyObject *stack = PyTuple_GET_ITEM(state, 0), *records = PyTuple_GET_ITEM(state, 1);
+    PyObject *names = PyTuple_GET_ITEM(state, 4), *described = PyTuple_GET_ITEM(state, 5);
+    if (!PyList_Check(stack) || !PyList_Check(records) || !PyDict_Check(names) || !PyDict_Check(described)) {
+        PyErr_SetString(PyExc_TypeError, "run_scope: malformed state");
+        return NULL;
+    }
+    Py_ssize_t depth = PyList_GET_SIZE(stack);
+    PyObject *known = depth ? PyDict_GetItemWithError(described, (PyObject *)Py_TYPE(module)) : NULL;
+    if (known == NULL)  /* (kind, source, doc) not known yet, or the outermost scope */
+        return PyErr_Occurred() ? NULL : Py_NewRef(fallback);
+    PyObject *key = PyLong_FromVoidPtr(module);
+    if (key == NULL)
+        return NULL;
+    PyObject *base = PyDict_GetItemWithError(names, key);
+    Py_DECREF(key);
+    if (base == NULL && PyErr_Occurred())
+        return NULL;
+    PyObject *slots = PyObject_GetAttr(module, str_modules);
+    if (slots == NULL)
+        return NULL;
+    PyObject *labels = PyDict_Check(slots) ? slot_labels(slots) : NULL;
+    PyObject *scope = labels ? PyType_GenericAlloc((PyTypeObject *)PyTuple_GET_ITEM(state, 6), 0) : NULL;
+    PyObject *depth_number = scope ? PyLong_FromSsize_t(depth) : NULL;
+    PyObject *kind = PyTuple_GET_ITEM(known, 0), *enter = NULL, *exit = NULL;
+    if (depth_number != NULL
+        && fill_scope(scope, base ? base : Py_None, PyList_GET_ITEM(stack, depth - 1), slots, labels) == 0) {
+        enter = PyTuple_Pack(6, PyTuple_GET_ITEM(state, 2), scope, kind, depth_number,
+                             PyTuple_GET_ITEM(known, 1), PyTuple_GET_ITEM(known, 2));
+        exit = enter ? PyTuple_Pack(4, PyTuple_GET_ITEM(state, 3), scope, kind, depth_number) : NULL;
+    }
+    Py_DECREF(slots);
+    Py_XDECREF(labels);
+    Py_XDECREF(depth_number);
+    PyObject *result = NULL;
+    if (exit == NULL && !PyErr_Occurred())
+        PyErr_SetString(PyExc_TypeError, "run_scope: a module's _modules must be a dict");
+    if (exit != NULL && PyList_Append(records, enter) == 0 && PyList_Append(stack, scope) == 0) {
+        result = PyObject_Call(call, args[3], args[4] == Py_None ? NULL : args[4]);
+        /* Close the scope whatever happened, keeping the call's exception if it raised. */
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        Py_ssize_t top = PyList_GET_SIZE(stack);
+        int closed = top > 0 && PyList_SetSlice(stack, top - 1, top, NULL) == 0 && PyList_Append(records, exit) == 0;
+        if (type != NULL) {
+            PyErr_Restore(type, value, traceback);
+        } else if (!closed) {
+            Py_CLEAR(result);
+        }
+    }
+    Py_XDECREF(enter);
+    Py_XDECREF(exit);
+    Py_XDECREF(scope);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"configure", configure, METH_VARARGS,
      "configure(tensor_types, Tensor, strided, Summary, dtypes, simple_types, Module, general_names, plain)"},
     {"summarise_values", (PyCFunction)(void (*)(void))summarise_values, METH_FASTCALL, summarise_values_doc},
     {"step", (PyCFunction)(void (*)(void))step, METH_FASTCALL | METH_KEYWORDS, step_doc},
+    {"run_scope", (PyCFunction)(void (*)(void))run_scope, METH_FASTCALL, run_scope_doc},
     {"configure_step", configure_step, METH_O, "configure_step(variable): the ContextVar holding the recorder."},
     {NULL, NULL, 0, NULL},
 };
@@ -513,5 +616,18 @@ PyInit__speedups(void)
         || !(str_c_state = PyUnicode_InternFromString("c_state"))
         || !(str_record_step = PyUnicode_InternFromString("record_step")))
         return NULL;
-    return PyModule_Create(&speedups);
+    const char *scope_fields[5] = {"id", "base", "parent", "slots", "labels"};
+    for (int i = 0; i < 5; i++)
+        if ((str_scope_fields[i] = PyUnicode_InternFromString(scope_fields[i])) == NULL)
+            return NULL;
+    if (!(str_modules = PyUnicode_InternFromString("_modules")))
+        return NULL;
+    PyObject *module = PyModule_Create(&speedups);
+    /* A unique object run_scope returns when Recorder.run_scope must run the scope. */
+    fallback = module ? PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type) : NULL;
+    if (fallback == NULL || PyModule_AddObjectRef(module, "FALLBACK", fallback) < 0) {
+        Py_XDECREF(module);
+        return NULL;
+    }
+    return module;
 }

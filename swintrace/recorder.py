@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from . import summary
 from .capture import PictureCapture, PictureOptions
 from .errors import UserError
 from .events import Trace
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
 
 # The recorder of the current context (thread, asyncio task); None outside tracing().
 _RECORDER: ContextVar[Recorder | None] = ContextVar("swintrace_recorder", default=None)
+# Module class -> (kind, source, doc) of its scopes, for the C run_scope (filled here first).
+_DESCRIBED_TYPES: dict[type, tuple[str, str | None, str | None]] = {}
 
 
 def is_tracing() -> bool:
@@ -117,6 +120,12 @@ class Recorder:
         # Steps that need nothing during the forward (no ids, statistics or
         # captures) are recorded by the C step where it was built; None: by record_step.
         self.c_state = None if self.ids_now else self.batch.c_state(self.stack, self.records, STEP)
+        # Module scopes inside the forward are opened by the C run_scope where it was built
+        # (module classes it has not seen yet, and the outermost scope, come back here).
+        self.c_scope_state = (
+            None if summary._speedups is None or self.ids_now  # None also when a test turned C off
+            else (self.stack, self.records, ENTER, EXIT, self.module_names, _DESCRIBED_TYPES, Scope)
+        )
 
     # -- scopes ---------------------------------------------------------------
     def run_scope(self, owner: object, call: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
@@ -155,7 +164,7 @@ class Recorder:
 
     def _module_scope(self, module: nn.Module) -> tuple:
         """(kind, source, doc, dotted name, {slot: submodule}, {id(submodule): slot}) of a module."""
-        kind, source, doc = _describe(type(module))
+        kind, source, doc = _DESCRIBED_TYPES[type(module)] = _describe(type(module))
         slots = module._modules
         return kind, source, doc, self.module_names.get(id(module)), slots, {id(m): k for k, m in slots.items()}
 
@@ -172,7 +181,9 @@ class Recorder:
         if self.root is not owner:  # the module tree is the same for every forward of one model
             self.root = owner
             self.module_scopes = {}
-            self.module_names = _module_names(owner) if isinstance(owner, nn.Module) else {}
+            self.module_names.clear()  # the same dict: the C run_scope reads it
+            if isinstance(owner, nn.Module):
+                self.module_names.update(_module_names(owner))
         self.started = time.perf_counter()
         if "model" not in self.trace.header and hasattr(owner, "describe"):
             self.trace.header.update(owner.describe())

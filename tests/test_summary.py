@@ -209,6 +209,7 @@ def test_the_c_loop_and_the_python_loop_give_the_same_trace(teach_model):
         traces.append(trace)
     assert traces[0].events == traces[1].events
     assert len(traces[0].events) > 300
+    assert sum(event.type == "enter" for event in traces[0].events) > 50  # scopes opened in C, then in Python
 
 
 def test_an_in_place_change_between_steps_gives_a_new_summary():
@@ -276,3 +277,41 @@ def test_step_outside_tracing_does_nothing_and_needs_a_kind():
         assert record("input", x=torch.zeros(1)) is None
         with pytest.raises(TypeError):
             record()
+
+
+@needs_c_loop
+def test_a_scope_that_raises_is_closed_by_both_paths():
+    """The C run_scope closes a scope whose forward raises, and the error goes on."""
+    from swintrace.tracing import Instrumented, step
+
+    class Failing(Instrumented):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            step("input", x=x)
+            raise ValueError("bad input")
+
+    class Outer(Instrumented):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = Failing()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            for _ in range(2):  # the second call runs in C once the class is known
+                try:
+                    self.inner(x)
+                except ValueError:
+                    step("recovered", x=x)
+            return x
+
+    events = []
+    for use_c in (True, False):
+        with (nullcontext() if use_c else _pure_python()), swintrace.tracing() as trace:
+            Outer()(torch.zeros(2))
+        events.append([(event.type, event.id, event.depth) for event in trace.events])
+    assert events[0] == events[1]
+    assert events[0] == [
+        ("enter", "", 0),
+        ("enter", "inner", 1), ("step", "inner.input", 2), ("exit", "inner", 1), ("step", "recovered", 1),
+        ("enter", "inner@2", 1), ("step", "inner@2.input", 2), ("exit", "inner@2", 1),
+        ("step", "recovered@2", 1),
+        ("exit", "", 0),
+    ]
