@@ -1,4 +1,5 @@
-"""Builds the optional C loop of recording (swintrace/_speedups.c); the rest is in pyproject.toml.
+"""Builds the optional C twin of recording's hot path (swintrace/_speedups.c,
+_summaries.c); everything else is in pyproject.toml.
 
 Without a C compiler the install still succeeds and tracing runs in Python
 (the same results, slower; see docs/architecture.md).
@@ -6,4 +7,10 @@ Without a C compiler the install still succeeds and tracing runs in Python
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("swintrace._speedups", ["swintrace/_speedups.c"], optional=True)])
+speedups = Extension(
+    "swintrace._speedups",
+    sources=["swintrace/_speedups.c", "swintrace/_summaries.c"],
+    depends=["swintrace/_speedups.h"],
+    optional=True,
+)
+setup(ext_modules=[speedups])
