@@ -5,8 +5,11 @@ Runs, interleaved, forward passes of
   untraced  the instrumented swintrace model outside tracing(),
   traced    the same inside tracing() with default options (slice 3, no statistics),
   stats     inside tracing(stats=True) (what reports record: min/max/mean/std too),
-and prints medians and the ratios (and, since a shared machine adds noise
-that only ever slows a run down, the ratios of the fastest runs too).
+and prints medians and the ratios: of the medians, "paired" (the median of
+each round's ratio, which a slow drift of the machine's load does not move)
+and, since a shared machine's noise only ever slows a run down, of the
+fastest runs. It says whether recording ran through the C twin
+(SWINTRACE_PURE_PYTHON=1 measures the Python path).
 Events are built from the forward's records the first time they are read;
 that time is measured on its own (after each timed run) and printed, with the
 ratio it gives when added to the traced forward. A traced run is timed from entering
@@ -35,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from reference.official_swin import official_from_config  # noqa: E402
 
 import swintrace  # noqa: E402
+from swintrace import summary  # noqa: E402
 from swintrace.weights import load_state_dict  # noqa: E402
 
 
@@ -94,8 +98,9 @@ def main() -> None:
 
     median = {name: statistics.median(values) for name, values in times.items()}
     best = {name: min(values) for name, values in times.items()}
+    recording = "C twin" if summary._speedups is not None else "Python only (SWINTRACE_PURE_PYTHON or not built)"
     print(f"model {args.model}, batch {args.batch}, {torch.get_num_threads()} threads, "
-          f"{args.repeats} interleaved repeats:")
+          f"{args.repeats} interleaved repeats, recording: {recording}")
     for name in times:
         print(f"  {name:9s} median {median[name] * 1000:8.1f} ms   fastest {best[name] * 1000:8.1f} ms")
     for label, numerator, denominator, note in (
@@ -103,8 +108,9 @@ def main() -> None:
         ("traced / untraced", "traced", "untraced", "  (default: slice 3, no statistics)"),
         ("stats / untraced", "stats", "untraced", "  (slice 3, min/max/mean/std)"),
     ):
+        paired = statistics.median(a / b for a, b in zip(times[numerator], times[denominator]))
         print(f"{label:22s}  median {median[numerator] / median[denominator]:.3f}   "
-              f"fastest {best[numerator] / best[denominator]:.3f}{note}")
+              f"paired {paired:.3f}   fastest {best[numerator] / best[denominator]:.3f}{note}")
     first_read = statistics.median(reading)
     print(f"first read of events    {first_read * 1000:8.1f} ms  (builds them; traced + first read / untraced "
           f"median {(median['traced'] + first_read) / median['untraced']:.3f})")

@@ -95,7 +95,7 @@ class Summary:
     def array(self) -> np.ndarray | None:
         if self._array is None and self.raw is not None:
             data, slice_shape = self.raw
-            self._array = np.frombuffer(data, dtype=self.dtype).reshape(slice_shape)  # a writable view
+            self._array = np.ndarray(slice_shape, _numpy_dtype(self.dtype), data)  # a writable view
             self.raw = None
         return self._array
 
@@ -341,6 +341,11 @@ def plain(value: Any) -> Any:
     if isinstance(value, torch.dtype):
         return dtype_name(value)
     return repr(value)
+
+
+@functools.lru_cache(maxsize=64)
+def _numpy_dtype(name: str) -> np.dtype:
+    return np.dtype(name)
 
 
 @functools.lru_cache(maxsize=64)
