@@ -71,12 +71,28 @@ attribute_is_true(PyObject *object, PyObject *name, int call)
     return result;
 }
 
+/* Whether the weak reference `reference` still refers to `object`. */
+static int
+refers_to(PyObject *reference, PyObject *object)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *referent = NULL;
+    if (PyWeakref_GetRef(reference, &referent) < 0)
+        PyErr_Clear();
+    int same = referent == object;
+    Py_XDECREF(referent);
+    return same;
+#else
+    return PyWeakref_GetObject(reference) == object;
+#endif
+}
+
 /* The remembered summary of `tensor` if it is still that tensor, unchanged; else NULL (no error). */
 static PyObject *
 remembered(PyObject *recent, PyObject *key, PyObject *tensor)
 {
     PyObject *entry = PyDict_GetItemWithError(recent, key);  /* (weak ref, version or None, summary) */
-    if (entry == NULL || PyWeakref_GetObject(PyTuple_GET_ITEM(entry, 0)) != tensor)
+    if (entry == NULL || !refers_to(PyTuple_GET_ITEM(entry, 0), tensor))
         return NULL;
     PyObject *version = PyTuple_GET_ITEM(entry, 1);
     if (version != Py_None) {  /* None: an inference tensor, which has no version counter */
