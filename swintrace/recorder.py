@@ -15,11 +15,12 @@ Three options need a step's id while the forward runs (``keep`` decides
 whether to record it at all, ``capture`` and pictures pick steps by id);
 with any of them, ids are given at record time instead, in the same order.
 
-Where the C twin (``_speedups.c``, built at install when a compiler is there)
-is available, ``step`` is its C twin of ``python_step``; when a forward needs
-nothing from its steps while it runs (no ids, statistics or captures) it
-writes the very records ``record_step`` would, without running bytecode,
-and otherwise it calls ``record_step``.
+Where the C extension (``_speedups.c``, built at install when a compiler is
+there) is available, ``step`` is its twin of ``python_step``: when a forward
+needs nothing from its steps while it runs (no ids, statistics or captures)
+it writes the very records ``record_step`` would, without running bytecode,
+and otherwise it calls ``record_step``. Its ``run_scope`` likewise opens the
+module scopes inside a forward (``Instrumented.__call__`` picks it).
 """
 
 from __future__ import annotations
