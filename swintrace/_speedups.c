@@ -20,7 +20,7 @@ static PyObject *recorder_variable;  /* recorder._RECORDER, given by configure_s
 
 /*
  * Record one step with `state` = the recorder's c_state,
- * (stack, records, STEP, recent, keep, n, indexes, general):
+ * (stack, records, STEP, recent, keep, n, indexes, general, shown):
  * replace the values (as summarise_values) and append the step's record
  * (STEP, scope, name, kind, depth, note, code, offset, modules, values, None, None),
  * the scope being the top of stack (an empty stack: nothing is recorded).
@@ -29,19 +29,19 @@ static int
 append_step(PyObject *state, PyObject *kind, PyObject *name, PyObject *note, PyObject *modules,
             PyObject *values, PyObject *frame)
 {
-    if (!PyTuple_Check(state) || PyTuple_GET_SIZE(state) != 8) {
-        PyErr_SetString(PyExc_TypeError, "the recording state must be an 8-item tuple");
+    if (!PyTuple_Check(state) || PyTuple_GET_SIZE(state) != 9) {
+        PyErr_SetString(PyExc_TypeError, "the recording state must be a 9-item tuple");
         return -1;
     }
     PyObject *stack = PyTuple_GET_ITEM(state, 0), *records = PyTuple_GET_ITEM(state, 1);
     PyObject *recent = PyTuple_GET_ITEM(state, 3), *indexes = PyTuple_GET_ITEM(state, 6);
-    PyObject *general = PyTuple_GET_ITEM(state, 7);
+    PyObject *general = PyTuple_GET_ITEM(state, 7), *shown = PyTuple_GET_ITEM(state, 8);
     Py_ssize_t keep = PyLong_AsSsize_t(PyTuple_GET_ITEM(state, 4));
     Py_ssize_t n = PyLong_AsSsize_t(PyTuple_GET_ITEM(state, 5));
     if (PyErr_Occurred() || speedups_check_arguments(values, recent, indexes) < 0)
         return -1;
-    if (!PyList_Check(stack) || !PyList_Check(records)) {
-        PyErr_SetString(PyExc_TypeError, "the recording stack and records must be lists");
+    if (!PyList_Check(stack) || !PyList_Check(records) || !PyList_Check(shown)) {
+        PyErr_SetString(PyExc_TypeError, "the recording stack, records and shown modules must be lists");
         return -1;
     }
     Py_ssize_t depth = PyList_GET_SIZE(stack);
@@ -49,7 +49,9 @@ append_step(PyObject *state, PyObject *kind, PyObject *name, PyObject *note, PyO
         return 0;
     PyObject *scope = Py_NewRef(PyList_GET_ITEM(stack, depth - 1));
     PyObject *code = NULL, *offset = NULL, *depth_number = NULL, *record = NULL;
-    if (speedups_replace_values(values, recent, keep, n, indexes, general) == 0
+    Py_ssize_t count = PyList_GET_SIZE(shown);  /* modules shown: the step's, then module values */
+    if (PyList_SetSlice(shown, count, count, modules) == 0
+        && speedups_replace_values(values, recent, keep, n, indexes, general, shown) == 0
         && (code = PyObject_GetAttr(frame, str_f_code)) != NULL
         && (offset = PyObject_GetAttr(frame, str_f_lasti)) != NULL
         && (depth_number = PyLong_FromSsize_t(depth)) != NULL) {

@@ -257,7 +257,7 @@ remember(PyObject *recent, PyObject *key, PyObject *tensor, PyObject *version, P
 /* The replacement of one value: a summary, a plain copy, or the value itself (new references). */
 static PyObject *
 replace_value(PyObject *name, PyObject *value, PyObject *recent, Py_ssize_t keep, Py_ssize_t n,
-              PyObject *indexes, PyObject *general)
+              PyObject *indexes, PyObject *general, PyObject *shown)
 {
     if (!is_read_here(value)) {
         if (value == Py_None || PySet_Contains(simple_types, (PyObject *)Py_TYPE(value)) == 1)
@@ -266,8 +266,8 @@ replace_value(PyObject *name, PyObject *value, PyObject *recent, Py_ssize_t keep
         if (instance != 0)
             return instance < 0 ? NULL : PyObject_CallFunctionObjArgs(general, name, value, NULL);
         instance = PyObject_IsInstance(value, kept_as_is);
-        if (instance != 0)
-            return instance < 0 ? NULL : Py_NewRef(value);
+        if (instance != 0)  /* a module: shown with its repr */
+            return instance < 0 || (shown != NULL && PyList_Append(shown, value) < 0) ? NULL : Py_NewRef(value);
         return PyObject_CallOneArg(plain, value);
     }
     if (PySet_Contains(general_names, name) == 1)
@@ -300,16 +300,17 @@ const char speedups_summarise_values_doc[] = (
 "as masks, by general(name, tensor). None, simple values and modules stay; any other\n"
 "value becomes plain(value).");
 
-/* Replace every value of `values` (see summarise_values); -1 on error. */
+/* Replace every value of `values` (see summarise_values), appending module values to
+   the list `shown` unless it is NULL; -1 on error. */
 int
 speedups_replace_values(PyObject *values, PyObject *recent, Py_ssize_t keep, Py_ssize_t n, PyObject *indexes,
-               PyObject *general)
+               PyObject *general, PyObject *shown)
 {
     Py_ssize_t position = 0;
     PyObject *name, *value;
     /* Replacing the value of an existing key while iterating is allowed (the keys stay the same). */
     while (PyDict_Next(values, &position, &name, &value)) {
-        PyObject *replacement = replace_value(name, value, recent, keep, n, indexes, general);
+        PyObject *replacement = replace_value(name, value, recent, keep, n, indexes, general, shown);
         if (replacement == NULL)
             return -1;
         int failed = replacement != value && PyDict_SetItem(values, name, replacement) < 0;
@@ -345,7 +346,7 @@ speedups_summarise_values(PyObject *Py_UNUSED(self), PyObject *const *args, Py_s
     PyObject *values = args[0], *recent = args[1], *indexes = args[4], *general = args[5];
     Py_ssize_t keep = PyLong_AsSsize_t(args[2]), n = PyLong_AsSsize_t(args[3]);
     if (PyErr_Occurred() || speedups_check_arguments(values, recent, indexes) < 0
-        || speedups_replace_values(values, recent, keep, n, indexes, general) < 0)
+        || speedups_replace_values(values, recent, keep, n, indexes, general, NULL) < 0)
         return NULL;
     Py_RETURN_NONE;
 }

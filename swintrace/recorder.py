@@ -40,7 +40,7 @@ from . import summary
 from .capture import PictureCapture, PictureOptions
 from .errors import UserError
 from .events import Trace
-from .records import ENTER, EXIT, STEP, Ids, Scope, build_events, shown_modules
+from .records import ENTER, EXIT, STEP, Ids, Scope, build_events
 from .source import display_path, first_doc_line
 from .summary import SummaryBatch
 from .summary import _speedups as speedups
@@ -102,6 +102,8 @@ class Recorder:
         self.options = options
         self.stack: list[Scope] = []
         self.records: list[tuple] = []
+        # The modules this forward's steps show (their reprs are taken when it ends).
+        self.shown: list[nn.Module] = []
         self.call = -1
         self.ids = Ids()
         self.module_names: dict[int, str] = {}
@@ -120,7 +122,7 @@ class Recorder:
         self.captured_bytes = 0
         # Steps that need nothing during the forward (no ids, statistics or
         # captures) are recorded by the C step where it was built; None: by record_step.
-        self.c_state = None if self.ids_now else self.batch.c_state(self.stack, self.records, STEP)
+        self.c_state = None if self.ids_now else self.batch.c_state(self.stack, self.records, STEP, self.shown)
         # Module scopes inside the forward are opened by the C run_scope where it was built
         # (module classes it has not seen yet, and the outermost scope, come back here).
         self.c_scope_state = (
@@ -238,6 +240,8 @@ class Recorder:
                 if isinstance(value, torch.Tensor):
                     self._capture(step_id, key, value)
         self.batch.summarise_values(values, rearranges)
+        self.shown.extend(modules)
+        self.shown.extend(value for value in values.values() if isinstance(value, nn.Module))
         self.records.append((
             STEP, scope, name, kind, len(stack), note, frame.f_code, frame.f_lasti,
             modules, values, step_id, arrays,
@@ -272,10 +276,11 @@ class Recorder:
         not change what the trace says ran.
         """
         records = self.records[:]
-        self.records.clear()  # the same list object: the C loop appends to it
-        for module in shown_modules(records):
+        self.records.clear()  # the same list objects: the C step appends to them
+        for module in self.shown:
             if id(module) not in self.reprs:
                 self.reprs[id(module)] = repr(module)
+        self.shown.clear()
         self.trace.defer(functools.partial(build_events, records=records, call=self.call, ids=self.ids, reprs=self.reprs))
 
     # -- end ------------------------------------------------------------------

@@ -78,16 +78,6 @@ class Ids:
         return self.unique(f"{scope.id}.{name}" if scope.id else name)
 
 
-def shown_modules(records: list[tuple]) -> list[nn.Module]:
-    """The modules whose repr this forward's steps show."""
-    modules: list[nn.Module] = []
-    for record in records:
-        if record[0] == STEP:
-            modules.extend(record[8])
-            modules.extend(value for value in record[9].values() if isinstance(value, nn.Module))
-    return modules
-
-
 def build_events(
     events: list[Event], records: list[tuple], call: int, ids: Ids, reprs: dict[int, str]
 ) -> None:

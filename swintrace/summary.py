@@ -161,15 +161,18 @@ class SummaryBatch:
             elif value is not None and not isinstance(value, nn.Module):
                 values[key] = plain(value)  # a copy: the caller may change its list later
 
-    def c_state(self, stack: list, records: list, step_tag: int) -> tuple | None:
+    def c_state(self, stack: list, records: list, step_tag: int, shown: list) -> tuple | None:
         """What the C ``step`` records with (``Recorder.c_state``), or None: no C loop, or statistics.
 
         With it, C appends to ``records`` the very record ``Recorder.record_step``
-        would, the scope being the top of ``stack``; both lists must stay the same objects.
+        would, the scope being the top of ``stack``, and to ``shown`` the modules
+        the step shows; the lists must stay the same objects.
         """
         if _speedups is None or self.with_stats:
             return None
-        return (stack, records, step_tag, self._recent, _RECENT, self.slice_len, self._indexes, self.summarise)
+        return (
+            stack, records, step_tag, self._recent, _RECENT, self.slice_len, self._indexes, self.summarise, shown,
+        )
 
     def begin(self) -> None:
         """Start a forward pass: without autograd, CPU tensors go straight to numpy."""
