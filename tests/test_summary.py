@@ -168,10 +168,11 @@ _DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.in
     data=st.data(),
 )
 def test_the_c_loop_summarises_as_the_python_loop(shape, dtype, step, grad, data):
-    """Any layout, dtype, dimension count (0-d, empty) and autograd state: the same summaries."""
+    """Any layout, storage offset, dtype, dimension count (0-d, empty) and autograd state: the same summaries."""
     base = (torch.randn(shape, generator=torch.Generator().manual_seed(len(shape))) * 50).to(dtype)
     dims = data.draw(st.permutations(list(range(len(shape)))))
-    tensor = base.permute(dims)[(slice(None, None, step),)] if shape else base
+    start = data.draw(st.integers(0, 1))  # 1: a view starting inside its storage
+    tensor = base.permute(dims)[(slice(start, None, step),)] if shape else base
     if grad and dtype.is_floating_point:
         tensor = torch.nn.Parameter(tensor.clone(), requires_grad=True)
     mask = torch.zeros(2, 3, 3).masked_fill(torch.eye(3, dtype=torch.bool), -100.0)
@@ -179,6 +180,7 @@ def test_the_c_loop_summarises_as_the_python_loop(shape, dtype, step, grad, data
         "x": tensor, "again": tensor, "attn_mask": mask, "count": 3, "scale": 0.5, "name": "W-MSA",
         "flag": True, "sizes": [1, (2, 3)], "size": torch.Size([4, 5]), "dtype": torch.float16,
         "nothing": None, "module": torch.nn.Identity(),
+        "expanded": torch.arange(3.0).expand(4, 3),  # a zero stride
     }
     results = []
     for use_c in (True, False):
@@ -196,6 +198,7 @@ def test_the_c_loop_summarises_as_the_python_loop(shape, dtype, step, grad, data
     from_c, from_python = results
     assert from_c == from_python
     assert from_c["x"].values == tensor.detach()[(slice(0, 3),) * tensor.dim()].tolist()
+    assert from_c["expanded"].values == [[0.0, 1.0, 2.0]] * 3
     assert from_c["attn_mask"].masked == 6 and from_c["sizes"] == [1, [2, 3]] and from_c["dtype"] == "float16"
 
 
