@@ -180,7 +180,6 @@ class Recorder:
         gc.disable()
         self.call += 1
         self.ids = Ids()
-        self.batch.begin()
         if self.root is not owner:  # the module tree is the same for every forward of one model
             self.root = owner
             self.module_scopes = {}

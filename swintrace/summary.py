@@ -141,9 +141,6 @@ class SummaryBatch:
         self._recent_stats: dict[tuple, tuple[weakref.ref, Any]] = {}
         # (dtype, ndim[, device unless the CPU]) -> (dtype name, device name, index text, slices).
         self._layouts: dict[tuple, tuple[str, str, str, tuple[slice, ...]]] = {}
-        # (numpy dtype, ndim) -> (dtype name, index text, slices), for CPU tensors read through numpy.
-        self._host_layouts: dict[tuple, tuple[str, str, tuple[slice, ...]]] = {}
-        self._numpy_first = False
         self._indexes = [slice_index(ndim, slice_len) for ndim in range(_MAX_DIMS)]
 
     def summarise_values(self, values: dict[str, Any], rearranges: torch.Tensor | None = None) -> None:
@@ -174,10 +171,6 @@ class SummaryBatch:
             stack, records, step_tag, self._recent, _RECENT, self.slice_len, self._indexes, self.summarise, shown,
         )
 
-    def begin(self) -> None:
-        """Start a forward pass: without autograd, CPU tensors go straight to numpy."""
-        self._numpy_first = not torch.is_grad_enabled()
-
     def summarise(
         self, name: str, tensor: torch.Tensor, rearranges: torch.Tensor | None = None
     ) -> Summary:
@@ -194,43 +187,15 @@ class SummaryBatch:
         # A remembered version of None means an inference tensor (no version counter).
         if seen is not None and seen[0]() is tensor and (seen[1] is None or seen[1] == tensor._version):
             return seen[2]
-        version = None if tensor.is_inference() else tensor._version
-        host = None
-        if self._numpy_first:
-            # One call gives the host values, shape and dtype of a CPU tensor;
-            # it raises for a tensor that requires grad, lives on a device or
-            # has no numpy dtype (bfloat16), which take the general path.
-            try:
-                host = tensor.numpy()
-            except (RuntimeError, TypeError):
-                pass
         stats = None
         if self.with_stats and tensor.numel():
             owner = tensor if rearranges is None else rearranges
             source = owner.detach()
             stats = self._statistics(owner, source, source.is_cpu)
-        if host is not None:
-            summary = self._host_summary(host, is_mask)
-            summary.stats = stats
-        else:
-            summary = self._summary(tensor, is_mask, stats)
-        seen_before[key] = (weakref.ref(tensor), version, summary)
+        summary = self._summary(tensor, is_mask, stats)
+        seen_before[key] = (weakref.ref(tensor), _version(tensor), summary)
         if len(seen_before) > _RECENT and not is_mask:
             del seen_before[next(iter(seen_before))]  # the oldest
-        return summary
-
-    def _host_summary(self, host: np.ndarray, is_mask: bool) -> Summary:
-        """The summary of a CPU tensor's numpy view (complete at once)."""
-        layout = (host.dtype, host.ndim)
-        known = self._host_layouts.get(layout)
-        if known is None:
-            known = self._host_layouts[layout] = (
-                host.dtype.name, slice_index(host.ndim, self.slice_len), (slice(0, self.slice_len),) * host.ndim,
-            )
-        dtype, index, slices = known
-        summary = Summary(host.shape, dtype, "cpu", index, host[slices].copy())
-        if is_mask:
-            summary.masked = int(np.count_nonzero(host))
         return summary
 
     def _summary(self, tensor: torch.Tensor, is_mask: bool, stats: Any) -> Summary:
