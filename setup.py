@@ -1,16 +1,13 @@
-"""Builds the optional C twin of recording's hot path (swintrace/_speedups.c,
-_summaries.c); everything else is in pyproject.toml.
+"""Package discovery; everything else is in pyproject.toml.
 
-Without a C compiler the install still succeeds and tracing runs in Python
-(the same results, slower; see docs/architecture.md).
+Every package under ``swintrace/`` is found, so a new one cannot be forgotten.
+The templates live at the top of the repository (the project's layout) and
+ship inside the wheel as ``swintrace.templates``: that one mapping is declared here.
 """
 
-from setuptools import Extension, setup
+from setuptools import find_packages, setup
 
-speedups = Extension(
-    "swintrace._speedups",
-    sources=["swintrace/_speedups.c", "swintrace/_summaries.c"],
-    depends=["swintrace/_speedups.h"],
-    optional=True,
+setup(
+    packages=[*find_packages(include=["swintrace", "swintrace.*"]), "swintrace.templates"],
+    package_dir={"swintrace.templates": "templates"},
 )
-setup(ext_modules=[speedups])

@@ -8,8 +8,7 @@ Runs, interleaved, forward passes of
 and prints medians and the ratios: of the medians, "paired" (the median of
 each round's ratio, which a slow drift of the machine's load does not move)
 and, since a shared machine's noise only ever slows a run down, of the
-fastest runs. It says whether recording ran through the C twin
-(SWINTRACE_PURE_PYTHON=1 measures the Python path).
+fastest runs.
 Events are built from the forward's records the first time they are read;
 that time is measured on its own (after each timed run) and printed, with the
 ratio it gives when added to the traced forward. A traced run is timed from entering
@@ -98,9 +97,8 @@ def main() -> None:
 
     median = {name: statistics.median(values) for name, values in times.items()}
     best = {name: min(values) for name, values in times.items()}
-    recording = "C twin" if summary._speedups is not None else "Python only (SWINTRACE_PURE_PYTHON or not built)"
     print(f"model {args.model}, batch {args.batch}, {torch.get_num_threads()} threads, "
-          f"{args.repeats} interleaved repeats, recording: {recording}")
+          f"{args.repeats} interleaved repeats")
     for name in times:
         print(f"  {name:9s} median {median[name] * 1000:8.1f} ms   fastest {best[name] * 1000:8.1f} ms")
     for label, numerator, denominator, note in (

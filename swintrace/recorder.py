@@ -14,13 +14,6 @@ either way, so a trace is the same whichever moment builds it.
 Three options need a step's id while the forward runs (``keep`` decides
 whether to record it at all, ``capture`` and pictures pick steps by id);
 with any of them, ids are given at record time instead, in the same order.
-
-Where the C extension (``_speedups.c``, built at install when a compiler is
-there) is available, ``step`` is its twin of ``python_step``: when a forward
-needs nothing from its steps while it runs (no ids, statistics or captures)
-it writes the very records ``record_step`` would, without running bytecode,
-and otherwise it calls ``record_step``. Its ``run_scope`` likewise opens the
-module scopes inside a forward (``Instrumented.__call__`` picks it).
 """
 
 from __future__ import annotations
@@ -36,22 +29,18 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from . import summary
 from .capture import PictureCapture, PictureOptions
 from .errors import UserError
 from .events import Trace
 from .records import ENTER, EXIT, STEP, Ids, Scope, build_events
 from .source import display_path, first_doc_line
 from .summary import SummaryBatch
-from .summary import _speedups as speedups
 
 if TYPE_CHECKING:
     from .tracing import TraceOptions
 
 # The recorder of the current context (thread, asyncio task); None outside tracing().
 _RECORDER: ContextVar[Recorder | None] = ContextVar("swintrace_recorder", default=None)
-# Module class -> (kind, source, doc) of its scopes, for the C run_scope (filled here first).
-_DESCRIBED_TYPES: dict[type, tuple[str, str | None, str | None]] = {}
 
 
 def is_tracing() -> bool:
@@ -59,7 +48,7 @@ def is_tracing() -> bool:
     return _RECORDER.get() is not None
 
 
-def python_step(
+def step(
     kind: str,
     /,
     *modules: nn.Module,
@@ -83,15 +72,6 @@ def python_step(
     if recorder is None:
         return
     recorder.record_step(kind, name or kind, note, rearranges, modules, values, sys._getframe(1))
-
-
-if speedups is not None:
-    # The C twin: the same behaviour without a Python frame per step, which
-    # matters even outside tracing (the model calls step() ~750 times a forward).
-    speedups.configure_step(_RECORDER)
-    step = speedups.step
-else:
-    step = python_step
 
 
 class Recorder:
@@ -120,15 +100,6 @@ class Recorder:
         self.predictions: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.gc_was_enabled = True
         self.captured_bytes = 0
-        # Steps that need nothing during the forward (no ids, statistics or
-        # captures) are recorded by the C step where it was built; None: by record_step.
-        self.c_state = None if self.ids_now else self.batch.c_state(self.stack, self.records, STEP, self.shown)
-        # Module scopes inside the forward are opened by the C run_scope where it was built
-        # (module classes it has not seen yet, and the outermost scope, come back here).
-        self.c_scope_state = (
-            None if summary._speedups is None or self.ids_now  # None also when a test turned C off
-            else (self.stack, self.records, ENTER, EXIT, self.module_names, _DESCRIBED_TYPES, Scope)
-        )
 
     # -- scopes ---------------------------------------------------------------
     def run_scope(self, owner: object, call: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
@@ -167,7 +138,7 @@ class Recorder:
 
     def _module_scope(self, module: nn.Module) -> tuple:
         """(kind, source, doc, dotted name, {slot: submodule}, {id(submodule): slot}) of a module."""
-        kind, source, doc = _DESCRIBED_TYPES[type(module)] = _describe(type(module))
+        kind, source, doc = _describe(type(module))
         slots = module._modules
         return kind, source, doc, self.module_names.get(id(module)), slots, {id(m): k for k, m in slots.items()}
 
@@ -183,9 +154,7 @@ class Recorder:
         if self.root is not owner:  # the module tree is the same for every forward of one model
             self.root = owner
             self.module_scopes = {}
-            self.module_names.clear()  # the same dict: the C run_scope reads it
-            if isinstance(owner, nn.Module):
-                self.module_names.update(_module_names(owner))
+            self.module_names = _module_names(owner) if isinstance(owner, nn.Module) else {}
         self.started = time.perf_counter()
         if "model" not in self.trace.header and hasattr(owner, "describe"):
             self.trace.header.update(owner.describe())
@@ -274,8 +243,7 @@ class Recorder:
         Module reprs are taken now: a module changed after the forward must
         not change what the trace says ran.
         """
-        records = self.records[:]
-        self.records.clear()  # the same list objects: the C step appends to them
+        records, self.records = self.records, []
         for module in self.shown:
             if id(module) not in self.reprs:
                 self.reprs[id(module)] = repr(module)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import functools
 import linecache
+import sys
 import textwrap
 from pathlib import Path
 
@@ -76,9 +77,20 @@ def _find(statements: list[ast.stmt], line: int) -> tuple[list[ast.stmt], int] |
     return None
 
 
+def _source_lines(filename: str) -> list[str]:
+    """The lines of a running source file, also when it sits inside a zip (through its module's loader)."""
+    lines = linecache.getlines(filename)
+    if not lines:
+        for module in list(sys.modules.values()):
+            if getattr(module, "__file__", None) == filename:
+                lines = linecache.getlines(filename, module.__dict__)
+                break
+    return lines
+
+
 @functools.lru_cache(maxsize=64)
 def _parse(filename: str) -> tuple[ast.Module | None, tuple[str, ...]]:
-    lines = tuple(linecache.getlines(filename))
+    lines = tuple(_source_lines(filename))
     try:
         return ast.parse("".join(lines)), lines
     except SyntaxError:

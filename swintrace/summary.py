@@ -16,9 +16,7 @@ statistics, since they hold the same numbers.
 from __future__ import annotations
 
 import functools
-import logging
 import math
-import os
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,13 +27,6 @@ import torch
 from torch import nn
 
 from .events import TensorSummary
-
-try:  # the C loop of summarise_values (built at install when a compiler is there)
-    from . import _speedups
-except ImportError:
-    _speedups = None
-
-log = logging.getLogger(__name__)
 
 # Tensors with these names are attention masks: their summary counts masked entries.
 MASK_NAMES = frozenset({"mask", "attn_mask"})
@@ -52,10 +43,6 @@ _NUMPY_DTYPES = frozenset(
     {torch.float16, torch.float32, torch.float64, torch.int64, torch.int32, torch.int16,
      torch.int8, torch.uint8, torch.bool}
 )
-# Values a step keeps as they are (immutable, JSON-ready).
-_SIMPLE_TYPES = frozenset({int, float, str, bool})
-# Slice texts are kept for tensors of up to this many dimensions by the C loop.
-_MAX_DIMS = 16
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -73,11 +60,9 @@ class Summary:
 
     ``named(name)`` gives the ``TensorSummary`` an event holds. On an
     accelerator ``array``, ``stats`` and ``masked`` are filled by ``flush``.
-    The C loop (``_speedups``) stores the slice as ``raw`` (a bytearray and the
-    slice's shape) and ``array`` reads it when first asked.
     """
 
-    __slots__ = ("shape", "dtype", "device", "index", "raw", "_array", "stats", "masked")
+    __slots__ = ("shape", "dtype", "device", "index", "array", "stats", "masked")
 
     def __init__(
         self, shape: Sequence[int], dtype: str, device: str, index: str, array: np.ndarray | None = None
@@ -86,22 +71,9 @@ class Summary:
         self.dtype = dtype
         self.device = device
         self.index = index
-        self.raw: tuple[bytearray, tuple[int, ...]] | None = None
-        self._array = array
+        self.array = array
         self.stats: dict[str, float] | None = None
         self.masked: int | None = None
-
-    @property
-    def array(self) -> np.ndarray | None:
-        if self._array is None and self.raw is not None:
-            data, slice_shape = self.raw
-            self._array = np.ndarray(slice_shape, _numpy_dtype(self.dtype), data)  # a writable view
-            self.raw = None
-        return self._array
-
-    @array.setter
-    def array(self, value: np.ndarray | None) -> None:
-        self._array = value
 
     def named(self, name: str) -> TensorSummary:
         return TensorSummary(
@@ -141,35 +113,17 @@ class SummaryBatch:
         self._recent_stats: dict[tuple, tuple[weakref.ref, Any]] = {}
         # (dtype, ndim[, device unless the CPU]) -> (dtype name, device name, index text, slices).
         self._layouts: dict[tuple, tuple[str, str, str, tuple[slice, ...]]] = {}
-        self._indexes = [slice_index(ndim, slice_len) for ndim in range(_MAX_DIMS)]
 
     def summarise_values(self, values: dict[str, Any], rearranges: torch.Tensor | None = None) -> None:
         """Replace a step's values in place: tensors by summaries, other values by plain copies.
 
-        Modules and None stay. Without statistics the C loop does this when it
-        was built; it gives the same summaries (tests compare both).
+        Modules and None stay.
         """
-        if _speedups is not None and not self.with_stats:
-            _speedups.summarise_values(values, self._recent, _RECENT, self.slice_len, self._indexes, self.summarise)
-            return
         for key, value in values.items():
             if isinstance(value, torch.Tensor):
                 values[key] = self.summarise(key, value, rearranges)
             elif value is not None and not isinstance(value, nn.Module):
                 values[key] = plain(value)  # a copy: the caller may change its list later
-
-    def c_state(self, stack: list, records: list, step_tag: int, shown: list) -> tuple | None:
-        """What the C ``step`` records with (``Recorder.c_state``), or None: no C loop, or statistics.
-
-        With it, C appends to ``records`` the very record ``Recorder.record_step``
-        would, the scope being the top of ``stack``, and to ``shown`` the modules
-        the step shows; the lists must stay the same objects.
-        """
-        if _speedups is None or self.with_stats:
-            return None
-        return (
-            stack, records, step_tag, self._recent, _RECENT, self.slice_len, self._indexes, self.summarise, shown,
-        )
 
     def summarise(
         self, name: str, tensor: torch.Tensor, rearranges: torch.Tensor | None = None
@@ -312,11 +266,6 @@ def plain(value: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=64)
-def _numpy_dtype(name: str) -> np.dtype:
-    return np.dtype(name)
-
-
-@functools.lru_cache(maxsize=64)
 def _dtype_name(dtype: torch.dtype) -> str:
     return dtype_name(dtype)
 
@@ -394,23 +343,3 @@ def _stack_to_host(tensors: list[torch.Tensor]) -> torch.Tensor:
         for position, row in zip(positions, host):
             result[position] = row
     return torch.stack(result)  # type: ignore[arg-type]
-
-
-def _configure_speedups() -> None:
-    """Give the C loop what it reads from Python; without it (or with SWINTRACE_PURE_PYTHON=1) use Python."""
-    global _speedups
-    if _speedups is None or os.environ.get("SWINTRACE_PURE_PYTHON"):
-        _speedups = None
-        log.debug("recording steps in Python")
-        return
-    readable = {
-        dtype: (dtype_name(dtype), torch.empty((), dtype=dtype).element_size())
-        for dtype in _NUMPY_DTYPES
-    }
-    _speedups.configure(
-        (torch.Tensor, nn.Parameter), torch.Tensor, torch.strided, Summary, readable,
-        _SIMPLE_TYPES, nn.Module, MASK_NAMES, plain,
-    )
-
-
-_configure_speedups()

@@ -42,7 +42,7 @@ from . import __version__
 from .capture import PictureOptions
 from .errors import UserError
 from .events import SCHEMA_VERSION, Trace
-from .recorder import _RECORDER, Recorder, is_tracing, speedups, step
+from .recorder import _RECORDER, Recorder, is_tracing, step
 
 __all__ = ["Instrumented", "TraceOptions", "is_tracing", "step", "traced_function", "tracing"]
 
@@ -92,12 +92,7 @@ class Instrumented(nn.Module):
         recorder = _RECORDER.get()
         if recorder is None:
             return super().__call__(*args, **kwargs)
-        call = super().__call__
-        if recorder.c_scope_state is not None:  # the C twin of run_scope (see recorder.py)
-            output = speedups.run_scope(recorder.c_scope_state, self, call, args, kwargs)
-            if output is not speedups.FALLBACK:
-                return output
-        return recorder.run_scope(self, call, args, kwargs)
+        return recorder.run_scope(self, super().__call__, args, kwargs)
 
 
 def traced_function(function: _F) -> _F:

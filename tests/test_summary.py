@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
-from contextlib import contextmanager, nullcontext
 
 import pytest
 import torch
@@ -12,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import swintrace
-from swintrace import summary as summary_module
 from swintrace.summary import _NUMPY_STATS_MAX, Summary, SummaryBatch, _flat_values, _is_dense
 
 
@@ -122,30 +119,10 @@ def test_tensors_that_require_grad_or_lack_a_numpy_dtype_give_their_slice():
         assert summary.stats["max"] == float(tensor.detach().max())
 
 
-@contextmanager
-def _pure_python():
-    """Record with the Python loop even where the C loop was built."""
-    built = summary_module._speedups
-    summary_module._speedups = None
-    try:
-        yield
-    finally:
-        summary_module._speedups = built
-
-
-needs_c_loop = pytest.mark.skipif(summary_module._speedups is None, reason="the C loop was not built")
-
-
-def test_the_c_loop_is_built_where_ci_asks_for_it():
-    if os.environ.get("SWINTRACE_REQUIRE_SPEEDUPS"):
-        assert summary_module._speedups is not None, "swintrace._speedups was not built"
-
-
 _DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32,
            torch.uint8, torch.bool]
 
 
-@needs_c_loop
 @settings(max_examples=120, deadline=None)
 @given(
     shape=st.lists(st.integers(0, 5), min_size=0, max_size=5),
@@ -154,8 +131,8 @@ _DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.in
     grad=st.booleans(),
     data=st.data(),
 )
-def test_the_c_loop_summarises_as_the_python_loop(shape, dtype, step, grad, data):
-    """Any layout, storage offset, dtype, dimension count (0-d, empty) and autograd state: the same summaries."""
+def test_summaries_of_any_layout_dtype_and_value(shape, dtype, step, grad, data):
+    """Any layout, storage offset, dtype, dimension count (0-d, empty) and autograd state: the right slice."""
     base = (torch.randn(shape, generator=torch.Generator().manual_seed(len(shape))) * 50).to(dtype)
     dims = data.draw(st.permutations(list(range(len(shape)))))
     start = data.draw(st.integers(0, 1))  # 1: a view starting inside its storage
@@ -163,114 +140,86 @@ def test_the_c_loop_summarises_as_the_python_loop(shape, dtype, step, grad, data
     if grad and dtype.is_floating_point:
         tensor = torch.nn.Parameter(tensor.clone(), requires_grad=True)
     mask = torch.zeros(2, 3, 3).masked_fill(torch.eye(3, dtype=torch.bool), -100.0)
-    given_values = {
+    values = {
         "x": tensor, "again": tensor, "attn_mask": mask, "count": 3, "scale": 0.5, "name": "W-MSA",
         "flag": True, "sizes": [1, (2, 3)], "size": torch.Size([4, 5]), "dtype": torch.float16,
         "nothing": None, "module": torch.nn.Identity(),
         "expanded": torch.arange(3.0).expand(4, 3),  # a zero stride
     }
-    results = []
-    for use_c in (True, False):
-        values = dict(given_values)
-        batch = SummaryBatch(3, with_stats=False)
-        with torch.set_grad_enabled(grad), (nullcontext() if use_c else _pure_python()):
-            batch.summarise_values(values)
-        assert values["again"] is values["x"]  # the same tensor object: one summary
-        # The C loop reads every plain CPU dtype numpy has (bfloat16 goes to Python).
-        assert (values["x"].raw is not None) == (use_c and dtype is not torch.bfloat16)
-        results.append({
-            key: value.named(key) if isinstance(value, Summary) else value for key, value in values.items()
-        })
-    from_c, from_python = results
-    assert from_c == from_python
-    assert from_c["x"].values == tensor.detach()[(slice(0, 3),) * tensor.dim()].tolist()
-    assert from_c["expanded"].values == [[0.0, 1.0, 2.0]] * 3
-    assert from_c["attn_mask"].masked == 6 and from_c["sizes"] == [1, [2, 3]] and from_c["dtype"] == "float16"
-
-
-@needs_c_loop
-def test_the_c_loop_and_the_python_loop_give_the_same_trace(teach_model):
-    images = torch.randn(2, 3, 29, 35, generator=torch.Generator().manual_seed(4))
-    traces = []
-    for use_c in (True, False):
-        with (nullcontext() if use_c else _pure_python()), swintrace.tracing() as trace:
-            teach_model(images)
-        traces.append(trace)
-    assert traces[0].events == traces[1].events
-    assert len(traces[0].events) > 300
-    assert sum(event.type == "enter" for event in traces[0].events) > 50  # scopes opened in C, then in Python
+    batch = SummaryBatch(3, with_stats=False)
+    with torch.set_grad_enabled(grad):
+        batch.summarise_values(values)
+    assert values["again"] is values["x"]  # the same tensor object: one summary
+    named = {key: value.named(key) if isinstance(value, Summary) else value for key, value in values.items()}
+    expected = tensor.detach()[(slice(0, 3),) * tensor.dim()]
+    assert named["x"].values == (expected.float() if dtype is torch.bfloat16 else expected).tolist()
+    assert named["x"].shape == list(tensor.shape)
+    assert named["x"].index == ("[" + ",".join([":3"] * tensor.dim()) + "]" if tensor.dim() else "")
+    assert named["expanded"].values == [[0.0, 1.0, 2.0]] * 3
+    assert named["attn_mask"].masked == 6 and named["sizes"] == [1, [2, 3]] and named["dtype"] == "float16"
+    assert named["count"] == 3 and named["nothing"] is None and values["module"] is not None
 
 
 def test_an_in_place_change_between_steps_gives_a_new_summary():
-    """Both loops check the version counter of a remembered tensor."""
-    for context in (nullcontext, _pure_python):
-        tensor = torch.zeros(4, 4)
-        batch = SummaryBatch(3, with_stats=False)
-        with context():
-            first = {"x": tensor}
-            batch.summarise_values(first)
-            tensor.add_(2)
-            second = {"x": tensor}
-            batch.summarise_values(second)
-        assert first["x"].array.tolist() == [[0.0] * 3] * 3
-        assert second["x"].array.tolist() == [[2.0] * 3] * 3
+    """A remembered tensor's version counter is checked."""
+    tensor = torch.zeros(4, 4)
+    batch = SummaryBatch(3, with_stats=False)
+    first = {"x": tensor}
+    batch.summarise_values(first)
+    tensor.add_(2)
+    second = {"x": tensor}
+    batch.summarise_values(second)
+    assert first["x"].array.tolist() == [[0.0] * 3] * 3
+    assert second["x"].array.tolist() == [[2.0] * 3] * 3
 
 
-
-@needs_c_loop
 @pytest.mark.parametrize("options", [{}, {"keep": ["*"]}, {"stats": True}])
-def test_the_c_step_records_as_the_python_step(options):
-    """The C twin of step() gives the same events as python_step, whichever path records."""
-    from swintrace.recorder import python_step, step
-    from swintrace.tracing import Instrumented
+def test_step_records_values_modules_and_the_callers_lines(options):
+    """Ids, plain values and the caller's source lines, whichever options record."""
+    from swintrace.tracing import Instrumented, step
 
     class Stepper(Instrumented):
-        def __init__(self, record) -> None:
+        def __init__(self) -> None:
             super().__init__()
-            self.record = record
             self.proj = torch.nn.Linear(2, 2)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             sizes = [1, 2]
-            self.record("input", x=x, sizes=sizes)
-            self.record("proj", self.proj, name="projected", x=self.proj(x), scale=0.5)
-            self.record("add_mask", note="no_mask", mask=None)
-            self.record("roll", rearranges=x, shifted=x.roll(1, 0), kind="keyword called kind")
+            step("input", x=x, sizes=sizes)
+            step("proj", self.proj, name="projected", x=self.proj(x), scale=0.5)
+            step("add_mask", note="no_mask", mask=None)
+            step("roll", rearranges=x, shifted=x.roll(1, 0), kind="keyword called kind")
             sizes.append(3)
             return x
 
     x = torch.arange(6.0).reshape(3, 2)
-    events = []
-    for record in (step, python_step):
-        stepper = Stepper(record)
-        torch.nn.init.ones_(stepper.proj.weight)
-        torch.nn.init.zeros_(stepper.proj.bias)
-        with swintrace.tracing(**options) as trace:
-            stepper(x)
-        events.append(trace.events)
-    assert events[0] == events[1]
-    steps = [event for event in events[0] if event.type == "step"]
+    stepper = Stepper()
+    torch.nn.init.ones_(stepper.proj.weight)
+    torch.nn.init.zeros_(stepper.proj.bias)
+    with swintrace.tracing(**options) as trace:
+        stepper(x)
+    steps = [event for event in trace.events if event.type == "step"]
     assert [event.id for event in steps] == ["input", "projected", "add_mask", "roll"]
     assert steps[0].scalars["sizes"] == [1, 2] and steps[1].scalars["scale"] == 0.5
     assert steps[3].scalars["kind"] == "keyword called kind"
+    assert steps[1].tensor("x").values == [[1.0, 1.0], [5.0, 5.0], [9.0, 9.0]]
     first_line = Stepper.forward.__code__.co_firstlineno
-    assert [event.source for event in steps] == [  # the caller's lines, from its frame
-        f"tests/test_summary.py:{first_line + line}" for line in (2, 3, 4, 5)
+    assert [event.source for event in steps] == [  # where each step's code starts, from its frame
+        f"tests/test_summary.py:{first_line + line}" for line in (1, 3, 4, 5)
     ]
+    assert steps[0].code == ["sizes = [1, 2]"]
 
 
 def test_step_outside_tracing_does_nothing_and_needs_a_kind():
-    from swintrace.recorder import python_step, step
+    from swintrace.recorder import step
 
-    for record in (step, python_step):
-        assert record("input", x=torch.zeros(1)) is None
-        with pytest.raises(TypeError):
-            record()
+    assert step("input", x=torch.zeros(1)) is None
+    with pytest.raises(TypeError):
+        step()
 
 
-@needs_c_loop
-def test_a_scope_that_raises_is_closed_by_both_paths():
-    """The C run_scope closes a scope whose forward raises, and the error goes on."""
+def test_a_scope_that_raises_is_closed():
+    """A scope whose forward raises is closed, and the error goes on."""
     from swintrace.tracing import Instrumented, step
 
     class Failing(Instrumented):
@@ -284,20 +233,16 @@ def test_a_scope_that_raises_is_closed_by_both_paths():
             self.inner = Failing()
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            for _ in range(2):  # the second call runs in C once the class is known
+            for _ in range(2):  # the second call finds the class already described
                 try:
                     self.inner(x)
                 except ValueError:
                     step("recovered", x=x)
             return x
 
-    events = []
-    for use_c in (True, False):
-        with (nullcontext() if use_c else _pure_python()), swintrace.tracing() as trace:
-            Outer()(torch.zeros(2))
-        events.append([(event.type, event.id, event.depth) for event in trace.events])
-    assert events[0] == events[1]
-    assert events[0] == [
+    with swintrace.tracing() as trace:
+        Outer()(torch.zeros(2))
+    assert [(event.type, event.id, event.depth) for event in trace.events] == [
         ("enter", "", 0),
         ("enter", "inner", 1), ("step", "inner.input", 2), ("exit", "inner", 1), ("step", "recovered", 1),
         ("enter", "inner@2", 1), ("step", "inner@2.input", 2), ("exit", "inner@2", 1),

@@ -154,11 +154,18 @@ def _scoped_css() -> str:
     return "\n".join(scoped)
 
 
+def _template_source(name: str) -> str | None:
+    """A template's text, read through importlib.resources (works from a zipped install too)."""
+    try:
+        return resources.files("swintrace.templates").joinpath(name).read_text("utf-8")
+    except FileNotFoundError:
+        return None
+
+
 @functools.lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
-    folder = resources.files("swintrace.templates")
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(folder)),
+        loader=jinja2.FunctionLoader(_template_source),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
