@@ -7,6 +7,7 @@ Every mistake a user can make ends as one line on stderr and exit code 2;
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import re
 import sys
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
+
+    from .images import EvalTransform
 
 from . import __version__
 from .config import VARIANTS
@@ -76,8 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="resize the shorter side to --size and keep the aspect ratio, no center crop")
     run.add_argument("--model", choices=tuple(VARIANTS),
                      help="model variant (default: the named weights' variant, else swin_t)")
-    run.add_argument("--weights", help="checkpoint file (official, timm, torchvision or Hugging Face), "
-                     "or a pretrained name such as swin_t (default: seeded random weights)")
+    run.add_argument("--weights", default="pretrained",
+                     help="'pretrained' (default: the variant's ImageNet weights, downloaded once; seeded "
+                     "random weights with a warning when they cannot be had), 'random', a pretrained name "
+                     "such as swin_t, or a checkpoint file (official, timm, torchvision or Hugging Face)")
     run.add_argument("--seed", type=int, default=0, help="seed for random weights, input and drop-path")
     run.add_argument(
         "--device", default="auto", choices=("auto", "cpu", "cuda"),
@@ -125,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     course.add_argument("--lang", choices=("en", "zh"), help="one language (default: English and Chinese)")
     course.add_argument("--image", help="an image file to trace (default: standard normal noise)")
     course.add_argument("--model", choices=tuple(VARIANTS), help="model variant (default: swin_t)")
-    course.add_argument("--weights", help="checkpoint file or pretrained name (default: random weights)")
+    course.add_argument("--weights", default="pretrained",
+                        help="'pretrained' (default), 'random', a pretrained name or a checkpoint file")
     course.add_argument("--seed", type=int, default=0, help="seed for random weights and input")
     course.set_defaults(handler=_course)
 
@@ -155,14 +161,15 @@ def _run(args: argparse.Namespace) -> None:
         raise UserError(f"--batch must be >= 1, got {args.batch}")
     device = _device(args.device)
     variant = _variant(args.model, args.weights)
+    size = check_size(args.size if args.size is not None else VARIANTS[variant].img_size)
+    # The inputs are checked before any download.
+    images, described = _make_input(variant, args.weights, args.image, args.input or "zeros", args.seed, size,
+                                    crop=not args.no_crop, batch=args.batch)
     with progress(f"loading {variant}", args.quiet):
         model = load_model(variant, weights=args.weights, seed=args.seed).to(device)
     model.train(args.train)
     if not args.no_pictures:
         _check_block(model, args.block)
-    size = check_size(args.size or model.config.img_size)
-    images, described = _make_input(model, args.image, args.input or "zeros", args.seed, size,
-                                    crop=not args.no_crop, batch=args.batch)
     images = images.to(device)
     header = {"input": described}
     pictures = False if args.no_pictures else PictureOptions(args.block, args.head, _query(args.query))
@@ -205,9 +212,10 @@ def _course(args: argparse.Namespace) -> None:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out must be a folder, and {out} is a file")
     variant = _variant(args.model, args.weights)
+    images, described = _make_input(variant, args.weights, args.image, "random", args.seed,
+                                    VARIANTS[variant].img_size)
     with progress(f"loading {variant}", args.quiet):
         model = load_model(variant, weights=args.weights, seed=args.seed)
-    images, described = _make_input(model, args.image, "random", args.seed, model.config.img_size)
     with progress("tracing", args.quiet), torch.no_grad():
         with tracing(stats=True, header={"input": described}, pictures=True) as trace:
             model(images)
@@ -231,7 +239,7 @@ def _variant(model: str | None, weights: str | None) -> str:
 
 
 def _make_input(
-    model: torch.nn.Module, image: str | None, kind: str, seed: int, size: int,
+    variant: str, weights: str, image: str | None, kind: str, seed: int, size: int,
     crop: bool = True, batch: int = 1,
 ) -> tuple[torch.Tensor, dict[str, object]]:
     """(images (B, C, size, size), header description): the image file, or zeros or seeded noise."""
@@ -240,14 +248,30 @@ def _make_input(
     from .images import load_image, thumbnail_png
 
     if image:
-        loaded = load_image(image, size, crop=crop)
+        transform = _transform(variant, weights, size, crop)
+        loaded = load_image(image, transform)
         images = loaded.tensor.expand(batch, -1, -1, -1).contiguous()  # B, 3, H, W
-        return images, {"description": loaded.description, "thumbnail_png": thumbnail_png(loaded.display)}
-    shape = (batch, model.config.in_chans, size, size)
+        return images, {"description": loaded.description, "thumbnail_png": thumbnail_png(loaded.display),
+                        "transform": dataclasses.asdict(transform)}
+    shape = (batch, VARIANTS[variant].in_chans, size, size)
     if kind == "random":
         noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
         return noise, {"description": f"standard normal noise (seed {seed})"}
     return torch.zeros(shape), {"description": "zeros"}
+
+
+def _transform(variant: str, weights: str, size: int, crop: bool) -> EvalTransform:
+    """The evaluation transform of the weights in use at their own size, else the standard one for ``size``."""
+    from .images import EvalTransform
+    from .loading import PRETRAINED_DEFAULT
+    from .pretrained import PRETRAINED
+
+    if not crop:
+        return EvalTransform(size, None)
+    named = variant if weights == PRETRAINED_DEFAULT else weights
+    if named in PRETRAINED and PRETRAINED[named].variant == variant and size == VARIANTS[variant].img_size:
+        return PRETRAINED[named].transform
+    return EvalTransform.standard(size)
 
 
 def _query(text: str | None) -> tuple[int, int] | None:

@@ -1,8 +1,10 @@
 """Images in, labels out: loading, the ImageNet eval transform, class labels.
 
-The transform is the standard one, written with Pillow and torch (torchvision
-is not a dependency): resize the shorter side to size / 0.875 (bicubic),
-center-crop to size, scale to [0, 1], normalise with ImageNet's mean and std.
+The evaluation transform is written with Pillow and torch (torchvision is not
+a dependency): resize (bicubic), center-crop, scale to [0, 1], normalise with
+ImageNet's mean and std. Its sizes belong to the weights: each named weight
+was evaluated with its own (``pretrained.py``); the standard one resizes the
+shorter side to size / 0.875.
 """
 
 from __future__ import annotations
@@ -25,6 +27,58 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CROP_FRACTION = 0.875
 THUMBNAIL_SIDE = 224
+# A resize may not ask for more pixels than this (a 1x50000 image would otherwise
+# become 256 x 12,800,000 before its crop).
+MAX_RESIZED_PIXELS = 1 << 26
+
+
+@dataclass(frozen=True)
+class EvalTransform:
+    """How an image becomes a model input (before the ImageNet mean and std).
+
+    The shorter side is resized to ``resize`` (bicubic), then a ``crop`` x
+    ``crop`` center crop is taken (None: the whole resized image, aspect ratio
+    kept). ``square`` resizes both sides to ``resize`` instead, not keeping the
+    aspect ratio, as the official 384x384 models were evaluated.
+    """
+
+    resize: int
+    crop: int | None
+    square: bool = False
+
+    @classmethod
+    def standard(cls, size: int) -> EvalTransform:
+        """The common ImageNet transform for a ``size`` input: shorter side to size / 0.875, crop size."""
+        return cls(int(size / CROP_FRACTION), size)
+
+    def describe(self) -> str:
+        if self.square:
+            return f"resized to {self.resize}x{self.resize} (bicubic)"
+        return f"shorter side resized to {self.resize} (bicubic)" + (
+            f", center crop {self.crop}" if self.crop else ""
+        )
+
+    def apply(self, image: Image.Image) -> Image.Image:
+        """The resized (and cropped) RGB image the model sees."""
+        width, height = image.size
+        if self.square:
+            new_size = (self.resize, self.resize)
+        elif width <= height:
+            new_size = (self.resize, max(1, int(self.resize * height / width)))
+        else:
+            new_size = (max(1, int(self.resize * width / height)), self.resize)
+        if new_size[0] * new_size[1] > MAX_RESIZED_PIXELS:
+            raise UserError(
+                f"refused: the image is {width}x{height}, and resizing it would ask for "
+                f"{new_size[0]}x{new_size[1]} pixels; use an image with a less extreme aspect ratio"
+            )
+        resized = image.resize(new_size, Image.BICUBIC)
+        if self.crop is None or self.square:
+            return resized
+        crop = min(self.crop, *new_size)
+        left = int(round((new_size[0] - crop) / 2.0))
+        top = int(round((new_size[1] - crop) / 2.0))
+        return resized.crop((left, top, left + crop, top + crop))
 
 
 @dataclass
@@ -36,17 +90,18 @@ class LoadedImage:
     description: str
 
 
-def load_image(path: str | Path, size: int, crop: bool = True) -> LoadedImage:
-    """Open an image file and prepare it for a model whose input side is ``size``.
-
-    ``crop``: the standard eval transform (square ``size`` x ``size``); without
-    it the shorter side is resized to ``size`` and the aspect ratio is kept.
-    """
+def load_image(path: str | Path, transform: EvalTransform | int) -> LoadedImage:
+    """Open an image file and prepare it with ``transform`` (a size: the standard transform for it)."""
+    if isinstance(transform, int):
+        transform = EvalTransform.standard(transform)
     source = Path(path)
     image = _open(source)
     rgb = to_rgb(ImageOps.exif_transpose(image))
-    display = eval_resize(rgb, size, crop)
-    return LoadedImage(to_tensor(display), display, f"image {source.name} ({image.width}x{image.height})")
+    display = transform.apply(rgb)
+    return LoadedImage(
+        to_tensor(display), display,
+        f"image {source.name} ({image.width}x{image.height}), {transform.describe()}",
+    )
 
 
 def _open(source: Path) -> Image.Image:
@@ -85,22 +140,6 @@ def to_rgb(image: Image.Image) -> Image.Image:
         gray = np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return Image.fromarray(gray, mode="L").convert("RGB")
     return image.convert("RGB")
-
-
-def eval_resize(image: Image.Image, size: int, crop: bool) -> Image.Image:
-    """Shorter side to size / 0.875 then a center crop (or, without crop, shorter side to size)."""
-    target = int(size / CROP_FRACTION) if crop else size
-    width, height = image.size
-    if width <= height:
-        new_size = (target, max(1, int(target * height / width)))
-    else:
-        new_size = (max(1, int(target * width / height)), target)
-    resized = image.resize(new_size, Image.BICUBIC)
-    if not crop:
-        return resized
-    left = int(round((new_size[0] - size) / 2.0))
-    top = int(round((new_size[1] - size) / 2.0))
-    return resized.crop((left, top, left + size, top + size))
 
 
 def to_tensor(image: Image.Image) -> torch.Tensor:

@@ -1,7 +1,8 @@
-"""Build a model by variant name, with seeded random weights or a checkpoint."""
+"""Build a model by variant name, with pretrained, checkpoint or seeded random weights."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,14 @@ import torch
 from .config import get_config
 from .errors import UserError
 from .model import SwinTransformer
-from .pretrained import PRETRAINED, fetch
+from .pretrained import PRETRAINED, WeightsUnavailable, fetch
 from .weights import load_checkpoint
+
+log = logging.getLogger(__name__)
+
+# ``weights`` values that are not file names.
+RANDOM = "random"
+PRETRAINED_DEFAULT = "pretrained"
 
 
 def load_model(
@@ -24,10 +31,17 @@ def load_model(
 ) -> SwinTransformer:
     """A Swin Transformer of the named variant, in eval mode.
 
-    ``weights``: a checkpoint path (official, timm, torchvision or Hugging Face
-    layout), a pretrained name (``"swin_t"``, see ``pretrained.PRETRAINED``;
-    downloaded once into torch's cache), or None for the official random
-    initialisation drawn from ``seed`` (predictions are then meaningless).
+    ``weights``:
+
+    * None or ``"random"``: the official random initialisation drawn from
+      ``seed`` (predictions are then meaningless);
+    * ``"pretrained"``: the variant's named ImageNet weights when they can be
+      had (cached, or downloaded once into torch's hub cache), else seeded
+      random weights with a warning; ``model.weights_source`` says which, and why;
+    * a pretrained name (``"swin_t"``, see ``pretrained.PRETRAINED``): those
+      weights, or a UserError when they cannot be had;
+    * a checkpoint path (official, timm, torchvision or Hugging Face layout).
+
     ``overrides``: config fields to change, e.g. ``window_size=4``.
     The global random state is left as it was.
     """
@@ -36,15 +50,34 @@ def load_model(
         torch.manual_seed(seed)
         model = SwinTransformer(config, variant=variant)
     model.weights_source = {"kind": "random", "seed": seed}
-    if weights is not None:
-        path = Path(weights)
-        if not path.exists() and str(weights) in PRETRAINED:
-            entry = PRETRAINED[str(weights)]
-            source = load_checkpoint(model, fetch(entry.variant))
-            model.weights_source = {**source, "kind": "pretrained", "name": entry.variant,
-                                    "source": entry.source, "url": entry.url}
-        elif not path.exists():
-            raise UserError(f"weights file not found: {path} (named weights: {', '.join(PRETRAINED)})")
-        else:
-            model.weights_source = load_checkpoint(model, path)
+    name = None if weights is None else str(weights)
+    if name is None or name == RANDOM:
+        pass
+    elif name == PRETRAINED_DEFAULT:
+        if variant in PRETRAINED and not overrides:
+            try:
+                _load_named(model, variant)
+            except WeightsUnavailable as unavailable:
+                log.warning(
+                    "swintrace: warning: using seeded random weights, so predictions are meaningless: %s",
+                    unavailable,
+                )
+                model.weights_source["wanted"] = variant
+                model.weights_source["unavailable"] = unavailable.reason
+    elif not Path(name).exists() and name in PRETRAINED:
+        _load_named(model, name)
+    elif not Path(name).exists():
+        raise UserError(
+            f"weights file not found: {name} (named weights: {', '.join(PRETRAINED)}; "
+            f"or '{PRETRAINED_DEFAULT}', '{RANDOM}')"
+        )
+    else:
+        model.weights_source = load_checkpoint(model, Path(name))
     return model.eval()
+
+
+def _load_named(model: SwinTransformer, name: str) -> None:
+    entry = PRETRAINED[name]
+    source = load_checkpoint(model, fetch(name))
+    model.weights_source = {**source, "kind": "pretrained", "name": entry.variant,
+                            "source": entry.source, "url": entry.url}

@@ -1,11 +1,20 @@
-"""Named pretrained ImageNet weights: download once into the torch cache, verify, reuse offline.
+"""Named pretrained ImageNet weights: download once into torch's hub cache, verify, reuse offline.
 
-Files land in torch's checkpoint cache (``$TORCH_HOME/hub/checkpoints``, else
-``$XDG_CACHE_HOME/torch/hub/checkpoints``, else ``~/.cache/torch/hub/checkpoints``),
-so a file torchvision already downloaded is reused. Integrity: torchvision's file
-names carry the first hex digits of their SHA-256, which are checked; for files
-without a published hash the SHA-256 seen at the first download is recorded
-beside the file (``.sha256``) and checked on every later use.
+Files land where torch.hub keeps checkpoints (``torch.hub.get_dir()/checkpoints``:
+``torch.hub.set_dir`` or ``$TORCH_HOME/hub``, else ``$XDG_CACHE_HOME/torch/hub``,
+else ``~/.cache/torch/hub``), so a file torchvision already downloaded is reused.
+
+Integrity. torchvision publishes the first hex digits of each file's SHA-256
+in its name; they are checked. No publisher gives the full SHA-256 of these
+files, so the one seen at the first download is recorded beside the file
+(``<name>.sha256``) and every later use checks it (trust on first use).
+
+Network. ``SWINTRACE_OFFLINE=1`` keeps every command off the network: only
+cached files are used. Otherwise opening the connection (name lookup, proxy,
+TLS, response headers) must finish within ``CONNECT_TIMEOUT`` seconds and each
+read within ``READ_TIMEOUT``: a firewalled machine is told at once, never left
+hanging. Standard proxy variables (``https_proxy``, ``no_proxy``) are honoured
+by urllib. No process-wide socket timeout is set.
 """
 
 from __future__ import annotations
@@ -15,28 +24,36 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 from .errors import UserError
+from .images import EvalTransform
 from .weights import file_sha256
 
 log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 _OFFICIAL = "https://github.com/SwinTransformer/storage/releases/download/v1.0.0/"
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 60.0
+OFFLINE_VARIABLE = "SWINTRACE_OFFLINE"
 
 
 @dataclass(frozen=True)
 class Pretrained:
-    """Where one variant's ImageNet-1k weights come from."""
+    """Where one variant's ImageNet-1k weights come from, and how they were evaluated."""
 
     variant: str
     url: str
     # Leading hex digits of the file's SHA-256 (torch.hub's naming), if published.
     sha256_prefix: str | None
     source: str
+    # The evaluation transform the published accuracy was measured with.
+    transform: EvalTransform = EvalTransform(256, 224)
 
     @property
     def filename(self) -> str:
@@ -45,66 +62,117 @@ class Pretrained:
 
 PRETRAINED: dict[str, Pretrained] = {
     "swin_t": Pretrained("swin_t", "https://download.pytorch.org/models/swin_t-704ceda3.pth", "704ceda3",
-                         "torchvision IMAGENET1K_V1 (acc@1 81.5)"),
+                         "torchvision IMAGENET1K_V1 (acc@1 81.5)", EvalTransform(232, 224)),
     "swin_s": Pretrained("swin_s", "https://download.pytorch.org/models/swin_s-5e29d889.pth", "5e29d889",
-                         "torchvision IMAGENET1K_V1 (acc@1 83.2)"),
+                         "torchvision IMAGENET1K_V1 (acc@1 83.2)", EvalTransform(246, 224)),
     "swin_b": Pretrained("swin_b", "https://download.pytorch.org/models/swin_b-68c6b09e.pth", "68c6b09e",
-                         "torchvision IMAGENET1K_V1 (acc@1 83.6)"),
+                         "torchvision IMAGENET1K_V1 (acc@1 83.6)", EvalTransform(238, 224)),
     "swin_l": Pretrained("swin_l", _OFFICIAL + "swin_large_patch4_window7_224_22kto1k.pth", None,
-                         "official, ImageNet-22k then 1k (acc@1 86.3)"),
+                         "official, ImageNet-22k then 1k (acc@1 86.3)", EvalTransform(256, 224)),
     "swin_b_384": Pretrained("swin_b_384", _OFFICIAL + "swin_base_patch4_window12_384_22kto1k.pth", None,
-                             "official, ImageNet-22k then 1k (acc@1 86.4)"),
+                             "official, ImageNet-22k then 1k (acc@1 86.4)", EvalTransform(384, None, square=True)),
     "swin_l_384": Pretrained("swin_l_384", _OFFICIAL + "swin_large_patch4_window12_384_22kto1k.pth", None,
-                             "official, ImageNet-22k then 1k (acc@1 87.3)"),
+                             "official, ImageNet-22k then 1k (acc@1 87.3)", EvalTransform(384, None, square=True)),
 }
 
 
+class WeightsUnavailable(UserError):
+    """Named weights that are neither cached nor downloadable now (offline, firewall, server down)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        # "offline" (SWINTRACE_OFFLINE is set) or "network" (the download failed)
+        self.reason = reason
+
+
+def offline() -> bool:
+    """Whether SWINTRACE_OFFLINE asks every command to stay off the network."""
+    return os.environ.get(OFFLINE_VARIABLE, "").strip().lower() not in ("", "0", "false", "no")
+
+
 def cache_dir() -> Path:
-    """torch's checkpoint cache, honouring TORCH_HOME and XDG_CACHE_HOME."""
-    torch_home = os.environ.get("TORCH_HOME")
-    if not torch_home:
-        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        torch_home = os.path.join(xdg, "torch")
-    return Path(torch_home) / "hub" / "checkpoints"
+    """torch.hub's checkpoint folder (honours torch.hub.set_dir, TORCH_HOME and XDG_CACHE_HOME)."""
+    import torch.hub
+
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def entry(name: str) -> Pretrained:
+    if name not in PRETRAINED:
+        raise UserError(f"unknown weights name {name!r}; named weights: {', '.join(PRETRAINED)}")
+    return PRETRAINED[name]
 
 
 def fetch(name: str, progress: bool = True) -> Path:
-    """The local path of the named weights, downloading and verifying them if needed."""
-    if name not in PRETRAINED:
-        raise UserError(f"unknown weights name {name!r}; named weights: {', '.join(PRETRAINED)}")
-    entry = PRETRAINED[name]
-    target = cache_dir() / entry.filename
+    """The local path of the named weights, downloading and verifying them if needed.
+
+    Raises WeightsUnavailable when they are not cached and cannot be downloaded now.
+    """
+    wanted = entry(name)
+    target = cache_dir() / wanted.filename
     if target.exists():
-        _verify(entry, target, file_sha256(target))
+        _verify(wanted, target, file_sha256(target))
         return target
+    if offline():
+        raise WeightsUnavailable(
+            f"the {name} weights are not in {target.parent} and {OFFLINE_VARIABLE} is set; "
+            f"unset it to download them once from {wanted.url}, or pass --weights PATH",
+            "offline",
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{entry.filename}.", dir=target.parent)
+    handle, temporary = tempfile.mkstemp(prefix=f".{wanted.filename}.", dir=target.parent)
     try:
         with os.fdopen(handle, "wb") as stream:
-            digest = _download(entry.url, stream, progress)
-        _verify(entry, Path(temporary), digest)
+            digest = _download(wanted.url, stream, progress)
+        _verify(wanted, Path(temporary), digest)
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    if entry.sha256_prefix is None:
-        target.with_name(target.name + ".sha256").write_text(digest + "\n")
-    log.info("saved %s", target)
+    target.with_name(target.name + ".sha256").write_text(digest + "\n")
+    log.info("saved %s (SHA-256 %s recorded beside it)", target, digest[:16])
     return target
 
 
-def _download(url: str, stream, progress: bool) -> str:
+def _open_url(url: str) -> Any:
+    """The response to GET ``url``, opened within CONNECT_TIMEOUT seconds (name lookup included).
+
+    urllib's own timeout bounds each socket operation but not the name lookup,
+    so the opening runs in a helper thread that is abandoned when late.
+    """
+    outcome: dict[str, Any] = {}
+
+    def open_it() -> None:
+        try:
+            outcome["response"] = urllib.request.urlopen(url, timeout=READ_TIMEOUT)  # noqa: S310 - fixed URLs
+        except BaseException as error:  # handed to the caller
+            outcome["error"] = error
+
+    opener = threading.Thread(target=open_it, name="swintrace-download", daemon=True)
+    opener.start()
+    opener.join(CONNECT_TIMEOUT)
+    if opener.is_alive():
+        raise WeightsUnavailable(
+            f"cannot reach {url} within {CONNECT_TIMEOUT:.0f} s; download it yourself and pass --weights PATH",
+            "network",
+        )
+    error = outcome.get("error")
+    if error is not None:
+        reason = getattr(error, "reason", None) or error
+        raise WeightsUnavailable(
+            f"cannot download {url} ({reason}); download it yourself and pass --weights PATH", "network"
+        )
+    return outcome["response"]
+
+
+def _download(url: str, stream: IO[bytes], progress: bool) -> str:
     """Stream ``url`` into ``stream``; returns the SHA-256 of what was written."""
     digest = hashlib.sha256()
-    try:
-        response = urllib.request.urlopen(url, timeout=60)  # noqa: S310 - fixed https URLs (or a test server)
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        raise UserError(
-            f"cannot download {url} ({reason}); download it yourself and pass --weights PATH"
-        ) from None
+    response = _open_url(url)
     with response:
         total = int(response.headers.get("Content-Length") or 0) or None
+        size = f"{total / 2**20:.1f} MiB" if total else "size unknown"
+        log.info("downloading %s (%s) into %s", url, size, cache_dir())
         bar = _progress_bar(progress)
         with bar:
             task = bar.add_task(f"downloading {url.rsplit('/', 1)[-1]}", total=total)
@@ -114,11 +182,11 @@ def _download(url: str, stream, progress: bool) -> str:
                     digest.update(chunk)
                     bar.advance(task, len(chunk))
             except OSError as error:
-                raise UserError(f"download of {url} broke off ({error}); try again") from None
+                raise WeightsUnavailable(f"download of {url} broke off ({error}); try again", "network") from None
     return digest.hexdigest()
 
 
-def _progress_bar(enabled: bool):
+def _progress_bar(enabled: bool) -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
@@ -129,13 +197,12 @@ def _progress_bar(enabled: bool):
     )
 
 
-def _verify(entry: Pretrained, path: Path, digest: str) -> None:
-    expected = entry.sha256_prefix
-    recorded = path.with_name(entry.filename + ".sha256")
-    if expected is None and recorded.exists():
-        expected = recorded.read_text().strip()
-    if expected is not None and not digest.startswith(expected):
-        raise UserError(
-            f"{path.name}: SHA-256 {digest[:16]}… does not match the expected {expected[:16]}…; "
-            f"delete {path} and download again"
-        )
+def _verify(wanted: Pretrained, path: Path, digest: str) -> None:
+    """The published hash prefix, and the full hash recorded at the first download, must match."""
+    recorded = path.with_name(wanted.filename + ".sha256")
+    for expected in (wanted.sha256_prefix, recorded.read_text().strip() if recorded.exists() else None):
+        if expected is not None and not digest.startswith(expected):
+            raise UserError(
+                f"{path.name}: SHA-256 {digest[:16]}… does not match the expected {expected[:16]}…; "
+                f"delete {path} and download again"
+            )

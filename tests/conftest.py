@@ -1,8 +1,16 @@
-"""Shared fixtures: small models, the reference implementation on sys.path."""
+"""Shared fixtures: small models, the reference implementation on sys.path.
+
+The tests never touch the network: SWINTRACE_OFFLINE=1 for every command
+(tests of the downloader lift it for a server on 127.0.0.1), and torch's hub
+cache is an empty temporary folder, so weights a developer has cached do not
+change what the tests see.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +18,8 @@ import torch
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
+os.environ["SWINTRACE_OFFLINE"] = "1"
+os.environ["TORCH_HOME"] = tempfile.mkdtemp(prefix="swintrace-tests-torch-home-")
 
 from reference.official_swin import official_from_config  # noqa: E402
 

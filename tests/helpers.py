@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from pathlib import Path
 
-DATA = Path(__file__).parent / "data"
-GOLDEN = Path(__file__).parent / "golden"
+TESTS = Path(__file__).resolve().parent
+REPOSITORY = TESTS.parent
+DATA = TESTS / "data"
+GOLDEN = TESTS / "golden"
 SEED = json.loads((DATA / "seed_structure.json").read_text(encoding="utf-8"))
+
+# A printed float: 1.1258, -0.0000, 1., 6.8409e-06, 1e-05 (not the digits of an id like layers.0.blocks).
+# Spaces before it are part of the token: torch pads " 0.0000" where "-0.0000" takes the room.
+_FLOAT = re.compile(r"(?<![\w.])[ ]*(-?(?:\d+\.\d*(?:e[+-]?\d+)?|\d+e[+-]?\d+))(?![\w.])")
+# Two printed floats agree within GOLDEN_RTOL of their size, plus GOLDEN_ATOL, plus one unit
+# of their last printed digit. The absolute part is for values that are float32 rounding
+# noise: the mean of a normalised tensor prints as 1.4e-09 on one CPU and 6.3e-09 on another.
+GOLDEN_RTOL = 1e-4
+GOLDEN_ATOL = 1e-6
+# Stands for a float in the structure (it never occurs in a report).
+_PLACEHOLDER = "\x00"
 
 
 def ordered_coverage(expected: list[str], actual: list[str]) -> float:
@@ -22,11 +37,62 @@ def ordered_coverage(expected: list[str], actual: list[str]) -> float:
     return previous[-1] / len(expected)
 
 
+def _last_digit_unit(token: str) -> float:
+    """The value of one unit in the last printed digit: 1e-4 for 0.1234, 1e-10 for 6.8409e-06."""
+    mantissa, _, exponent = token.lower().partition("e")
+    decimals = len(mantissa.partition(".")[2])
+    return 10.0 ** (int(exponent or 0) - decimals)
+
+
+def split_numbers(text: str) -> tuple[str, list[str]]:
+    """(the text with every printed float replaced by a NUL character, the float tokens in order)."""
+    numbers: list[str] = []
+
+    def take(match: re.Match[str]) -> str:
+        numbers.append(match.group(1))
+        return _PLACEHOLDER
+
+    return _FLOAT.sub(take, text), numbers
+
+
+def join_numbers(structure: str, numbers: list[str]) -> str:
+    """The inverse of split_numbers (numbers put back in order)."""
+    values = iter(numbers)
+    return re.sub(_PLACEHOLDER, lambda _: next(values), structure)
+
+
+def golden_differences(expected: str, actual: str, rtol: float = GOLDEN_RTOL, atol: float = GOLDEN_ATOL) -> list[str]:
+    """What differs between two reports: structure exactly, printed floats within a tolerance.
+
+    Structure is everything but the floats (headings, titles, code, shapes, ids,
+    integers, order). Two floats agree when they differ by at most ``rtol`` of
+    their size plus ``atol`` plus one unit of their last printed digit: another
+    CPU's kernels may round the last digit the other way.
+    """
+    expected_structure, expected_numbers = split_numbers(expected)
+    actual_structure, actual_numbers = split_numbers(actual)
+    if expected_structure != actual_structure:
+        expected_lines, actual_lines = expected_structure.splitlines(), actual_structure.splitlines()
+        for number, (left, right) in enumerate(zip(expected_lines, actual_lines), start=1):
+            if left != right:
+                return [f"structure differs at line {number}: {left!r} != {right!r}"]
+        return [f"structure differs: {len(expected_lines)} lines expected, {len(actual_lines)} found"]
+    differences = []
+    for position, (left, right) in enumerate(zip(expected_numbers, actual_numbers)):
+        a, b = float(left), float(right)
+        allowed = rtol * max(abs(a), abs(b)) + atol + max(_last_digit_unit(left), _last_digit_unit(right))
+        if not (math.isfinite(a) and math.isfinite(b)) or abs(a - b) > allowed * (1 + 1e-9):
+            differences.append(f"number {position}: {left} != {right}")
+    return differences
+
+
 def check_golden(name: str, text: str) -> None:
-    """Compare ``text`` with tests/golden/<name>; SWINTRACE_UPDATE_GOLDEN=1 rewrites it."""
+    """Compare ``text`` with tests/golden/<name> (see golden_differences); SWINTRACE_UPDATE_GOLDEN=1 rewrites it."""
     path = GOLDEN / name
     if os.environ.get("SWINTRACE_UPDATE_GOLDEN") == "1":
         path.parent.mkdir(exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    expected = path.read_text(encoding="utf-8")
-    assert text == expected, f"{name} differs from its golden file (SWINTRACE_UPDATE_GOLDEN=1 to accept)"
+    differences = golden_differences(path.read_text(encoding="utf-8"), text)
+    assert not differences, f"{name} differs from its golden file (SWINTRACE_UPDATE_GOLDEN=1 to accept): " + "; ".join(
+        differences[:5]
+    )

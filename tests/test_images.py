@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 import swintrace
 from swintrace.cli import main
-from swintrace.images import IMAGENET_MEAN, IMAGENET_STD, eval_resize, load_image, to_rgb
+from swintrace.images import IMAGENET_MEAN, IMAGENET_STD, EvalTransform, load_image, to_rgb
 
 
 def _white_value(channel: int) -> float:
@@ -51,9 +52,16 @@ def test_palette_with_transparency(tmp_path):
 
 def test_eval_transform_geometry_and_values():
     image = Image.new("RGB", (451, 300), (255, 255, 255))
-    display = eval_resize(image, 224, crop=True)
-    assert display.size == (224, 224)
-    assert eval_resize(image, 224, crop=False).size == (int(224 * 451 / 300), 224)
+    display = EvalTransform.standard(224).apply(image)
+    assert display.size == (224, 224) and EvalTransform.standard(224) == EvalTransform(256, 224)
+    assert EvalTransform(224, None).apply(image).size == (int(224 * 451 / 300), 224)
+    assert EvalTransform(384, None, square=True).apply(image).size == (384, 384)
+    # torchvision's Swin-T transform: shorter side to 232, then the center 224 x 224
+    gradient = Image.fromarray(np.tile(np.arange(451, dtype=np.uint16) % 256, (300, 1)).astype(np.uint8))
+    resized = gradient.resize((int(232 * 451 / 300), 232), Image.BICUBIC)
+    left = int(round((resized.width - 224) / 2.0))
+    expected = np.asarray(resized.crop((left, 4, left + 224, 228)))
+    assert np.array_equal(np.asarray(EvalTransform(232, 224).apply(gradient)), expected)
     loaded_tensor = swintrace.images.to_tensor(display)
     assert loaded_tensor.shape == (1, 3, 224, 224)
     for channel in range(3):
@@ -86,7 +94,7 @@ def test_cat_traces(tmp_path, capsys):
     code, _ = _run(tmp_path, "examples/cat.jpg", capsys)
     assert code == 0
     header = swintrace.load_trace(tmp_path / "t.jsonl").header
-    assert header["input"]["description"] == "image cat.jpg (451x300)"
+    assert header["input"]["description"] == "image cat.jpg (451x300), shorter side resized to 36 (bicubic), center crop 32"
     assert header["input"]["shape"] == [1, 3, 32, 32] and len(header["input"]["thumbnail_png"]) > 100
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import socket
 import threading
 
 import pytest
@@ -13,6 +14,7 @@ from reference.official_swin import official_from_config
 import swintrace
 from swintrace import pretrained
 from swintrace.cli import main
+from swintrace.images import EvalTransform
 from swintrace.layouts import from_official
 
 
@@ -63,6 +65,7 @@ def served(tmp_path, monkeypatch):
     name = f"swin_teach-{digest[:8]}.pth"
     staging.rename(folder / name)
     server = _Server(folder)
+    monkeypatch.delenv("SWINTRACE_OFFLINE")  # this server is on 127.0.0.1
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     entry = pretrained.Pretrained("swin_teach", server.base + name, digest[:8], "local test server")
     monkeypatch.setitem(pretrained.PRETRAINED, "swin_teach", entry)
@@ -130,9 +133,90 @@ def test_unknown_weights_name(tmp_path, capsys):
     assert code == 2 and "weights file not found: swin_xxl (named weights: swin_t," in err
 
 
-def test_cache_dir_honours_torch_home_and_xdg(monkeypatch, tmp_path):
+def test_cache_dir_honours_torch_hub_set_dir_torch_home_and_xdg(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
     assert pretrained.cache_dir() == tmp_path / "th" / "hub" / "checkpoints"
     monkeypatch.delenv("TORCH_HOME")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert pretrained.cache_dir() == tmp_path / "xdg" / "torch" / "hub" / "checkpoints"
+    monkeypatch.setattr(torch.hub, "_hub_dir", torch.hub._hub_dir)  # set_dir below is undone after the test
+    torch.hub.set_dir(str(tmp_path / "chosen"))
+    assert pretrained.cache_dir() == tmp_path / "chosen" / "checkpoints"
+
+
+def _default_run(tmp_path, *extra):
+    out = tmp_path / "walk.md"
+    code = main(["run", "--model", "swin_teach", "--input", "zeros", "--no-pictures", "--out", str(out), *extra])
+    return code, out
+
+
+@pytest.mark.parametrize("how", ["offline switch", "server down"])
+def test_default_weights_fall_back_to_random_with_one_warning(served, monkeypatch, capsys, how):
+    server, _, entry, tmp_path = served
+    if how == "offline switch":
+        monkeypatch.setenv("SWINTRACE_OFFLINE", "1")
+    else:
+        server.stop()
+    code, out = _default_run(tmp_path)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 0 and server.requests == 0
+    assert len(err) == 2 and err[0].startswith("swintrace: warning: using seeded random weights")
+    assert entry.url in err[0] and "--weights PATH" in err[0] and err[1].startswith("wrote ")
+    report = out.read_text(encoding="utf-8")
+    reason = "SWINTRACE_OFFLINE is set" if how == "offline switch" else "no network"
+    assert f"because the pretrained swin_teach weights could not be had ({reason})" in report.split("\n", 3)[1]
+
+
+def test_default_weights_are_the_named_ones_when_they_can_be_had(served, capsys):
+    server, reference, _, tmp_path = served
+    code, out = _default_run(tmp_path)
+    assert code == 0 and server.requests == 1
+    assert "**Weights**: pretrained swin_teach: local test server" in out.read_text(encoding="utf-8")
+    code, _ = _default_run(tmp_path, "--weights", "random")
+    assert code == 0 and server.requests == 1 and "warning" not in capsys.readouterr().err
+
+
+def test_a_missing_image_fails_before_any_download(served, capsys):
+    server, _, _, tmp_path = served
+    code = main(["run", "--model", "swin_teach", "--image", str(tmp_path / "nope.jpg"), "--out", str(tmp_path / "r.md")])
+    assert code == 2 and "image not found" in capsys.readouterr().err and server.requests == 0
+
+
+def test_a_silent_server_is_given_up_quickly(monkeypatch, tmp_path):
+    """A host that accepts the connection and never answers (a firewall, a hung proxy) is not waited for."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    monkeypatch.delenv("SWINTRACE_OFFLINE")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(pretrained, "CONNECT_TIMEOUT", 0.5)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/silent.pth"
+    monkeypatch.setitem(pretrained.PRETRAINED, "swin_teach", pretrained.Pretrained("swin_teach", url, None, "silent"))
+    try:
+        with pytest.raises(pretrained.WeightsUnavailable, match="within 0 s|within 1 s") as raised:
+            pretrained.fetch("swin_teach", progress=False)
+        assert raised.value.reason == "network"
+        model = swintrace.load_model("swin_teach", weights="pretrained")
+        assert model.weights_source == {"kind": "random", "seed": 0, "wanted": "swin_teach", "unavailable": "network"}
+    finally:
+        listener.close()
+    assert list((tmp_path / "hub" / "checkpoints").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("variant", "weights", "size", "crop", "expected"),
+    [
+        ("swin_t", "pretrained", 224, True, EvalTransform(232, 224)),  # torchvision's Swin-T
+        ("swin_s", "swin_s", 224, True, EvalTransform(246, 224)),
+        ("swin_b", "pretrained", 224, True, EvalTransform(238, 224)),
+        ("swin_l", "pretrained", 224, True, EvalTransform(256, 224)),  # official: 256/224 ratio
+        ("swin_b_384", "pretrained", 384, True, EvalTransform(384, None, square=True)),  # official 384: no crop
+        ("swin_t", "random", 224, True, EvalTransform(256, 224)),  # no weights: the standard transform
+        ("swin_t", "pretrained", 160, True, EvalTransform(182, 160)),  # another size: the standard ratio
+        ("swin_t", "pretrained", 224, False, EvalTransform(224, None)),
+    ],
+)
+def test_each_named_weight_brings_its_own_eval_transform(variant, weights, size, crop, expected):
+    from swintrace.cli import _transform
+
+    assert _transform(variant, weights, size, crop) == expected

@@ -176,6 +176,7 @@ def test_an_in_place_change_between_steps_gives_a_new_summary():
 @pytest.mark.parametrize("options", [{}, {"keep": ["*"]}, {"stats": True}])
 def test_step_records_values_modules_and_the_callers_lines(options):
     """Ids, plain values and the caller's source lines, whichever options record."""
+    from swintrace.source import display_path
     from swintrace.tracing import Instrumented, step
 
     class Stepper(Instrumented):
@@ -205,7 +206,7 @@ def test_step_records_values_modules_and_the_callers_lines(options):
     assert steps[1].tensor("x").values == [[1.0, 1.0], [5.0, 5.0], [9.0, 9.0]]
     first_line = Stepper.forward.__code__.co_firstlineno
     assert [event.source for event in steps] == [  # where each step's code starts, from its frame
-        f"tests/test_summary.py:{first_line + line}" for line in (1, 3, 4, 5)
+        f"{display_path(__file__)}:{first_line + line}" for line in (1, 3, 4, 5)
     ]
     assert steps[0].code == ["sizes = [1, 2]"]
 

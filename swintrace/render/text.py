@@ -26,6 +26,9 @@ _LABELS = {
     "en": {
         "model": "Model", "weights": "Weights", "input": "Input", "top": "Top-{k} predictions",
         "random": "random initialisation (seed {seed}): predictions are meaningless",
+        "fallback": "random initialisation (seed {seed}), because the pretrained {name} weights could not be "
+                    "had ({why}): predictions are meaningless; run once with network access, or pass --weights PATH",
+        "why_offline": "SWINTRACE_OFFLINE is set", "why_network": "no network",
         "file": "checkpoint {path}", "pretrained": "pretrained {name}: {source}", "rank": "#", "label": "label", "probability": "probability",
         "call": "Forward pass {n}", "stats": "min {min} · max {max} · mean {mean} · std {std}",
         "masked": "masked {n}", "parameters": "parameters",
@@ -33,6 +36,9 @@ _LABELS = {
     "zh": {
         "model": "模型", "weights": "权重", "input": "输入", "top": "Top-{k} 预测",
         "random": "随机初始化（seed {seed}）：预测没有意义",
+        "fallback": "随机初始化（seed {seed}），因为无法获得预训练权重 {name}（{why}）：预测没有意义；"
+                    "请在联网时运行一次，或用 --weights PATH 指定权重文件",
+        "why_offline": "设置了 SWINTRACE_OFFLINE", "why_network": "无法联网",
         "file": "权重文件 {path}", "pretrained": "预训练权重 {name}：{source}", "rank": "#", "label": "类别", "probability": "概率",
         "call": "第 {n} 次前向", "stats": "最小 {min} · 最大 {max} · 均值 {mean} · 标准差 {std}",
         "masked": "被遮蔽 {n}", "parameters": "参数",
@@ -127,7 +133,10 @@ def summary_rows(trace: Trace, lang: str) -> list[tuple[str, str]]:
     model = header.get("model", {})
     config = model.get("config", {})
     weights = header.get("weights", {})
-    if weights.get("kind") == "random":
+    if weights.get("kind") == "random" and weights.get("unavailable") in ("offline", "network"):
+        weights_text = label(lang, "fallback", seed=weights.get("seed"), name=weights.get("wanted"),
+                             why=label(lang, "why_" + weights["unavailable"]))
+    elif weights.get("kind") == "random":
         weights_text = label(lang, "random", seed=weights.get("seed"))
     elif weights.get("kind") == "file":
         weights_text = label(lang, "file", path=weights.get("path"))
