@@ -5,9 +5,11 @@ The templates live at the top of the repository (the project's layout) and
 ship inside the wheel as ``swintrace.templates``: that one mapping is declared here.
 """
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 setup(
-    packages=[*find_packages(include=["swintrace", "swintrace.*"]), "swintrace.templates"],
+    # Namespace discovery also finds folders of data files (swintrace/data).
+    packages=[*find_namespace_packages(include=["swintrace", "swintrace.*"], exclude=["*.__pycache__"]),
+              "swintrace.templates"],
     package_dir={"swintrace.templates": "templates"},
 )

@@ -40,6 +40,7 @@ def test_every_family_is_made(swin_t_pictures):
         assert picture.png.startswith(b"\x89PNG") and picture.title and len(picture.alt) > 40
 
 
+@pytest.mark.numeric
 def test_mask_mosaic_is_the_official_mask(swin_t_pictures):
     _, pictures, reference = swin_t_pictures
     picture = pictures["mask_stage1"]
@@ -73,6 +74,7 @@ def test_window_grid_lines_fall_on_window_multiples(swin_t_pictures):
     assert shifted_lines == [x for x in range(224) if x % 28 == 12]  # moved by 3 tokens = 12 pixels
 
 
+@pytest.mark.numeric
 def test_attention_softmax_row(swin_t_pictures):
     trace, pictures, _ = swin_t_pictures
     picture = pictures["attention_layers_0_blocks_1_head0"]

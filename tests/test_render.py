@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import html
 import re
-import subprocess
-import sys
-import zipfile
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 import torch
@@ -31,6 +27,7 @@ def teach_trace():
     return trace
 
 
+@pytest.mark.numeric
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_markdown_golden(teach_trace, lang):
     check_golden(f"teach_{lang}.md", render_markdown(teach_trace, lang))
@@ -104,6 +101,7 @@ class _Skeleton(HTMLParser):
             self.depth -= 1
 
 
+@pytest.mark.numeric
 def test_html_skeleton_golden(teach_trace):
     parser = _Skeleton()
     parser.feed(render_html(teach_trace, "en"))

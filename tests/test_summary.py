@@ -29,6 +29,7 @@ def _close(stats: dict[str, float], expected: dict[str, float]) -> bool:
     )
 
 
+@pytest.mark.numeric
 @pytest.mark.parametrize("numel", [12, _NUMPY_STATS_MAX + 7])  # the numpy path, then torch's
 @pytest.mark.parametrize("layout", ["contiguous", "permuted", "strided", "int64"])
 def test_statistics_are_those_of_the_whole_tensor(numel, layout):
@@ -65,6 +66,7 @@ def test_dense_detection_and_flat_values(shape, step, data):
     assert flat.ndim == 1 and sorted(flat.tolist()) == sorted(tensor.reshape(-1).tolist())
 
 
+@pytest.mark.numeric
 def test_a_view_shares_the_reductions_of_its_source():
     tensor = torch.randn(4, 6, 5)
     batch = SummaryBatch(3, with_stats=True)

@@ -90,6 +90,7 @@ def test_step_content(swin_t_zeros_trace):
     assert trace["layers.0.blocks.0.window_pad"].note == "no_window_pad"
 
 
+@pytest.mark.numeric
 def test_stats_are_those_of_the_whole_tensor(teach_model):
     images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad(), swintrace.tracing(stats=True) as trace:
@@ -215,6 +216,7 @@ def test_stats_are_off_by_default_and_slices_always_there(teach_model):
     assert mask.masked is not None and mask.masked > 0  # masked counts do not need stats
 
 
+@pytest.mark.numeric
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(H=st.integers(1, 300), W=st.integers(1, 300), batch=st.integers(1, 3))
 def test_any_size_and_batch_traces_identically(teach_model, H, W, batch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -9,6 +10,8 @@ from reference.official_swin import torchvision_style_attention_block
 
 import swintrace
 from swintrace.windows import relative_position_index, runtime_shift, window_partition, window_reverse
+
+pytestmark = pytest.mark.numeric  # compares computed numbers: run under the CI's CPU matrix
 
 
 @settings(max_examples=40, deadline=None)
