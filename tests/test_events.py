@@ -37,7 +37,7 @@ def test_round_trip_keeps_non_finite_values(tmp_path):
     summary = TensorSummary("x", [3], "float32", "cpu", "[:3]", [float("nan"), float("inf"), -1.5],
                             {"min": float("-inf"), "max": float("inf"), "mean": float("nan"), "std": 0.0})
     trace = Trace(header={"schema_version": 1}, events=[], footer={})
-    trace.events.append(swintrace.Event(seq=0, type="step", id="a", kind="input", depth=1, tensors=[summary]))
+    trace.events.append(swintrace.Event(seq=0, type="step", id="a", kind="input", depth=0, tensors=[summary]))
     path = trace.save(tmp_path / "odd.jsonl")
     json.loads(path.read_text().splitlines()[1])  # strict JSON: no bare NaN
     loaded = swintrace.load_trace(path).events[0].tensors[0]
@@ -58,7 +58,7 @@ def test_trace_lookup_by_id(teach_model):
         (b"", "no header/footer"),
         (b"not json\n", "not JSON"),
         (b'{"type": "header", "schema_version": 99}\n{"type": "footer"}\n', "schema version 99"),
-        (b'{"type": "header", "schema_version": 1}\n{"type": "bogus"}\n{"type": "footer"}\n', "not a trace event"),
+        (b'{"type": "header", "schema_version": 1}\n{"type": "bogus"}\n{"type": "footer"}\n', "type: expected enter, step or exit"),
         (b"\xff\xfe\x00", "not UTF-8"),
     ],
 )

@@ -1,0 +1,341 @@
+"""Validation of a trace read from a file: everything in it is untrusted.
+
+``check_trace`` runs before any renderer sees a loaded trace. It checks the
+schema and every type, bounds every string, list, integer and array by what a
+real model could record, checks that shapes agree with the header's model
+config and input and that scope ids name modules of that model, and says in
+one line what is wrong and where (the file's line number).
+
+Bounds are generous for real traces (the largest variant at 4096 x 4096
+pixels) and small next to what a crafted file would need to exhaust time or
+memory in a renderer.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import math
+import re
+from typing import Any
+
+from .errors import UserError
+
+MAX_STRING = 20_000  # a module repr, a code line, a description
+MAX_CODE_LINES = 400
+MAX_NAME = 200  # ids, kinds, tensor and scalar names
+MAX_SLICE = 16  # --slice
+MAX_DIMS = 8
+MAX_SIDE = 4096  # the model's img_size, as --size allows
+MAX_INPUT_SIDE = 1 << 16  # an input's side (--no-crop keeps a thin image's aspect ratio)
+MAX_INPUT_PIXELS = 1 << 26  # an input's height x width (images.MAX_RESIZED_PIXELS)
+MAX_BATCH = 4096
+MAX_TENSORS = 64  # per step
+MAX_SCALARS = 64
+MAX_TOPK = 1000
+MAX_ARRAY_VALUES = 1 << 22  # a picture's whole array (a 2048 x 2048 region map)
+MAX_THUMBNAIL_SIDE = 1024
+MAX_DEPTH = 64
+MAX_CALLS = 1000
+DTYPES = frozenset({"float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool"})
+_ID = re.compile(r"[A-Za-z0-9_.@]*")
+_KIND = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_BLOCK = re.compile(r"layers\.\d{1,3}\.blocks\.\d{1,3}")
+_CAPTURE_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}\.safetensors")
+_NUMBER_WORDS = ("nan", "inf", "-inf")
+
+
+class _Where:
+    """The place a message points at: ``file:line: field``."""
+
+    def __init__(self, source: str, line: int) -> None:
+        self.source = source
+        self.line = line
+
+    def fail(self, field: str, problem: str) -> UserError:
+        return UserError(f"{self.source}:{self.line}: {field}: {problem}")
+
+
+def _string(where: _Where, field: str, value: Any, limit: int = MAX_STRING, pattern: re.Pattern | None = None) -> str:
+    if not isinstance(value, str):
+        raise where.fail(field, f"expected a string, got {type(value).__name__}")
+    if len(value) > limit:
+        raise where.fail(field, f"longer than {limit} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise where.fail(field, "holds a lone surrogate, not text") from None
+    if pattern is not None and not pattern.fullmatch(value):
+        raise where.fail(field, "holds characters an id or name never has")
+    return value
+
+
+def _integer(where: _Where, field: str, value: Any, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise where.fail(field, f"expected an integer, got {type(value).__name__}")
+    if not low <= value <= high:
+        raise where.fail(field, f"{value if abs(value) < 10**12 else 'a huge number'} is outside [{low}, {high}]")
+    return value
+
+
+def _number(where: _Where, field: str, value: Any) -> float:
+    """A JSON number, or one of the words non-finite floats travel as."""
+    if isinstance(value, str) and value in _NUMBER_WORDS:
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise where.fail(field, f"expected a number, got {type(value).__name__}")
+    if isinstance(value, int) and abs(value) > 2**63:
+        raise where.fail(field, "a huge integer")
+    return float(value)
+
+
+def _mapping(where: _Where, field: str, value: Any, limit: int = 64) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise where.fail(field, f"expected an object, got {type(value).__name__}")
+    if len(value) > limit:
+        raise where.fail(field, f"more than {limit} entries")
+    return value
+
+
+def _sequence(where: _Where, field: str, value: Any, limit: int) -> list[Any]:
+    if not isinstance(value, list):
+        raise where.fail(field, f"expected a list, got {type(value).__name__}")
+    if len(value) > limit:
+        raise where.fail(field, f"more than {limit} entries")
+    return value
+
+
+def _plain(where: _Where, field: str, value: Any, depth: int = 0) -> None:
+    """A scalar's value: numbers, strings, booleans, null and small nested lists of them."""
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        _string(where, field, value)
+    elif isinstance(value, (int, float)):
+        _number(where, field, value)
+    elif isinstance(value, list) and depth < 3:
+        for item in _sequence(where, field, value, 64):
+            _plain(where, field, item, depth + 1)
+    else:
+        raise where.fail(field, f"not a plain value ({type(value).__name__})")
+
+
+def _array_shape(where: _Where, field: str, values: Any, shape: list[int]) -> None:
+    """``values`` must be nested lists of exactly ``shape``, holding numbers."""
+    if not shape:
+        _number(where, field, values)
+        return
+    items = _sequence(where, field, values, shape[0])
+    if len(items) != shape[0]:
+        raise where.fail(field, f"{len(items)} entries where the shape says {shape[0]}")
+    for item in items:
+        _array_shape(where, field, item, shape[1:])
+
+
+def check_summary(where: _Where, field: str, data: Any, slice_len: int, whole: bool) -> None:
+    """A tensor summary (``whole``: a picture's array, every value kept)."""
+    summary = _mapping(where, field, data, 16)
+    for key in ("name", "shape", "dtype", "device", "index"):
+        if key not in summary:
+            raise where.fail(field, f"has no {key!r}")
+    _string(where, f"{field}.name", summary["name"], MAX_NAME, _KIND)
+    shape = [_integer(where, f"{field}.shape", n, 0, 2**31) for n in _sequence(where, f"{field}.shape",
+                                                                               summary["shape"], MAX_DIMS)]
+    if math.prod(shape) > 2**40:
+        raise where.fail(f"{field}.shape", "more elements than any model of this size holds")
+    if summary["dtype"] not in DTYPES:
+        raise where.fail(f"{field}.dtype", f"unknown dtype {str(summary['dtype'])[:40]!r}")
+    _string(where, f"{field}.device", summary["device"], 32, re.compile(r"[a-z]+(:\d{1,3})?"))
+    if whole:
+        if summary["index"] != "" or math.prod(shape) > MAX_ARRAY_VALUES:
+            raise where.fail(field, f"a picture's array must be whole and hold at most {MAX_ARRAY_VALUES} values")
+        kept = shape
+    else:
+        expected = "[" + ",".join(f":{slice_len}" for _ in shape) + "]" if shape else ""
+        if summary["index"] != expected:
+            raise where.fail(f"{field}.index", f"expected {expected!r} for the trace's slice length")
+        kept = [min(n, slice_len) for n in shape]
+    if summary.get("values") is not None:
+        _array_shape(where, f"{field}.values", summary["values"], kept)
+    if summary.get("stats") is not None:
+        stats = _mapping(where, f"{field}.stats", summary["stats"], 8)
+        if set(stats) - {"min", "max", "mean", "std", "nonfinite"} or not {"min", "max", "mean", "std"} <= set(stats):
+            raise where.fail(f"{field}.stats", "expected min, max, mean and std")
+        for key, value in stats.items():
+            if key == "nonfinite":
+                _integer(where, f"{field}.stats.nonfinite", value, 0, math.prod(shape))
+            else:
+                _number(where, f"{field}.stats.{key}", value)
+    if summary.get("masked") is not None:
+        _integer(where, f"{field}.masked", summary["masked"], 0, math.prod(shape))
+
+
+def check_header(where: _Where, header: dict[str, Any]) -> tuple[int, set[str] | None, int]:
+    """Checks the header; returns (slice length, module names of its model or None, its class count)."""
+    from .config import SwinConfig
+
+    _integer(where, "schema_version", header.get("schema_version"), 1, 1)
+    for key, value in _mapping(where, "versions", header.get("versions", {}), 8).items():
+        _string(where, f"versions.{key}", value, 64)
+    options = _mapping(where, "options", header.get("options", {}), 16)
+    slice_len = _integer(where, "options.slice_len", options.get("slice_len", 3), 1, MAX_SLICE)
+    _integer(where, "options.topk", options.get("topk", 5), 0, MAX_TOPK)
+    for key in ("keep", "capture"):
+        for pattern in _sequence(where, f"options.{key}", options.get(key, []), 64):
+            _string(where, f"options.{key}", pattern, MAX_NAME)
+    pictures = options.get("pictures")
+    if pictures is not None:
+        pictures = _mapping(where, "options.pictures", pictures, 8)
+        _string(where, "options.pictures.block", pictures.get("block"), MAX_NAME, _BLOCK)
+        _integer(where, "options.pictures.head", pictures.get("head"), 0, 1024)
+        query = pictures.get("query")
+        if query is not None:
+            points = _sequence(where, "options.pictures.query", query, 2)
+            if len(points) != 2:
+                raise where.fail("options.pictures.query", "expected [y, x]")
+            for point in points:
+                _integer(where, "options.pictures.query", point, 0, MAX_INPUT_SIDE)
+    described = _mapping(where, "input", header.get("input", {}), 16)
+    shape = described.get("shape")
+    if shape is not None:
+        sides = [_integer(where, "input.shape", n, 1, MAX_INPUT_SIDE)
+                 for n in _sequence(where, "input.shape", shape, 4)]
+        if len(sides) != 4 or sides[0] > MAX_BATCH or sides[2] * sides[3] > MAX_INPUT_PIXELS:
+            raise where.fail("input.shape", "expected [batch, channels, height, width] of a real input")
+    for key in ("description", "dtype", "device"):
+        if key in described:
+            _string(where, f"input.{key}", described[key], 1000)
+    if "thumbnail_png" in described:
+        _check_thumbnail(where, described["thumbnail_png"])
+    names = None
+    classes = MAX_TOPK
+    model = header.get("model")
+    if model is not None:
+        model = _mapping(where, "model", model, 16)
+        config_data = _mapping(where, "model.config", model.get("config", {}), 32)
+        try:
+            config = SwinConfig.from_dict(config_data)
+        except (UserError, TypeError, ValueError) as error:
+            raise where.fail("model.config", str(error)[:300]) from None
+        _check_config_size(where, config)
+        if shape is not None and sides[1] != config.in_chans:
+            raise where.fail("input.shape", f"{sides[1]} channels, the model takes {config.in_chans}")
+        names = _module_names(config)
+        classes = config.num_classes
+        if pictures is not None and pictures["block"] not in names:
+            raise where.fail("options.pictures.block", "no such block in the trace's model")
+    weights = _mapping(where, "weights", header.get("weights", {}), 16)
+    for key, value in weights.items():
+        _plain(where, f"weights.{key}", value)
+    capture_file = header.get("capture_file")
+    if capture_file is not None:
+        _string(where, "capture_file", capture_file, 255, _CAPTURE_FILE)
+    return slice_len, names, classes
+
+
+def _check_config_size(where: _Where, config: Any) -> None:
+    """A config no larger than a model this tool could trace (the largest variant, at 4096 pixels)."""
+    if (config.img_size > MAX_SIDE or config.embed_dim > 1024 or sum(config.depths) > 96
+            or config.num_stages > 8 or config.window_size > 64 or config.num_classes > 100_000
+            or max(config.num_heads) > 1024 or config.mlp_ratio > 16 or config.patch_size > 64
+            or config.in_chans > 64):
+        raise where.fail("model.config", "larger than any Swin Transformer this tool traces")
+
+
+def _module_names(config: Any) -> set[str]:
+    """Dotted names of every module of a model with this config (built without memory)."""
+    import torch
+
+    from .model import SwinTransformer
+
+    with torch.device("meta"):
+        model = SwinTransformer(config)
+    return {name for name, _ in model.named_modules()}
+
+
+def _check_thumbnail(where: _Where, text: Any) -> None:
+    from PIL import Image
+
+    _string(where, "input.thumbnail_png", text, 4 << 20)
+    try:
+        data = base64.b64decode(text, validate=True)
+        with Image.open(io.BytesIO(data)) as image:  # reads the header only
+            if image.format != "PNG" or max(image.size) > MAX_THUMBNAIL_SIDE:
+                raise where.fail("input.thumbnail_png", f"not a PNG of at most {MAX_THUMBNAIL_SIDE} pixels a side")
+    except (binascii.Error, ValueError, OSError, Image.DecompressionBombError):
+        raise where.fail("input.thumbnail_png", "not a base64 PNG") from None
+
+
+def check_event(where: _Where, data: Any, seq: int, slice_len: int, stack: list[str], names: set[str] | None) -> None:
+    """One event, at position ``seq``, with ``stack`` the ids of the scopes open around it."""
+    event = _mapping(where, "event", data, 32)
+    kind = event.get("type")
+    if kind not in ("enter", "step", "exit"):
+        raise where.fail("type", "expected enter, step or exit")
+    if event.get("seq") != seq or isinstance(event.get("seq"), bool):
+        raise where.fail("seq", f"expected {seq} (events in order)")
+    event_id = _string(where, "id", event.get("id"), MAX_NAME, _ID)
+    _string(where, "kind", event.get("kind"), MAX_NAME, _KIND)
+    depth = _integer(where, "depth", event.get("depth"), 0, MAX_DEPTH)
+    _integer(where, "call", event.get("call", 0), 0, MAX_CALLS)
+    expected_depth = len(stack) - 1 if kind == "exit" else len(stack)
+    if depth != expected_depth:
+        raise where.fail("depth", f"{depth} where the scopes open around it say {expected_depth}")
+    if kind == "enter":
+        module = event_id.split("@")[0]
+        if names is not None and event.get("kind") not in _FUNCTION_SCOPES and module not in names:
+            raise where.fail("id", "names no module of the trace's model")
+        stack.append(event_id)
+    elif kind == "exit":
+        if not stack or stack[-1] != event_id:
+            raise where.fail("id", "closes a scope that is not open")
+        stack.pop()
+    code = _sequence(where, "code", event.get("code", []), MAX_CODE_LINES)
+    for line in code:
+        _string(where, "code", line)
+    for key in ("source", "doc", "note"):
+        if event.get(key) is not None:
+            _string(where, key, event[key], 1000)
+    for name, value in _mapping(where, "scalars", event.get("scalars", {}), MAX_SCALARS).items():
+        _string(where, "scalars", name, MAX_NAME, _KIND)
+        _plain(where, f"scalars.{name}", value)
+    for name, value in _mapping(where, "modules", event.get("modules", {}), 32).items():
+        _string(where, "modules", name, MAX_NAME, re.compile(r"self\.[A-Za-z0-9_.]+|[A-Za-z_][A-Za-z0-9_]*"))
+        _string(where, f"modules.{name}", value)
+    for position, summary in enumerate(_sequence(where, "tensors", event.get("tensors", []), MAX_TENSORS)):
+        check_summary(where, f"tensors[{position}]", summary, slice_len, whole=False)
+    for position, summary in enumerate(_sequence(where, "arrays", event.get("arrays", []), MAX_TENSORS)):
+        check_summary(where, f"arrays[{position}]", summary, slice_len, whole=True)
+
+
+# Scopes opened by traced functions, not modules: their ids extend the enclosing module's.
+_FUNCTION_SCOPES = frozenset({"window_partition", "window_reverse", "create_mask", "forward_head", "drop_path_f"})
+
+
+def check_footer(where: _Where, footer: dict[str, Any], classes: int) -> None:
+    for position, timing in enumerate(_sequence(where, "timings", footer.get("timings", []), MAX_CALLS)):
+        timing = _mapping(where, f"timings[{position}]", timing, 4)
+        _integer(where, f"timings[{position}].call", timing.get("call", 0), 0, MAX_CALLS)
+        _number(where, f"timings[{position}].seconds", timing.get("seconds", 0))
+    for image, predictions in enumerate(_sequence(where, "topk", footer.get("topk", []), MAX_BATCH)):
+        for rank, prediction in enumerate(_sequence(where, f"topk[{image}]", predictions, min(classes, MAX_TOPK))):
+            field = f"topk[{image}][{rank}]"
+            prediction = _mapping(where, field, prediction, 4)
+            _integer(where, f"{field}.index", prediction.get("index"), 0, classes - 1)
+            _string(where, f"{field}.label", prediction.get("label"), MAX_NAME)
+            probability = _number(where, f"{field}.probability", prediction.get("probability"))
+            if not (math.isnan(probability) or 0.0 <= probability <= 1.0):
+                raise where.fail(f"{field}.probability", "not in [0, 1]")
+
+
+def check_rows(source: str, rows: list[Any]) -> None:
+    """Validate a trace's parsed lines: header, events, footer (``rows[i]`` is line i + 1)."""
+    header, footer = rows[0], rows[-1]
+    slice_len, names, classes = check_header(_Where(source, 1), header)
+    stack: list[str] = []
+    for position, row in enumerate(rows[1:-1]):
+        check_event(_Where(source, position + 2), row, position, slice_len, stack, names)
+    if stack:
+        raise UserError(f"{source}: the trace ends with scope {stack[-1]!r} still open")
+    check_footer(_Where(source, len(rows)), footer, classes)
