@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,9 +25,11 @@ if TYPE_CHECKING:
 
 from . import __version__
 from .config import VARIANTS
-from .errors import UserError
+from .errors import UserError, printable
 from .events import load_trace
+from .files import committing
 from .output import check_output, write_output
+from .validate import MAX_SLICE
 
 log = logging.getLogger("swintrace")
 
@@ -40,11 +44,30 @@ EXAMPLES = """examples:
 """
 
 
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer from ``low`` to ``high``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {printable(text[:40])!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {printable(text[:40])}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+SEED = _bounded(0, 2**63 - 1)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``swintrace run: error: ...`` and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--input", choices=("zeros", "random"),
         help="synthetic input instead of an image (zeros is the reference walkthrough's)",
     )
-    run.add_argument("--size", type=int, help="input side in pixels (default: the variant's)")
+    run.add_argument("--size", type=_bounded(1, 4096), help="input side in pixels (default: the variant's)")
     run.add_argument("--no-crop", action="store_true",
                      help="resize the shorter side to --size and keep the aspect ratio, no center crop")
     run.add_argument("--model", choices=tuple(VARIANTS),
@@ -83,20 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="'pretrained' (default: the variant's ImageNet weights, downloaded once; seeded "
                      "random weights with a warning when they cannot be had), 'random', a pretrained name "
                      "such as swin_t, or a checkpoint file (official, timm, torchvision or Hugging Face)")
-    run.add_argument("--seed", type=int, default=0, help="seed for random weights, input and drop-path")
+    run.add_argument("--seed", type=SEED, default=0, help="seed for random weights, input and drop-path")
     run.add_argument(
         "--device", default="auto", choices=("auto", "cpu", "cuda"),
         help="where the model runs (auto: cuda when available)",
     )
-    run.add_argument("--batch", type=int, default=1, help="batch size of the synthetic input")
+    run.add_argument("--batch", type=_bounded(1, 4096), default=1, help="batch size of the synthetic input")
     run.add_argument("--train", action="store_true", help="trace in training mode (seeded drop-path)")
-    run.add_argument("--slice", type=int, default=3, help="keep t[:N, :N, ...] of every tensor")
+    run.add_argument("--slice", type=_bounded(1, MAX_SLICE), default=3, help="keep t[:N, :N, ...] of every tensor")
     run.add_argument("--no-stats", action="store_true",
                      help="leave out each tensor's min/max/mean/std (a faster trace)")
     run.add_argument("--lang", choices=("en", "zh"), default="en", help="report language")
     run.add_argument("--no-pictures", action="store_true", help="no pictures (and no data recorded for them)")
     run.add_argument("--block", default="layers.0.blocks.1", help="block whose attention is drawn")
-    run.add_argument("--head", type=int, default=0, help="attention head drawn")
+    run.add_argument("--head", type=_bounded(0, 1023), default=0, help="attention head drawn")
     run.add_argument("--query", help="query patch for the attention picture, as Y,X pixels of the input "
                      "(default: the centre)")
     run.add_argument("--out", required=True, help="output file: report.html, report.md or trace.jsonl")
@@ -118,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("trace", help="a trace written by 'swintrace run --out trace.jsonl'")
     show.add_argument("--lang", choices=("en", "zh"), default="en", help="language of titles")
-    show.add_argument("--depth", type=int, help="show scopes down to this depth (1: stages only)")
+    show.add_argument("--depth", type=_bounded(1, 64), help="show scopes down to this depth (1: stages only)")
     show.add_argument("--filter", help="keep steps whose title, id or kind contains this text")
     show.set_defaults(handler=_show)
     course = commands.add_parser(
@@ -132,7 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     course.add_argument("--model", choices=tuple(VARIANTS), help="model variant (default: swin_t)")
     course.add_argument("--weights", default="pretrained",
                         help="'pretrained' (default), 'random', a pretrained name or a checkpoint file")
-    course.add_argument("--seed", type=int, default=0, help="seed for random weights and input")
+    course.add_argument("--seed", type=SEED, default=0, help="seed for random weights and input")
+    course.add_argument("--force", action="store_true",
+                        help="replace files in --out that swintrace did not write (default: refuse)")
     course.set_defaults(handler=_course)
 
     models = commands.add_parser(
@@ -157,8 +182,6 @@ def _run(args: argparse.Namespace) -> None:
     from .tracing import tracing
 
     out = check_output(args.out)
-    if args.batch < 1:
-        raise UserError(f"--batch must be >= 1, got {args.batch}")
     device = _device(args.device)
     variant = _variant(args.model, args.weights)
     size = check_size(args.size if args.size is not None else VARIANTS[variant].img_size)
@@ -195,10 +218,13 @@ def _show(args: argparse.Namespace) -> None:
 
     from .render.terminal import render_terminal
 
-    if args.depth is not None and args.depth < 1:
-        raise UserError(f"--depth must be >= 1, got {args.depth}")
     trace = load_trace(args.trace)
-    render_terminal(trace, Console(), lang=args.lang, depth=args.depth, text_filter=args.filter)
+    try:
+        render_terminal(trace, Console(), lang=args.lang, depth=args.depth, text_filter=args.filter)
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        raise UserError(f"cannot write to the standard output: {error.strerror or error}") from None
 
 
 def _course(args: argparse.Namespace) -> None:
@@ -211,6 +237,8 @@ def _course(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out must be a folder, and {out} is a file")
+    if any(parent.exists() and not parent.is_dir() for parent in out.parents):
+        raise UserError(f"--out {out}: a part of this path is a file, not a folder")
     variant = _variant(args.model, args.weights)
     images, described = _make_input(variant, args.weights, args.image, "random", args.seed,
                                     VARIANTS[variant].img_size)
@@ -220,7 +248,10 @@ def _course(args: argparse.Namespace) -> None:
         with tracing(stats=True, header={"input": described}, pictures=True) as trace:
             model(images)
     with progress(f"writing the course into {out}", args.quiet):
-        written = build_course(trace, out, (args.lang,) if args.lang else ("en", "zh"))
+        try:
+            written = build_course(trace, out, (args.lang,) if args.lang else ("en", "zh"), force=args.force)
+        except OSError as error:
+            raise UserError(f"cannot write the course into {out}: {error.strerror or error}") from None
     log.info("wrote %d files into %s", len(written), out)
 
 
@@ -336,24 +367,76 @@ def _device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
+class _Interrupted(BaseException):
+    """A signal asked the command to stop (raised by ``_on_signal``; cleanup runs on the way out)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    """SIGINT, SIGTERM, SIGHUP: stop, except while finished files are being renamed into place."""
+    if committing():
+        return  # the renames finish; the command then ends as it would have
+    raise _Interrupted(signum)
+
+
+def _install_signal_handlers() -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may set handlers (main() called from a worker thread)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _on_signal)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: object = None, line: str | None = None) -> None:
+    """Warnings of Pillow, numpy or torch as one line each."""
+    log.warning("swintrace: warning: %s", printable(str(message).strip().splitlines()[0] if str(message).strip() else category.__name__))
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, MemoryError) or (
+        isinstance(error, RuntimeError) and any(
+            text in str(error) for text in ("can't allocate memory", "out of memory", "not enough memory")
+        )
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose else logging.INFO)
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr, force=True)
+    _install_signal_handlers()
+    previous_show_warning = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
         args.handler(args)
     except UserError as error:
         if args.debug:
             raise
-        print(f"swintrace: error: {error}", file=sys.stderr)
+        print(f"swintrace: error: {printable(str(error))}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("swintrace: interrupted", file=sys.stderr)
-        return 130
-    except MemoryError:
-        if args.debug:
+    except (KeyboardInterrupt, _Interrupted) as interruption:
+        signum = getattr(interruption, "signum", 2)
+        print("swintrace: interrupted: nothing was written", file=sys.stderr)
+        return 128 + signum
+    except BrokenPipeError:
+        # The reader went away (``swintrace show ... | head``): what it wanted was written.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except (MemoryError, RuntimeError) as error:
+        if args.debug or not _out_of_memory(error):
             raise
-        print("swintrace: error: out of memory: try a smaller --batch, --size or model", file=sys.stderr)
+        hint = "try a smaller --batch, --size or model" if args.command in ("run", "course") else "the trace is too large"
+        print(f"swintrace: error: out of memory: {hint}", file=sys.stderr)
         return EXIT_USER_ERROR
+    finally:
+        warnings.showwarning = previous_show_warning
     return 0

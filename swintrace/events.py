@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UserError
+from .files import read_regular_file, write_files
 
 SCHEMA_VERSION = 1
 EVENT_TYPES = ("enter", "step", "exit")
@@ -397,82 +397,59 @@ class Trace:
             yield _dumps(event.to_dict())
         yield _dumps({"type": "footer", **self.footer})
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the trace as JSON Lines, atomically (temporary file, then rename).
+    def save(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
+        """Write the trace as JSON Lines, atomically (temporary files, then renames).
 
         Captured full tensors go to a safetensors file beside it
-        (``trace.jsonl`` -> ``trace.safetensors``), named in the header.
+        (``trace.jsonl`` -> ``trace.safetensors``), named in the header. That
+        file replaces only an earlier capture file of ours: any other file of
+        that name (a user's checkpoint) is kept unless ``force``.
         """
         target = Path(path)
+        if target.suffix.lower() == ".safetensors":
+            raise UserError(f"cannot save a trace as {target.name}: a trace is JSON Lines (.jsonl)")
+        files: dict[Path, bytes] = {}
         if self.captured:
             from safetensors.torch import save as save_tensors
 
             side = target.with_suffix(".safetensors")
-            write_atomically(side, save_tensors({k: v.contiguous() for k, v in self.captured.items()}))
+            if side.exists() and not force and not _is_our_capture(side):
+                raise UserError(
+                    f"{side} exists and is not a capture file of swintrace; "
+                    "save the trace under another name, or pass force=True"
+                )
+            files[side] = save_tensors({k: v.contiguous() for k, v in self.captured.items()},
+                                       metadata={"written_by": CAPTURE_MARK})
             self.header["capture_file"] = side.name
-        write_atomically(target, "".join(line + "\n" for line in self.lines()).encode("utf-8"))
+        files[target] = "".join(line + "\n" for line in self.lines()).encode("utf-8")
+        write_files(files)
         return target
+
+
+# Metadata that marks a safetensors file as captured tensors written by Trace.save.
+CAPTURE_MARK = "swintrace capture"
+
+
+def _is_our_capture(path: Path) -> bool:
+    """Whether ``path`` is a safetensors file that Trace.save wrote (its header's metadata says so)."""
+    try:
+        with path.open("rb") as stream:
+            length = int.from_bytes(stream.read(8), "little")
+            if not 2 <= length <= 1 << 24:
+                return False
+            header = json.loads(stream.read(length))
+    except (OSError, ValueError):
+        return False
+    return isinstance(header, dict) and (header.get("__metadata__") or {}).get("written_by") == CAPTURE_MARK
 
 
 def _dumps(data: dict[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
-def write_atomically(target: Path, data: bytes) -> None:
-    """Write ``data`` to ``target`` so that a failure leaves no partial file.
-
-    The bytes go to a temporary file in the same folder, which then replaces
-    the target in one rename; an existing target is untouched until then.
-    A missing folder is created.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.chmod(temporary, 0o666 & ~_umask())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    """The process umask (read by setting it and putting it back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 # A trace file larger than this is refused (a Swin-L 384 trace with statistics is ~10 MiB).
 MAX_TRACE_BYTES = 512 << 20
 MAX_CAPTURE_BYTES = 8 << 30
-
-
-def read_regular_file(path: Path, limit: int, what: str) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes (never a FIFO, device or folder)."""
-    import stat
-
-    try:
-        status = path.stat()
-    except FileNotFoundError:
-        raise UserError(f"{what} not found: {path}") from None
-    except OSError as error:
-        raise UserError(f"cannot read {what} {path}: {error.strerror or error}") from None
-    if stat.S_ISDIR(status.st_mode):
-        raise UserError(f"{what} path is a directory: {path}")
-    if not stat.S_ISREG(status.st_mode):
-        raise UserError(f"{what} is not a regular file (a pipe or device?): {path}")
-    if status.st_size > limit:
-        raise UserError(f"{what} is larger than {limit >> 20} MiB: {path}")
-    try:
-        with path.open("rb") as stream:
-            data = stream.read(limit + 1)
-    except OSError as error:
-        raise UserError(f"cannot read {what} {path}: {error.strerror or error}") from None
-    if len(data) > limit:
-        raise UserError(f"{what} is larger than {limit >> 20} MiB: {path}")
-    return data
 
 
 def _refuse_constant(name: str) -> Any:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from urllib.parse import quote
 
 from .errors import UserError
-from .events import Trace, write_atomically
+from .events import Trace
+from .files import check_name, write_files
 
 FORMATS = (".html", ".md", ".jsonl")
+_PICTURE_NAME = re.compile(r"[a-z]+(_[a-z]+)*(_?[0-9]+|_layers_[0-9]+_blocks_[0-9]+(_head[0-9]+)?)?")
 
 
 def check_output(path: str | Path, allowed: tuple[str, ...] = FORMATS) -> Path:
@@ -19,42 +23,51 @@ def check_output(path: str | Path, allowed: tuple[str, ...] = FORMATS) -> Path:
         )
     if out.is_dir():
         raise UserError(f"output path is a directory: {out}")
+    check_name(out)
     return out
 
 
 def write_output(trace: Trace, path: str | Path, lang: str = "en", pictures: bool = True) -> Path:
-    """Render ``trace`` by the extension of ``path`` and write it atomically.
+    """Render ``trace`` by the extension of ``path`` and write it, all or nothing.
 
     Reports get the pictures the trace has data for: embedded in HTML, as PNG
-    files in an ``images/`` folder beside a Markdown file.
+    files in an ``images/`` folder beside a Markdown file, named after the
+    report (``images/<report>-<picture>.png``) so that reports sharing the
+    folder never touch each other's images. Everything is rendered in memory
+    first; then the report and its images are written together.
     """
     out = check_output(path)
     suffix = out.suffix.lower()
+    files: dict[Path, bytes] = {}
+    if suffix == ".jsonl":
+        text = "".join(line + "\n" for line in trace.lines())
+    elif suffix == ".md":
+        from .render.markdown import render_markdown
+
+        links: dict[str, list[tuple[str, str]]] = {}
+        for picture in _pictures(trace) if pictures else []:
+            relative = f"images/{out.stem}-{picture.name}.png"
+            files[out.parent / relative] = picture.png
+            links.setdefault(picture.step_id, []).append((picture.alt, quote(relative)))
+        text = render_markdown(trace, lang, links if pictures else None)
+    else:
+        from .render.html import render_html
+
+        text = render_html(trace, lang, _pictures(trace) if pictures else None)
+    files[out] = text.encode("utf-8")
     try:
-        if suffix == ".jsonl":
-            data = "".join(line + "\n" for line in trace.lines())
-        elif suffix == ".md":
-            from .render.markdown import render_markdown
-
-            data = render_markdown(trace, lang, _write_images(trace, out) if pictures else None)
-        else:
-            from .pictures import make_pictures
-            from .render.html import render_html
-
-            data = render_html(trace, lang, make_pictures(trace) if pictures else None)
-        write_atomically(out, data.encode("utf-8"))
+        write_files(files)
     except OSError as error:
         raise UserError(f"cannot write {out}: {error.strerror or error}") from None
     return out
 
 
-def _write_images(trace: Trace, out: Path) -> dict[str, list[tuple[str, str]]]:
-    """Write the pictures as ``images/<report>-<name>.png``; step id -> [(alt, relative path)]."""
+def _pictures(trace: Trace) -> list:
+    """The trace's pictures; their names come from our vocabulary (stage and block numbers only)."""
     from .pictures import make_pictures
 
-    links: dict[str, list[tuple[str, str]]] = {}
-    for picture in make_pictures(trace):
-        relative = f"images/{out.stem}-{picture.name}.png"
-        write_atomically(out.parent / relative, picture.png)
-        links.setdefault(picture.step_id, []).append((picture.alt, relative))
-    return links
+    made = make_pictures(trace)
+    for picture in made:
+        if not _PICTURE_NAME.fullmatch(picture.name):
+            raise ValueError(f"picture name {picture.name!r} is not one of ours")
+    return made

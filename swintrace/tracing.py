@@ -43,6 +43,7 @@ from .capture import PictureOptions
 from .errors import UserError
 from .events import SCHEMA_VERSION, Trace
 from .recorder import _RECORDER, Recorder, is_tracing, step
+from .validate import MAX_SLICE
 
 __all__ = ["Instrumented", "TraceOptions", "is_tracing", "step", "traced_function", "tracing"]
 
@@ -70,8 +71,8 @@ class TraceOptions:
     capture_limit: int = 1 << 30
 
     def __post_init__(self) -> None:
-        if self.slice_len < 1:
-            raise UserError(f"slice length must be >= 1, got {self.slice_len}")
+        if not 1 <= self.slice_len <= MAX_SLICE:
+            raise UserError(f"slice length must be between 1 and {MAX_SLICE}, got {self.slice_len}")
         if self.topk < 0:
             raise UserError(f"top-k must be >= 0, got {self.topk}")
 

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import swintrace
-from swintrace.events import TensorSummary, Trace, write_atomically
+from swintrace.events import TensorSummary, Trace
+from swintrace.files import write_atomically
 
 
 def _trace(model, images, **options) -> Trace:

@@ -22,7 +22,8 @@ from markupsafe import Markup
 from pygments.formatters import HtmlFormatter
 
 from ..course_text import CHAPTERS, Chapter
-from ..events import Event, Trace, write_atomically
+from ..events import Event, Trace
+from ..files import Manifest, write_files
 from ..pictures import Picture, make_pictures
 from .html import _environment, _nodes, _scoped_css, _stages
 from .markdown import _render_step
@@ -49,14 +50,18 @@ class Exercise:
     answer: str  # torch.Size([...]) of the step's first tensor, as traced
 
 
-def build_course(trace: Trace, out: Path, languages: tuple[str, ...] = ("en", "zh")) -> list[Path]:
-    """Write the course for ``trace`` into ``out``; returns the files written."""
-    written: list[Path] = []
+def build_course(
+    trace: Trace, out: Path, languages: tuple[str, ...] = ("en", "zh"), force: bool = False
+) -> list[Path]:
+    """Write the course for ``trace`` into ``out``, all or nothing; returns the files written.
+
+    Files of an earlier course written there are replaced; any other file of
+    the same name is kept (a UserError says so) unless ``force``.
+    """
+    pages: dict[str, bytes] = {}
 
     def write(relative: str, data: str | bytes) -> None:
-        path = out / relative
-        write_atomically(path, data.encode("utf-8") if isinstance(data, str) else data)
-        written.append(path)
+        pages[relative] = data.encode("utf-8") if isinstance(data, str) else data
 
     pictures = make_pictures(trace)
     for picture in pictures:
@@ -81,7 +86,12 @@ def build_course(trace: Trace, out: Path, languages: tuple[str, ...] = ("en", "z
             }
             write(f"{lang}/{name}.html", _chapter_html(trace, chapter, lang, pictures, neighbours))
             write(f"{lang}/{name}.md", _chapter_markdown(trace, chapter, lang, pictures, files, index))
-    return written
+    manifest = Manifest(out)
+    manifest.check(list(pages), force)
+    files_out = {out / relative: data for relative, data in pages.items()}
+    files_out[manifest.path] = manifest.entry(list(pages))
+    write_files(files_out)
+    return [out / relative for relative in pages]
 
 
 def chapter_steps(trace: Trace, chapter: Chapter) -> list[Event]:

@@ -6,9 +6,18 @@ from rich.console import Console
 from rich.text import Text
 from rich.tree import Tree
 
+from ..errors import printable
 from ..events import Event, Trace
 from ..vocabulary import PINK, step_words
-from .text import check_language, label, scope_heading, step_note, step_title, summary_rows, top_predictions
+from .text import (
+    check_language,
+    label,
+    scope_heading,
+    step_note,
+    step_title,
+    summary_rows,
+    top_predictions,
+)
 from .tree import Scope, build_calls
 
 
@@ -29,7 +38,7 @@ def render_terminal(
     check_language(lang)
     needle = text_filter.lower() if text_filter else None
     for row_label, text in summary_rows(trace, lang):
-        console.print(Text.assemble((f"{row_label}: ", "bold"), text))
+        console.print(Text.assemble((f"{row_label}: ", "bold"), printable(text)))
     for nodes in build_calls(trace):
         for node in nodes:
             if isinstance(node, Scope):
@@ -40,7 +49,7 @@ def render_terminal(
     if top:
         console.print(Text(label(lang, "top", k=len(top)), style="bold"))
         for rank, prediction in enumerate(top, start=1):
-            console.print(f"  {rank}. {prediction['label']} ({prediction['index']}): "
+            console.print(f"  {rank}. {printable(prediction['label'])} ({prediction['index']}): "
                           f"{prediction['probability']:.4f}", markup=False, highlight=False)
 
 
@@ -65,17 +74,17 @@ def _matches(event: Event, lang: str, needle: str) -> bool:
 
 def _scope_label(scope: Scope, lang: str) -> Text:
     heading = scope_heading(scope.enter, lang, begin=True) or scope.kind
-    return Text.assemble((heading, f"bold {PINK}"), (f"  {scope.id}" if scope.id else "", "dim"))
+    return Text.assemble((printable(heading), f"bold {PINK}"), (f"  {printable(scope.id)}" if scope.id else "", "dim"))
 
 
 def _step_label(event: Event, lang: str) -> Text:
     words = step_words(event.kind)
-    parts: list[tuple[str, str] | str] = [(step_title(event, lang, lead=True), f"bold {words.color}")]
+    parts: list[tuple[str, str] | str] = [(printable(step_title(event, lang, lead=True)), f"bold {words.color}")]
     shapes = ", ".join(f"{t.name} {list(t.shape)}" for t in event.tensors)
     if shapes:
-        parts.append(f"  {shapes}")
+        parts.append(printable(f"  {shapes}"))
     note = step_note(event, lang)
     if note:
-        parts.append((f"  ({note})", "italic dim"))
-    parts.append((f"  {event.id}", "dim"))
+        parts.append((printable(f"  ({note})"), "italic dim"))
+    parts.append((printable(f"  {event.id}"), "dim"))
     return Text.assemble(*parts)
