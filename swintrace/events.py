@@ -238,10 +238,13 @@ class Event:
 
 
 def _encode_scalar(value: Any) -> Any:
+    """Plain data with non-finite floats spelled as strings (lists and dicts walked through)."""
     if isinstance(value, float):
         return encode_number(value)
     if isinstance(value, list):
         return [_encode_scalar(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _encode_scalar(v) for k, v in value.items()}
     return value
 
 
@@ -307,7 +310,9 @@ class Trace:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Trace):
             return NotImplemented
-        return (self.header, self.events, self.footer) == (other.header, other.events, other.footer)
+        # Footers compare as saved: a NaN probability (NaN logits) equals a NaN.
+        return (self.header, self.events, _encode_scalar(self.footer)) == (
+            other.header, other.events, _encode_scalar(other.footer))
 
     __hash__ = None  # type: ignore[assignment]  # mutable: not hashable
 
@@ -395,7 +400,7 @@ class Trace:
         yield _dumps({"type": "header", **self.header})
         for event in self.events:
             yield _dumps(event.to_dict())
-        yield _dumps({"type": "footer", **self.footer})
+        yield _dumps({"type": "footer", **_encode_scalar(self.footer)})
 
     def save(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
         """Write the trace as JSON Lines, atomically (temporary files, then renames).
@@ -492,6 +497,9 @@ def load_trace(path: str | os.PathLike[str]) -> Trace:
         )
     footer = {k: v for k, v in rows[-1].items() if k != "type"}
     check_rows(str(source), [header, *rows[1:-1], footer])
+    for predictions in footer.get("topk", []):
+        for prediction in predictions:
+            prediction["probability"] = decode_number(prediction["probability"])
     events = [Event.from_dict(row) for row in rows[1:-1]]
     trace = Trace(header=header, events=events, footer=footer)
     if header.get("capture_file"):

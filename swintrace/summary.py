@@ -211,7 +211,9 @@ class SummaryBatch:
         flat = _flat_values(data)  # numel
         if not on_host:
             low, high = torch.aminmax(flat)
-            stats: Any = torch.stack([low, high, flat.sum(), torch.dot(flat, flat)])
+            # The count of NaN and infinite entries rides along (one more reduction, no sync).
+            stats: Any = torch.stack([low, high, flat.sum(), torch.dot(flat, flat),
+                                      torch.isfinite(flat).logical_not().sum().to(flat.dtype)])
         elif flat.numel() <= _NUMPY_STATS_MAX:
             values = flat.numpy()
             stats = _finish_stats(
@@ -224,6 +226,8 @@ class SummaryBatch:
                 (low.item(), high.item(), flat.sum().item(), torch.dot(flat, flat).item()),
                 flat.numel(),
             )
+        if on_host and not math.isfinite(stats["mean"] + stats["min"] + stats["max"]):
+            stats["nonfinite"] = int(torch.isfinite(flat).logical_not().sum())  # only when there are any
         _remember(self._recent_stats, key, (weakref.ref(owner), stats))
         return stats
 
@@ -321,15 +325,20 @@ def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
 
 
 def _finish_stats(row: Any, count: int) -> dict[str, float]:
-    """min, max, mean, std (population) from (min, max, sum, sum of squares).
+    """min, max, mean, std (population) from (min, max, sum, sum of squares[, non-finite count]).
 
     The std is sqrt(E[x^2] - E[x]^2) from the sums: exact enough to read,
-    approximate for data whose spread is tiny next to its mean.
+    approximate for data whose spread is tiny next to its mean. ``nonfinite``
+    (NaN and infinite entries) is kept only when there are any.
     """
-    low, high, total, squares = (float(value) for value in row)
+    low, high, total, squares = (float(value) for value in row[:4])
     mean = total / count
-    variance = max(squares / count - mean * mean, 0.0)
-    return {"min": low, "max": high, "mean": mean, "std": math.sqrt(variance)}
+    variance = squares / count - mean * mean
+    stats: dict[str, Any] = {"min": low, "max": high, "mean": mean,
+                             "std": math.sqrt(max(variance, 0.0)) if math.isfinite(variance) else math.nan}
+    if len(row) > 4 and row[4]:
+        stats["nonfinite"] = int(row[4])
+    return stats
 
 
 def _stack_to_host(tensors: list[torch.Tensor]) -> torch.Tensor:

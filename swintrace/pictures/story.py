@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from PIL import Image
 
@@ -110,7 +112,8 @@ def top_predictions(trace: Trace) -> Picture | None:
     for rank, prediction in enumerate(top):
         y = TITLE_HEIGHT + 16 + rank * 24
         text(draw, (MARGIN, y), f"{prediction['label']}"[:28], 12, INK)
-        length = int(bar_width * prediction["probability"])
+        probability = prediction["probability"]
+        length = int(bar_width * probability) if math.isfinite(probability) else 0  # NaN logits: no bar
         draw.rectangle([200, y, 200 + max(length, 1), y + 14], fill=(25, 206, 139))
         text(draw, (206 + max(length, 1), y), f"{prediction['probability']:.3f}", 11, MUTED)
     return Picture(

@@ -28,7 +28,9 @@ from ..pictures import Picture
 from ..vocabulary import SCOPE_LEVELS, step_words
 from .text import (
     check_language,
+    first_nonfinite,
     label,
+    nonfinite_text,
     scalar_repr,
     scope_doc,
     scope_heading,
@@ -61,7 +63,8 @@ _WORDS = {
     },
 }
 # Shape comments in our code ("# B*nW, M*M, C") name the dimensions of the assigned tensor.
-_ASSIGNED_COMMENT = r"^\s*(?:[\w, ]*\b)?{name}\b[\w, ]*=.*#\s*([^:#]+)"
+# The left side of an assignment whose shape comment names dimensions: names, commas, spaces.
+_TARGETS = re.compile(r"[\w, ]*")
 # Outline depth: model, stages, blocks, and the operations inside a block.
 _OUTLINE_LEVELS = 4
 
@@ -114,6 +117,7 @@ def render_html(trace: Trace, lang: str = "en", pictures: list[Picture] | None =
         summary=summary_rows(trace, lang),
         thumbnail=trace.header.get("input", {}).get("thumbnail_png"),
         random_weights=trace.header.get("weights", {}).get("kind") == "random",
+        nonfinite=_nonfinite(trace, lang, "c0-" if prefix else ""),
         stages=_stages(trace),
         top=top,
         top_title=label(lang, "top", k=len(top)),
@@ -176,6 +180,15 @@ def _environment() -> jinja2.Environment:
 @functools.lru_cache(maxsize=1)
 def _code_css() -> str:
     return HtmlFormatter(style="friendly").get_style_defs(".code")
+
+
+def _nonfinite(trace: Trace, lang: str, prefix: str) -> dict[str, str] | None:
+    """The warning about the first non-finite values, with the anchor of their step."""
+    text = nonfinite_text(trace, lang)
+    found = first_nonfinite(trace)
+    if text is None or found is None:
+        return None
+    return {"text": text, "anchor": _anchor(f"c{found[0].call}-" if prefix else "", found[0].id)}
 
 
 def _anchor(prefix: str, event_id: str) -> str:
@@ -242,14 +255,21 @@ def _tensor(event: Event, summary: TensorSummary, lang: str) -> dict[str, Any]:
 
 
 def dim_names(event: Event, summary: TensorSummary) -> list[str | None]:
-    """Names of the tensor's dimensions, from the shape comment where the code assigns it."""
-    pattern = re.compile(_ASSIGNED_COMMENT.format(name=re.escape(summary.name)))
+    """Names of the tensor's dimensions, from the shape comment where the code assigns it.
+
+    ``x = self.norm(x)  # B, L, C`` names the dimensions of ``x`` B, L and C. The
+    line is split by hand (linear in its length, whatever a trace holds).
+    """
     for line in reversed(event.code):
-        match = pattern.match(line)
-        if match:
-            names = [part.strip() for part in match.group(1).split(",")]
-            if len(names) == len(summary.shape) and all(names):
-                return list(names)
+        code, hash_sign, comment = line.rpartition("#")
+        targets, equals, _ = code.partition("=")
+        if not hash_sign or not equals or not _TARGETS.fullmatch(targets):
+            continue
+        if summary.name not in (word for part in targets.split(",") for word in part.split()):
+            continue
+        names = [part.strip() for part in comment.split(":", 1)[0].split(",")]
+        if len(names) == len(summary.shape) and all(names):
+            return names
     return [None] * len(summary.shape)
 
 

@@ -9,12 +9,14 @@ slice in torch's repr, ``torch.Size``, scalars.
 from __future__ import annotations
 
 import html
+import re
 
 from ..events import Event, Trace
 from ..vocabulary import PINK, SCOPE_LEVELS, step_words
 from .text import (
     check_language,
     label,
+    nonfinite_text,
     scalar_repr,
     scope_doc,
     scope_heading,
@@ -41,6 +43,9 @@ def render_markdown(trace: Trace, lang: str = "en", pictures: dict[str, list[tup
     out: list[str] = []
     for row_label, text in summary_rows(trace, lang):
         out.append(f"> **{row_label}**: {_inline(text)}  \n")
+    warning = nonfinite_text(trace, lang)
+    if warning:
+        out.append(f"> **⚠** {_inline(warning)}  \n")
     out.append("\n\n")
     out.extend(_images(pictures.get("", [])))
     calls = build_calls(trace)
@@ -134,10 +139,18 @@ def _div(color: str, text: str) -> str:
 
 
 def _block(name: str, body: str) -> str:
-    fence = "````" if "```" in body else "```"
-    return f"{name}: \n\n{fence}python\n{body}\n{fence}\n\n\n"
+    """``name: `` then ``body`` in a fenced code block whose fence no line of the body can close."""
+    longest = max((len(run) for run in re.findall(r"`+", body)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{_inline(name)}: \n\n{fence}python\n{body}\n{fence}\n\n\n"
+
+
+_LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 
 
 def _inline(text: str) -> str:
-    """Text safe inside a Markdown line: no HTML, no line breaks."""
-    return html.escape(text.replace("\n", " "), quote=False)
+    """Text safe inside a Markdown line: no HTML, no line break, no link, image or code span."""
+    escaped = html.escape(_LINE_BREAKS.sub(" ", text), quote=False).replace("`", "\\`")
+    # A link or image needs "](" or "][" (a reference): escaping that bracket is enough,
+    # and leaves lists such as "depths [2, 2, 6, 2]" as they are.
+    return escaped.replace("](", "\\](").replace("][", "\\][")

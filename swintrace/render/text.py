@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -32,6 +33,9 @@ _LABELS = {
         "file": "checkpoint {path}", "pretrained": "pretrained {name}: {source}", "rank": "#", "label": "label", "probability": "probability",
         "call": "Forward pass {n}", "stats": "min {min} · max {max} · mean {mean} · std {std}",
         "masked": "masked {n}", "parameters": "parameters",
+        "nonfinite": "{n} NaN or infinite",
+        "first_nonfinite": "Non-finite values first appear at step {id} ({title}): {name} has {n} NaN or "
+                           "infinite entries of {total}. Everything after it is computed from them.",
     },
     "zh": {
         "model": "模型", "weights": "权重", "input": "输入", "top": "Top-{k} 预测",
@@ -42,6 +46,9 @@ _LABELS = {
         "file": "权重文件 {path}", "pretrained": "预训练权重 {name}：{source}", "rank": "#", "label": "类别", "probability": "概率",
         "call": "第 {n} 次前向", "stats": "最小 {min} · 最大 {max} · 均值 {mean} · 标准差 {std}",
         "masked": "被遮蔽 {n}", "parameters": "参数",
+        "nonfinite": "{n} 个 NaN 或无穷值",
+        "first_nonfinite": "非有限值最早出现在步骤 {id}（{title}）：{name} 的 {total} 个元素中有 {n} 个是 NaN 或无穷值。"
+                           "之后的一切都由它们算出。",
     },
 }
 
@@ -87,7 +94,28 @@ def stats_text(summary: TensorSummary, lang: str) -> str | None:
         parts.append(label(lang, "stats", **{k: number(v) for k, v in summary.stats.items()}))
     if summary.masked is not None:
         parts.append(label(lang, "masked", n=summary.masked))
+    if summary.stats is not None and summary.stats.get("nonfinite"):
+        parts.append(label(lang, "nonfinite", n=summary.stats["nonfinite"]))
     return " · ".join(parts) or None
+
+
+def first_nonfinite(trace: Trace) -> tuple[Event, TensorSummary] | None:
+    """The first step (in order) with a tensor holding NaN or infinite values, and that tensor."""
+    for event in trace.events:
+        for summary in event.tensors if event.type == "step" else ():
+            if summary.stats is not None and summary.stats.get("nonfinite"):
+                return event, summary
+    return None
+
+
+def nonfinite_text(trace: Trace, lang: str) -> str | None:
+    """The report's warning about the first non-finite values, or None."""
+    found = first_nonfinite(trace)
+    if found is None:
+        return None
+    event, summary = found
+    return label(lang, "first_nonfinite", id=event.id, title=step_title(event, lang), name=summary.name,
+                 n=summary.stats["nonfinite"], total=f"{math.prod(summary.shape):,}")
 
 
 def slice_label(summary: TensorSummary) -> str:
