@@ -218,9 +218,13 @@ def _show(args: argparse.Namespace) -> None:
 
     from .render.terminal import render_terminal
 
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:  # rich would exit with code 1; main() ends quietly instead
+            raise BrokenPipeError
+
     trace = load_trace(args.trace)
     try:
-        render_terminal(trace, Console(), lang=args.lang, depth=args.depth, text_filter=args.filter)
+        render_terminal(trace, _Console(), lang=args.lang, depth=args.depth, text_filter=args.filter)
     except BrokenPipeError:
         raise
     except OSError as error:
@@ -382,15 +386,22 @@ def _on_signal(signum: int, frame: object) -> None:
     raise _Interrupted(signum)
 
 
-def _install_signal_handlers() -> None:
+@contextmanager
+def _signal_handlers() -> Iterator[None]:
+    """``_on_signal`` for SIGINT, SIGTERM and SIGHUP while a command runs (then the previous handlers)."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
-        return  # only the main thread may set handlers (main() called from a worker thread)
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), _on_signal)
+        yield  # only the main thread may set handlers (main() called from a worker thread)
+        return
+    numbers = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    previous = {number: signal.signal(number, _on_signal) for number in numbers}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
@@ -412,11 +423,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose else logging.INFO)
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr, force=True)
-    _install_signal_handlers()
     previous_show_warning = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
-        args.handler(args)
+        with _signal_handlers():
+            args.handler(args)
     except UserError as error:
         if args.debug:
             raise

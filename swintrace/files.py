@@ -77,9 +77,12 @@ def read_regular_file(path: Path, limit: int, what: str) -> bytes:
 def write_files(files: Mapping[Path, bytes]) -> None:
     """Write every file, all or nothing (see the module's docstring). Missing folders are created."""
     written: list[tuple[Path, Path]] = []
+    created: list[Path] = []  # folders made here, removed again if nothing is committed
     try:
         for target, data in files.items():
+            missing = [folder for folder in (target.parent, *target.parent.parents) if not folder.exists()]
             target.parent.mkdir(parents=True, exist_ok=True)
+            created.extend(reversed(missing))
             if target.is_dir():
                 raise UserError(f"cannot write {target}: it is a folder")
             # The temporary name is short and ours: a long target name still fits.
@@ -89,6 +92,7 @@ def write_files(files: Mapping[Path, bytes]) -> None:
             with os.fdopen(descriptor, "wb") as stream:
                 stream.write(data)
         with _commit():
+            created.clear()
             while written:
                 temporary, target = written[0]
                 os.replace(temporary, target)
@@ -96,6 +100,11 @@ def write_files(files: Mapping[Path, bytes]) -> None:
     finally:
         for temporary, _ in written:
             temporary.unlink(missing_ok=True)
+        for folder in reversed(created):  # deepest first; a folder someone else filled stays
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
 
 
 def write_atomically(target: Path, data: bytes) -> None:

@@ -28,8 +28,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 CROP_FRACTION = 0.875
 THUMBNAIL_SIDE = 224
 # A resize may not ask for more pixels than this (a 1x50000 image would otherwise
-# become 256 x 12,800,000 before its crop).
+# become 256 x 12,800,000 before its crop), nor an image be thinner than this ratio.
 MAX_RESIZED_PIXELS = 1 << 26
+MAX_ASPECT_RATIO = 32
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,11 @@ class EvalTransform:
     def apply(self, image: Image.Image) -> Image.Image:
         """The resized (and cropped) RGB image the model sees."""
         width, height = image.size
+        if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+            raise UserError(
+                f"refused: the image is {width}x{height}, an extreme aspect ratio "
+                f"(more than {MAX_ASPECT_RATIO}:1); crop it to the part you want traced"
+            )
         if self.square:
             new_size = (self.resize, self.resize)
         elif width <= height:

@@ -21,9 +21,9 @@ def check_output(path: str | Path, allowed: tuple[str, ...] = FORMATS) -> Path:
         raise UserError(
             f"cannot write {out.name!r}: the format comes from the extension; use {', '.join(allowed)}"
         )
+    check_name(out)
     if out.is_dir():
         raise UserError(f"output path is a directory: {out}")
-    check_name(out)
     return out
 
 

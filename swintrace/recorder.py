@@ -41,11 +41,24 @@ if TYPE_CHECKING:
 
 # The recorder of the current context (thread, asyncio task); None outside tracing().
 _RECORDER: ContextVar[Recorder | None] = ContextVar("swintrace_recorder", default=None)
+_compiling = torch.compiler.is_compiling
+
+
+def current_recorder() -> Recorder | None:
+    """The active recorder, or None: outside tracing(), and inside torch.compile.
+
+    A compiled forward is never traced (torch.compile cannot follow a context
+    variable, and tracing needs the Python code to run step by step); checking
+    that first keeps the compiled graph whole.
+    """
+    if _compiling():
+        return None
+    return _RECORDER.get()
 
 
 def is_tracing() -> bool:
     """Whether a tracing context is active in the current context."""
-    return _RECORDER.get() is not None
+    return current_recorder() is not None
 
 
 def step(
@@ -68,7 +81,7 @@ def step(
     (summarised), numbers, strings, sequences or None; a None whose name is a
     module slot of the current module (``downsample=None``) shows as a module.
     """
-    recorder = _RECORDER.get()
+    recorder = current_recorder()
     if recorder is None:
         return
     recorder.record_step(kind, name or kind, note, rearranges, modules, values, sys._getframe(1))

@@ -42,7 +42,7 @@ from . import __version__
 from .capture import PictureOptions
 from .errors import UserError
 from .events import SCHEMA_VERSION, Trace
-from .recorder import _RECORDER, Recorder, is_tracing, step
+from .recorder import _RECORDER, Recorder, current_recorder, is_tracing, step
 from .validate import MAX_SLICE
 
 __all__ = ["Instrumented", "TraceOptions", "is_tracing", "step", "traced_function", "tracing"]
@@ -90,7 +90,7 @@ class Instrumented(nn.Module):
     """Base class of the model's modules: a traced forward opens a scope."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        recorder = _RECORDER.get()
+        recorder = current_recorder()
         if recorder is None:
             return super().__call__(*args, **kwargs)
         return recorder.run_scope(self, super().__call__, args, kwargs)
@@ -101,7 +101,7 @@ def traced_function(function: _F) -> _F:
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        recorder = _RECORDER.get()
+        recorder = current_recorder()
         if recorder is None:
             return function(*args, **kwargs)
         return recorder.run_scope(function, function, args, kwargs)

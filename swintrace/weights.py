@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import stat
 import warnings
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from .layouts import detect_layout, to_official
 _RECOMPUTED_SUFFIXES = ("relative_position_index", "attn_mask")
 # How many key names an error message lists.
 _LISTED_KEYS = 5
+_WEIGHT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
@@ -35,14 +37,16 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         raise UserError(f"weights file not found: {source}")
     if source.is_dir():
         raise UserError(f"weights path is a directory, not a file: {source}")
-    if source.suffix == ".safetensors":
+    if not stat.S_ISREG(source.stat().st_mode):
+        raise UserError(f"weights path is not a regular file (a pipe or a device?): {source}")
+    if _is_safetensors(source):  # by content: any name or extension
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         try:
-            return load_file(str(source))
+            return _checked(source, load_file(str(source)))
         except (SafetensorError, OSError, ValueError) as error:
-            raise UserError(f"cannot read safetensors file {source}: {error}") from None
+            raise UserError(f"cannot read safetensors file {source}: {_first_line(error)}") from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about pickle protocols of old files
@@ -62,7 +66,28 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
             break
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
         raise UserError(f"{source} holds no state dict of tensors")
-    return loaded
+    return _checked(source, loaded)
+
+
+def _is_safetensors(path: Path) -> bool:
+    """A safetensors file starts with the length of its JSON header, then the header's ``{``."""
+    with path.open("rb") as stream:
+        start = stream.read(9)
+    return len(start) == 9 and 2 <= int.from_bytes(start[:8], "little") <= 100 << 20 and start[8:9] == b"{"
+
+
+def _checked(source: Path, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Weights are dense floating-point tensors (recomputed integer buffers aside)."""
+    for key, tensor in tensors.items():
+        if not isinstance(key, str):
+            raise UserError(f"{source} holds a key that is not a name: {str(key)[:40]!r}")
+        if tensor.layout != torch.strided:
+            raise UserError(f"{source}: {key} is a {str(tensor.layout).removeprefix('torch.')} tensor; "
+                            "weights must be dense")
+        if not key.endswith(_RECOMPUTED_SUFFIXES) and tensor.dtype not in _WEIGHT_DTYPES:
+            raise UserError(f"{source}: {key} has dtype {str(tensor.dtype).removeprefix('torch.')}; "
+                            "weights must be floating point (float16, bfloat16, float32 or float64)")
+    return tensors
 
 
 def _first_line(error: BaseException) -> str:

@@ -15,11 +15,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
 os.environ["SWINTRACE_OFFLINE"] = "1"
 os.environ["TORCH_HOME"] = tempfile.mkdtemp(prefix="swintrace-tests-torch-home-")
+# Property tests draw the same examples on every run and machine (no example database).
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.load_profile("deterministic")
 
 from reference.official_swin import official_from_config  # noqa: E402
 

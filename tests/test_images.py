@@ -135,8 +135,8 @@ def test_decompression_bomb_is_refused(tmp_path, capsys, monkeypatch):
 
 
 def test_odd_sizes_and_no_crop(tmp_path, capsys):
-    Image.new("RGB", (3, 700), (0, 128, 255)).save(tmp_path / "thin.png")
+    Image.new("RGB", (7, 200), (0, 128, 255)).save(tmp_path / "thin.png")  # thin, within the 32:1 limit
     out = tmp_path / "thin.jsonl"
     assert main(["run", "--model", "swin_teach", "--image", str(tmp_path / "thin.png"), "--no-crop",
                  "--size", "20", "--out", str(out)]) == 0
-    assert swintrace.load_trace(out).header["input"]["shape"] == [1, 3, int(20 * 700 / 3), 20]
+    assert swintrace.load_trace(out).header["input"]["shape"] == [1, 3, int(20 * 200 / 7), 20]
