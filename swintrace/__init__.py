@@ -6,27 +6,49 @@
         logits = model(images)
     trace.save("trace.jsonl")
     same = swintrace.load_trace("trace.jsonl")
+
+The model and its loading (``load_model``, ``SwinTransformer``) are imported on
+first use (PEP 562): reading and rendering traces never loads the model's code.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from .config import VARIANTS, SwinConfig  # noqa: E402
-from .errors import UserError  # noqa: E402
-from .events import Event, TensorSummary, Trace, load_trace  # noqa: E402
-from .loading import load_model  # noqa: E402
-from .model import SwinTransformer  # noqa: E402
-from .tracing import tracing  # noqa: E402
+import importlib
+from typing import Any
+
+from . import display  # noqa: F401 - registers the notebook view of traces
+from ._version import __version__
+from .config import VARIANTS, SwinConfig
+from .errors import UserError
+from .events import Event, TensorSummary, Trace
+from .tracefile import load_trace
+from .tracing import tracing
+
+# Public names imported on first use -> the module that defines them.
+_LAZY = {"load_model": ".loading", "SwinTransformer": ".model"}
 
 __all__ = [
     "VARIANTS",
     "Event",
     "SwinConfig",
+    "SwinTransformer",
     "TensorSummary",
     "Trace",
     "UserError",
-    "SwinTransformer",
     "__version__",
     "load_model",
     "load_trace",
     "tracing",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'swintrace' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -23,12 +23,12 @@ if TYPE_CHECKING:
 
     from .images import EvalTransform
 
-from . import __version__
+from ._version import __version__
 from .config import VARIANTS
 from .errors import UserError, printable
-from .events import load_trace
 from .files import committing
 from .output import check_output, write_output
+from .tracefile import load_trace
 from .validate import MAX_SLICE
 
 log = logging.getLogger("swintrace")

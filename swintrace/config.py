@@ -100,7 +100,7 @@ class SwinConfig:
         As in the official code, a stage whose map (at ``img_size``) is smaller
         than the window uses the whole map as its window, which sets the size of
         its bias table. Whether a block really shifts is decided per forward
-        (``windows.runtime_shift``): never along an axis that holds one window,
+        (``geometry.runtime_shift``): never along an axis that holds one window,
         so at ``img_size`` a map no larger than the window is not shifted (the
         official rule), while a larger input may shift it (as torchvision does).
         """

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config import SwinConfig
-from .windows import padded_size
+from .geometry import padded_size
 
 
 @dataclass(frozen=True)

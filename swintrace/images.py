@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import functools
 import io
+import stat
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -115,6 +116,8 @@ def _open(source: Path) -> Image.Image:
         raise UserError(f"image not found: {source}")
     if source.is_dir():
         raise UserError(f"image path is a directory: {source}")
+    if not stat.S_ISREG(source.stat().st_mode):
+        raise UserError(f"image is not a regular file (a pipe or a device?): {source}")
     if source.stat().st_size == 0:
         raise UserError(f"image file is empty: {source}")
     try:
@@ -179,11 +182,9 @@ def imagenet_labels() -> tuple[str, ...]:
     return tuple(labels)
 
 
-def class_label(index: int, num_classes: int | None) -> str:
-    """The human label of a class: ImageNet's for a 1000-class head, else 'class N'."""
-    if num_classes == IMAGENET_CLASSES:
-        return imagenet_labels()[index]
-    return f"class {index}"
+def class_labels(num_classes: int) -> tuple[str, ...] | None:
+    """ImageNet's labels for a 1000-class head; None (labels "class N") otherwise."""
+    return imagenet_labels() if num_classes == IMAGENET_CLASSES else None
 
 
 def check_size(size: int) -> int:

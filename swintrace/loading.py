@@ -11,6 +11,7 @@ import torch
 
 from .config import get_config
 from .errors import UserError
+from .images import class_labels
 from .model import SwinTransformer
 from .pretrained import PRETRAINED, WeightsUnavailable, fetch
 from .weights import load_checkpoint
@@ -50,6 +51,7 @@ def load_model(
         torch.manual_seed(seed)
         model = SwinTransformer(config, variant=variant)
     model.weights_source = {"kind": "random", "seed": seed}
+    model.class_labels = class_labels(config.num_classes)
     name = None if weights is None else str(weights)
     if name is None or name == RANDOM:
         pass

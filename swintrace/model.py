@@ -23,15 +23,10 @@ from torch import nn
 
 from .config import SwinConfig
 from .errors import UserError
+from .geometry import padded_size, runtime_shift
 from .layers import DropPath, Mlp
 from .tracing import Instrumented, is_tracing, step, traced_function
-from .windows import (
-    padded_size,
-    relative_position_index,
-    runtime_shift,
-    window_partition,
-    window_reverse,
-)
+from .windows import relative_position_index, window_partition, window_reverse
 
 # Masks kept per stage (one per input size, device and dtype).
 _MASK_CACHE_SIZE = 16
@@ -392,6 +387,8 @@ class SwinTransformer(Instrumented):
         self.variant = variant
         # Where the weights came from, for headers and reports (set by load_model).
         self.weights_source: dict[str, Any] = {"kind": "random", "seed": None}
+        # Names of the classes, index by index (load_model sets ImageNet's); None: "class N".
+        self.class_labels: tuple[str, ...] | None = None
         self.patch_embed = PatchEmbed(config)
         self.pos_drop = nn.Dropout(config.drop_rate)
         # Stochastic depth grows linearly over all blocks of all stages.

@@ -268,13 +268,12 @@ class Recorder:
         """Write the footer: top-k predictions of the last forward and timings."""
         footer: dict[str, Any] = {"timings": self.timings}
         if self.predictions:
-            from .images import class_label
-
             top_probabilities, top_indices = self.predictions[-1]
-            num_classes = self.trace.header.get("model", {}).get("config", {}).get("num_classes")
+            # The model hands its class names in (load_model gives ImageNet's to 1000-class heads).
+            labels = getattr(self.root, "class_labels", None)
             footer["topk"] = [
                 [
-                    {"index": index, "label": class_label(index, num_classes), "probability": p}
+                    {"index": index, "label": labels[index] if labels else f"class {index}", "probability": p}
                     for index, p in zip(indices, probabilities)
                 ]
                 for indices, probabilities in zip(

@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from . import __version__
+from ._version import __version__
 from .capture import PictureOptions
 from .errors import UserError
 from .events import SCHEMA_VERSION, Trace

@@ -171,8 +171,8 @@ def check_summary(where: _Where, field: str, data: Any, slice_len: int, whole: b
         _integer(where, f"{field}.masked", summary["masked"], 0, math.prod(shape))
 
 
-def check_header(where: _Where, header: dict[str, Any]) -> tuple[int, set[str] | None, int]:
-    """Checks the header; returns (slice length, module names of its model or None, its class count)."""
+def check_header(where: _Where, header: dict[str, Any]) -> tuple[int, Any, int]:
+    """Checks the header; returns (slice length, its model's config or None, its class count)."""
     from .config import SwinConfig
 
     _integer(where, "schema_version", header.get("schema_version"), 1, 1)
@@ -208,7 +208,7 @@ def check_header(where: _Where, header: dict[str, Any]) -> tuple[int, set[str] |
             _string(where, f"input.{key}", described[key], 1000)
     if "thumbnail_png" in described:
         _check_thumbnail(where, described["thumbnail_png"])
-    names = None
+    config = None
     classes = MAX_TOPK
     model = header.get("model")
     if model is not None:
@@ -221,9 +221,8 @@ def check_header(where: _Where, header: dict[str, Any]) -> tuple[int, set[str] |
         _check_config_size(where, config)
         if shape is not None and sides[1] != config.in_chans:
             raise where.fail("input.shape", f"{sides[1]} channels, the model takes {config.in_chans}")
-        names = _module_names(config)
         classes = config.num_classes
-        if pictures is not None and pictures["block"] not in names:
+        if pictures is not None and not is_module_name(pictures["block"], config):
             raise where.fail("options.pictures.block", "no such block in the trace's model")
     weights = _mapping(where, "weights", header.get("weights", {}), 16)
     for key, value in weights.items():
@@ -231,7 +230,7 @@ def check_header(where: _Where, header: dict[str, Any]) -> tuple[int, set[str] |
     capture_file = header.get("capture_file")
     if capture_file is not None:
         _string(where, "capture_file", capture_file, 255, _CAPTURE_FILE)
-    return slice_len, names, classes
+    return slice_len, config, classes
 
 
 def _check_config_size(where: _Where, config: Any) -> None:
@@ -243,15 +242,33 @@ def _check_config_size(where: _Where, config: Any) -> None:
         raise where.fail("model.config", "larger than any Swin Transformer this tool traces")
 
 
-def _module_names(config: Any) -> set[str]:
-    """Dotted names of every module of a model with this config (built without memory)."""
-    import torch
+# The dotted module names of a Swin Transformer with its numbers written N (tests/test_layers.py
+# checks this against named_modules() of every variant, so it cannot drift from model.py).
+MODULE_PATTERNS = frozenset({
+    "", "patch_embed", "patch_embed.proj", "patch_embed.norm", "pos_drop", "layers", "layers.N",
+    "layers.N.blocks", "layers.N.blocks.N", "layers.N.blocks.N.norm1", "layers.N.blocks.N.attn",
+    "layers.N.blocks.N.attn.qkv", "layers.N.blocks.N.attn.attn_drop", "layers.N.blocks.N.attn.proj",
+    "layers.N.blocks.N.attn.proj_drop", "layers.N.blocks.N.attn.softmax", "layers.N.blocks.N.drop_path",
+    "layers.N.blocks.N.norm2", "layers.N.blocks.N.mlp", "layers.N.blocks.N.mlp.fc1",
+    "layers.N.blocks.N.mlp.act", "layers.N.blocks.N.mlp.drop1", "layers.N.blocks.N.mlp.fc2",
+    "layers.N.blocks.N.mlp.drop2", "layers.N.downsample", "layers.N.downsample.reduction",
+    "layers.N.downsample.norm", "norm", "avgpool", "head",
+})
 
-    from .model import SwinTransformer
 
-    with torch.device("meta"):
-        model = SwinTransformer(config)
-    return {name for name, _ in model.named_modules()}
+def is_module_name(name: str, config: Any) -> bool:
+    """Whether ``name`` is the dotted name of a module of a model with ``config`` (no torch needed)."""
+    parts = name.split(".")
+    if ".".join("N" if part.isdigit() else part for part in parts) not in MODULE_PATTERNS:
+        return False
+    if len(parts) < 2 or parts[0] != "layers":
+        return True
+    stage = int(parts[1])
+    if stage >= config.num_stages:
+        return False
+    if len(parts) >= 4 and parts[2] == "blocks":
+        return int(parts[3]) < config.depths[stage]
+    return not (len(parts) >= 3 and parts[2] == "downsample" and stage == config.num_stages - 1)
 
 
 def _check_thumbnail(where: _Where, text: Any) -> None:
@@ -267,7 +284,7 @@ def _check_thumbnail(where: _Where, text: Any) -> None:
         raise where.fail("input.thumbnail_png", "not a base64 PNG") from None
 
 
-def check_event(where: _Where, data: Any, seq: int, slice_len: int, stack: list[str], names: set[str] | None) -> None:
+def check_event(where: _Where, data: Any, seq: int, slice_len: int, stack: list[str], config: Any) -> None:
     """One event, at position ``seq``, with ``stack`` the ids of the scopes open around it."""
     event = _mapping(where, "event", data, 32)
     kind = event.get("type")
@@ -284,7 +301,7 @@ def check_event(where: _Where, data: Any, seq: int, slice_len: int, stack: list[
         raise where.fail("depth", f"{depth} where the scopes open around it say {expected_depth}")
     if kind == "enter":
         module = event_id.split("@")[0]
-        if names is not None and event.get("kind") not in _FUNCTION_SCOPES and module not in names:
+        if config is not None and event.get("kind") not in _FUNCTION_SCOPES and not is_module_name(module, config):
             raise where.fail("id", "names no module of the trace's model")
         stack.append(event_id)
     elif kind == "exit":
@@ -332,10 +349,10 @@ def check_footer(where: _Where, footer: dict[str, Any], classes: int) -> None:
 def check_rows(source: str, rows: list[Any]) -> None:
     """Validate a trace's parsed lines: header, events, footer (``rows[i]`` is line i + 1)."""
     header, footer = rows[0], rows[-1]
-    slice_len, names, classes = check_header(_Where(source, 1), header)
+    slice_len, config, classes = check_header(_Where(source, 1), header)
     stack: list[str] = []
     for position, row in enumerate(rows[1:-1]):
-        check_event(_Where(source, position + 2), row, position, slice_len, stack, names)
+        check_event(_Where(source, position + 2), row, position, slice_len, stack, config)
     if stack:
         raise UserError(f"{source}: the trace ends with scope {stack[-1]!r} still open")
     check_footer(_Where(source, len(rows)), footer, classes)

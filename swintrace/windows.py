@@ -1,4 +1,6 @@
-"""Window helpers of the Swin Transformer: partition, reverse, relative positions, shifts.
+"""Window helpers of the Swin Transformer: partition, reverse, relative positions.
+
+The torch-free geometry (padded sizes, the shift a map gets) is in geometry.py.
 
 ``window_partition`` and ``window_reverse`` are traced functions: each call is a
 scope of the walkthrough, with its own input, view, permute and output steps.
@@ -62,21 +64,3 @@ def relative_position_index(window_size: int) -> torch.Tensor:
     relative_coords[:, :, 1] += window_size - 1  # column offsets from 0 .. 2M-2
     relative_coords[:, :, 0] *= 2 * window_size - 1  # row offset selects a block of 2M-1 entries
     return relative_coords.sum(-1)  # M*M, M*M
-
-
-def padded_size(size: int, multiple: int) -> int:
-    """``size`` rounded up to a multiple of ``multiple``."""
-    return -(-size // multiple) * multiple
-
-
-def runtime_shift(padded_h: int, padded_w: int, window_size: int, shift_size: int) -> tuple[int, int]:
-    """(shift along H, shift along W) for a padded map.
-
-    An axis that holds a single window is not shifted: rolling it would only
-    wrap the window onto itself. For the maps the model was built for this is
-    the official rule; for other input sizes it is torchvision's.
-    """
-    return (
-        shift_size if padded_h > window_size else 0,
-        shift_size if padded_w > window_size else 0,
-    )

@@ -12,8 +12,8 @@ from __future__ import annotations
 from ..events import Trace
 from .attention import query_attention, relative_position
 from .draw import Picture
-from .story import patch_merging, stage_story, top_predictions
-from .windows import cyclic_shift, mask_mosaic, window_grid
+from .grids import cyclic_shift, mask_mosaic, window_grid
+from .story import patch_merging, stage_story, top_bars
 
 __all__ = ["Picture", "make_pictures"]
 
@@ -26,7 +26,7 @@ def make_pictures(trace: Trace) -> list[Picture]:
     stages = sorted({int(e.id.split(".")[1]) for e in trace.events
                      if e.type == "step" and e.id.startswith("layers.") and e.id.endswith(".input")
                      and e.id.count(".") == 2})
-    candidates = [stage_story(trace), top_predictions(trace)]
+    candidates = [stage_story(trace), top_bars(trace)]
     for stage in stages:
         candidates += [window_grid(trace, stage), cyclic_shift(trace, stage), mask_mosaic(trace, stage)]
     candidates += [relative_position(trace, block, head), query_attention(trace, block, head), patch_merging(trace)]

@@ -20,7 +20,7 @@ from .draw import (
     to_png,
     zoom_for,
 )
-from .windows import _step, stage_geometry
+from .grids import _step, stage_geometry
 
 # Matrices up to this side show their numbers (the teaching variant's M=2 example).
 _READABLE = 16

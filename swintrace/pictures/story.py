@@ -9,7 +9,7 @@ from PIL import Image
 
 from ..events import Trace
 from .draw import INK, MARGIN, MUTED, TITLE_HEIGHT, Picture, canvas, sequential, text, to_png
-from .windows import _step, stage_geometry
+from .grids import _step, stage_geometry
 
 _PARTS = [("x0", (254, 97, 142), (0, 0)), ("x1", (25, 206, 139), (1, 0)),
           ("x2", (50, 150, 238), (0, 1)), ("x3", (255, 151, 2), (1, 1))]
@@ -99,7 +99,7 @@ def stage_story(trace: Trace) -> Picture | None:
     )
 
 
-def top_predictions(trace: Trace) -> Picture | None:
+def top_bars(trace: Trace) -> Picture | None:
     """The top-5 predictions as horizontal bars."""
     top = (trace.footer.get("topk") or [[]])[0]
     if not top:

@@ -20,7 +20,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
-from .. import __version__
+from .._version import __version__
 from ..config import SwinConfig
 from ..events import Event, TensorSummary, Trace
 from ..flops import StageRow, stage_rows
@@ -42,7 +42,7 @@ from .text import (
     tensor_repr,
     top_predictions,
 )
-from .tree import Scope, build_calls, leads
+from .tree import ScopeNode, build_calls, leads
 
 _WORDS = {
     "en": {
@@ -195,7 +195,7 @@ def _anchor(prefix: str, event_id: str) -> str:
     return prefix + (event_id or "model")
 
 
-def _nodes(children: list[Scope | Event], lang: str, prefix: str,
+def _nodes(children: list[ScopeNode | Event], lang: str, prefix: str,
            pictures: dict[str, list[dict[str, str]]]) -> list[_Node]:
     announced = leads(children)
     result: list[_Node] = []
@@ -206,14 +206,14 @@ def _nodes(children: list[Scope | Event], lang: str, prefix: str,
                 is_lead=True, title=step_title(step, lang, lead=True), color=words.color,
                 heading=words.title(lang) if words.lead_level else None,
             ))
-        if isinstance(child, Scope):
+        if isinstance(child, ScopeNode):
             result.append(_scope_node(child, lang, prefix, pictures))
         else:
             result.append(_step_node(child, lang, prefix, pictures.get(child.id, [])))
     return result
 
 
-def _scope_node(scope: Scope, lang: str, prefix: str, pictures: dict[str, list[dict[str, str]]]) -> _Node:
+def _scope_node(scope: ScopeNode, lang: str, prefix: str, pictures: dict[str, list[dict[str, str]]]) -> _Node:
     return _Node(
         is_scope=True, id=scope.id, anchor=_anchor(prefix, scope.id), kind=scope.kind,
         level=SCOPE_LEVELS.get(scope.kind, 3), heading=scope_heading(scope.enter, lang, begin=True),

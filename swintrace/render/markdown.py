@@ -29,7 +29,7 @@ from .text import (
     tensor_repr,
     top_predictions,
 )
-from .tree import Scope, build_calls, leads
+from .tree import ScopeNode, build_calls, leads
 
 
 def render_markdown(trace: Trace, lang: str = "en", pictures: dict[str, list[tuple[str, str]]] | None = None) -> str:
@@ -57,7 +57,7 @@ def render_markdown(trace: Trace, lang: str = "en", pictures: dict[str, list[tup
     return "".join(out).rstrip("\n") + "\n"
 
 
-def _render_children(children: list[Scope | Event], lang: str, out: list[str],
+def _render_children(children: list[ScopeNode | Event], lang: str, out: list[str],
                      pictures: dict[str, list[tuple[str, str]]]) -> None:
     announced = leads(children)
     for index, child in enumerate(children):
@@ -66,7 +66,7 @@ def _render_children(children: list[Scope | Event], lang: str, out: list[str],
             if words.lead_level:
                 out.append(_heading(words.lead_level, words.title(lang)))
             out.append(_title(step.kind, step_title(step, lang, lead=True)))
-        if isinstance(child, Scope):
+        if isinstance(child, ScopeNode):
             _render_scope(child, lang, out, pictures)
         else:
             _render_step(child, lang, out)
@@ -77,7 +77,7 @@ def _images(pictures: list[tuple[str, str]]) -> list[str]:
     return [f"![{_inline(alt)}]({path})\n\n\n" for alt, path in pictures]
 
 
-def _render_scope(scope: Scope, lang: str, out: list[str], pictures: dict[str, list[tuple[str, str]]]) -> None:
+def _render_scope(scope: ScopeNode, lang: str, out: list[str], pictures: dict[str, list[tuple[str, str]]]) -> None:
     level = SCOPE_LEVELS.get(scope.kind, 3)
     begin = scope_heading(scope.enter, lang, begin=True)
     out.append(_heading(level, begin))

@@ -18,7 +18,7 @@ from .text import (
     summary_rows,
     top_predictions,
 )
-from .tree import Scope, build_calls
+from .tree import ScopeNode, build_calls
 
 
 def render_terminal(
@@ -41,7 +41,7 @@ def render_terminal(
         console.print(Text.assemble((f"{row_label}: ", "bold"), printable(text)))
     for nodes in build_calls(trace):
         for node in nodes:
-            if isinstance(node, Scope):
+            if isinstance(node, ScopeNode):
                 tree = Tree(_scope_label(node, lang))
                 _add_children(tree, node, lang, depth, needle, level=1)
                 console.print(tree)
@@ -54,10 +54,10 @@ def render_terminal(
 
 
 def _add_children(
-    tree: Tree, scope: Scope, lang: str, depth: int | None, needle: str | None, level: int
+    tree: Tree, scope: ScopeNode, lang: str, depth: int | None, needle: str | None, level: int
 ) -> None:
     for child in scope.children:
-        if isinstance(child, Scope):
+        if isinstance(child, ScopeNode):
             if depth is not None and level > depth:
                 continue
             if needle and not any(_matches(step, lang, needle) for step in child.steps()):
@@ -72,7 +72,7 @@ def _matches(event: Event, lang: str, needle: str) -> bool:
     return any(needle in text.lower() for text in (step_title(event, lang), event.id, event.kind))
 
 
-def _scope_label(scope: Scope, lang: str) -> Text:
+def _scope_label(scope: ScopeNode, lang: str) -> Text:
     heading = scope_heading(scope.enter, lang, begin=True) or scope.kind
     return Text.assemble((printable(heading), f"bold {PINK}"), (f"  {printable(scope.id)}" if scope.id else "", "dim"))
 

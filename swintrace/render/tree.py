@@ -15,11 +15,11 @@ from ..vocabulary import step_words
 
 
 @dataclass
-class Scope:
+class ScopeNode:
     """An enter event, what happened inside it, and its exit event."""
 
     enter: Event
-    children: list[Scope | Event] = field(default_factory=list)
+    children: list[ScopeNode | Event] = field(default_factory=list)
     exit: Event | None = None
 
     @property
@@ -34,18 +34,18 @@ class Scope:
         """All steps inside this scope, depth first, in order."""
         found: list[Event] = []
         for child in self.children:
-            found.extend(child.steps() if isinstance(child, Scope) else [child])
+            found.extend(child.steps() if isinstance(child, ScopeNode) else [child])
         return found
 
 
-def build_calls(trace: Trace) -> list[list[Scope | Event]]:
+def build_calls(trace: Trace) -> list[list[ScopeNode | Event]]:
     """One list of top-level nodes (normally the root scope) per forward call."""
-    calls: dict[int, list[Scope | Event]] = {}
-    stack: list[Scope] = []
+    calls: dict[int, list[ScopeNode | Event]] = {}
+    stack: list[ScopeNode] = []
     for event in trace.events:
         siblings = stack[-1].children if stack else calls.setdefault(event.call, [])
         if event.type == "enter":
-            scope = Scope(event)
+            scope = ScopeNode(event)
             siblings.append(scope)
             stack.append(scope)
         elif event.type == "exit":
@@ -56,7 +56,7 @@ def build_calls(trace: Trace) -> list[list[Scope | Event]]:
     return [calls[key] for key in sorted(calls)]
 
 
-def leads(children: list[Scope | Event]) -> dict[int, list[Event]]:
+def leads(children: list[ScopeNode | Event]) -> dict[int, list[Event]]:
     """index -> the steps to announce just before ``children[index]``.
 
     A leading step is announced before the run of scopes that directly
@@ -64,10 +64,10 @@ def leads(children: list[Scope | Event]) -> dict[int, list[Event]]:
     """
     announced: dict[int, list[Event]] = {}
     for index, child in enumerate(children):
-        if isinstance(child, Scope) or step_words(child.kind).lead_level is None:
+        if isinstance(child, ScopeNode) or step_words(child.kind).lead_level is None:
             continue
         start = index
-        while start > 0 and isinstance(children[start - 1], Scope):
+        while start > 0 and isinstance(children[start - 1], ScopeNode):
             start -= 1
         announced.setdefault(start, []).append(child)
     return announced

@@ -1,0 +1,85 @@
+"""Reading a trace file: bounded, validated, then turned into a ``Trace``.
+
+A trace file is untrusted: ``load_trace`` reads only a regular file of bounded
+size, parses strict JSON line by line (lines end at ``\\n`` only) and has
+validate.py check all of it before anything else sees it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+from .events import SCHEMA_VERSION, Event, Trace, decode_number
+from .files import read_regular_file
+
+# A trace file larger than this is refused (a Swin-L 384 trace with statistics is ~10 MiB).
+MAX_TRACE_BYTES = 512 << 20
+MAX_CAPTURE_BYTES = 8 << 30
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (non-finite numbers are written as strings)")
+
+
+def load_trace(path: str | os.PathLike[str]) -> Trace:
+    """Read a trace written by ``Trace.save``, validating all of it (see validate.py)."""
+    from .validate import check_rows
+
+    source = Path(path)
+    data = read_regular_file(source, MAX_TRACE_BYTES, "trace file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"not a trace file (not UTF-8 text): {source}") from None
+    # Lines end at "\n" only: U+2028 and friends may stand inside a JSON string.
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            rows.append(json.loads(line, parse_constant=_refuse_constant))
+        except json.JSONDecodeError as error:
+            raise UserError(f"{source}:{number}: not JSON ({error.msg})") from None
+        except (ValueError, RecursionError) as error:
+            reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)[:200]
+            raise UserError(f"{source}:{number}: not a trace line ({reason})") from None
+    if (len(rows) < 2 or not isinstance(rows[0], dict) or rows[0].get("type") != "header"
+            or not isinstance(rows[-1], dict) or rows[-1].get("type") != "footer"):
+        raise UserError(f"not a swintrace trace (no header/footer lines): {source}")
+    header = {k: v for k, v in rows[0].items() if k != "type"}
+    version = header.get("schema_version")
+    if version != SCHEMA_VERSION:
+        newer = isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION
+        raise UserError(
+            f"{source}: trace schema version {str(version)[:20]}, this swintrace reads {SCHEMA_VERSION}"
+            + ("; a newer swintrace wrote it: upgrade swintrace" if newer else "")
+        )
+    footer = {k: v for k, v in rows[-1].items() if k != "type"}
+    check_rows(str(source), [header, *rows[1:-1], footer])
+    for predictions in footer.get("topk", []):
+        for prediction in predictions:
+            prediction["probability"] = decode_number(prediction["probability"])
+    events = [Event.from_dict(row) for row in rows[1:-1]]
+    trace = Trace(header=header, events=events, footer=footer)
+    if header.get("capture_file"):
+        trace.captured = _load_captured(source, source.with_name(header["capture_file"]))
+    return trace
+
+
+def _load_captured(source: Path, side: Path) -> dict[str, Any]:
+    """The captured tensors a trace names (a safetensors file beside it)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    if not side.exists():
+        raise UserError(f"{source}: its captured tensors {side.name} are missing")
+    data = read_regular_file(side, MAX_CAPTURE_BYTES, "captured tensors file")
+    try:
+        return load(data)
+    except (SafetensorError, ValueError, OSError) as error:
+        raise UserError(f"{source}: {side.name} is not a safetensors file ({str(error)[:200]})") from None
