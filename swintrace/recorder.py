@@ -32,9 +32,9 @@ from torch import nn
 from .capture import PictureCapture, PictureOptions
 from .errors import UserError
 from .events import Trace
-from .records import ENTER, EXIT, STEP, Ids, Scope, build_events
+from .records import EnterRecord, ExitRecord, Ids, Record, Scope, StepRecord, build_events
 from .source import display_path, first_doc_line
-from .summary import SummaryBatch
+from .summary import Summary, SummaryBatch
 
 if TYPE_CHECKING:
     from .tracing import TraceOptions
@@ -94,7 +94,7 @@ class Recorder:
         self.trace = trace
         self.options = options
         self.stack: list[Scope] = []
-        self.records: list[tuple] = []
+        self.records: list[Record] = []
         # The modules this forward's steps show (their reprs are taken when it ends).
         self.shown: list[nn.Module] = []
         self.call = -1
@@ -110,7 +110,8 @@ class Recorder:
         self.ids_now = bool(options.keep or options.capture or pictures)
         self.started = 0.0
         self.timings: list[dict[str, Any]] = []
-        self.predictions: list[tuple[torch.Tensor, torch.Tensor]] = []
+        # Each forward's top-k (probabilities, indices), whole: filled on the host with the summaries.
+        self.predictions: list[tuple[Summary, Summary]] = []
         self.gc_was_enabled = True
         self.captured_bytes = 0
 
@@ -136,7 +137,7 @@ class Recorder:
             self.ids.name_scope(scope, kind)
         records = self.records
         depth = len(stack)
-        records.append((ENTER, scope, kind, depth, source, doc))
+        records.append(EnterRecord(scope=scope, kind=kind, depth=depth, source=source, doc=doc))
         stack.append(scope)
         try:
             output = call(*args, **kwargs)
@@ -144,7 +145,7 @@ class Recorder:
                 self._record_prediction(output)
         finally:
             stack.pop()
-            records.append((EXIT, scope, kind, depth))
+            records.append(ExitRecord(scope=scope, kind=kind, depth=depth))
             if is_root:
                 self._end_call()
         return output
@@ -223,9 +224,9 @@ class Recorder:
         self.batch.summarise_values(values, rearranges)
         self.shown.extend(modules)
         self.shown.extend(value for value in values.values() if isinstance(value, nn.Module))
-        self.records.append((
-            STEP, scope, name, kind, len(stack), note, frame.f_code, frame.f_lasti,
-            modules, values, step_id, arrays,
+        self.records.append(StepRecord(
+            scope=scope, name=name, kind=kind, depth=len(stack), note=note, code=frame.f_code,
+            offset=frame.f_lasti, modules=modules, values=values, step_id=step_id, arrays=arrays,
         ))
 
     def _capture(self, step_id: str, name: str, tensor: torch.Tensor) -> None:
@@ -247,7 +248,7 @@ class Recorder:
             min(self.options.topk, probabilities.shape[-1]), dim=-1
         )  # B, k
         step("topk", probabilities=top_probabilities, indices=top_indices)
-        self.predictions.append((top_probabilities, top_indices))
+        self.predictions.append((self.batch.whole(top_probabilities), self.batch.whole(top_indices)))
 
     # -- events ---------------------------------------------------------------
     def _hand_over(self) -> None:
@@ -276,9 +277,7 @@ class Recorder:
                     {"index": index, "label": labels[index] if labels else f"class {index}", "probability": p}
                     for index, p in zip(indices, probabilities)
                 ]
-                for indices, probabilities in zip(
-                    top_indices.cpu().tolist(), top_probabilities.cpu().tolist()
-                )
+                for indices, probabilities in zip(top_indices.array.tolist(), top_probabilities.array.tolist())
             ]
         self.trace.footer = footer
 

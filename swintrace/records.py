@@ -1,35 +1,26 @@
 """Records: what a traced forward leaves behind while it runs, and the events made from them.
 
-The recorder appends one tuple per scope entry, step and scope exit; when
+The recorder appends one record per scope entry, step and scope exit; when
 the forward ends it takes the module reprs, and it hands the records to the
 trace, which turns them into ``Event`` objects the first time its events are
 read (``build_events``). Nothing a record holds can change after the forward:
 tensors are already summaries, other values plain copies, modules their reprs.
 
-Record layouts (the first item is the tag):
-
-* ``(ENTER, scope, kind, depth, source, doc)``
-* ``(STEP, scope, name, kind, depth, note, code, offset, modules, values, step_id, arrays)``
-  — ``code`` and ``offset`` are the caller's code object and bytecode offset
-  (its line is worked out when the event is built);
-  ``values`` maps names to ``Summary`` objects, plain values, modules or
-  None; ``step_id`` is None unless ids were given during the forward.
-* ``(EXIT, scope, kind, depth)``
+The three record types are named tuples: ``EnterRecord``, ``StepRecord`` and
+``ExitRecord`` (cheap to make while the forward runs, read by field name).
 """
 
 from __future__ import annotations
 
 import functools
 from types import CodeType
-from typing import Any
+from typing import Any, NamedTuple
 
 from torch import nn
 
 from .events import Event
 from .source import code_before, display_path
 from .summary import Summary
-
-ENTER, STEP, EXIT = 0, 1, 2
 
 
 class Scope:
@@ -52,6 +43,43 @@ class Scope:
         self.slots = slots
         # id(submodule) -> its slot name.
         self.labels = labels
+
+
+class EnterRecord(NamedTuple):
+    """A scope opened."""
+
+    scope: Scope
+    kind: str  # the class or function name
+    depth: int
+    source: str | None  # "file:line" of its forward or function
+    doc: str | None  # the first line of its docstring
+
+
+class StepRecord(NamedTuple):
+    """A step of the walkthrough."""
+
+    scope: Scope
+    name: str  # the last part of its dotted id
+    kind: str  # its vocabulary key
+    depth: int
+    note: str | None  # a note key, for a skipped branch
+    code: CodeType  # the caller's code object ...
+    offset: int  # ... and bytecode offset: its line is worked out when the event is built
+    modules: tuple[nn.Module, ...]  # submodules whose repr the step shows
+    values: dict[str, Any]  # names -> Summary objects, plain values, modules or None
+    step_id: str | None  # given during the forward only when keep, capture or pictures need it
+    arrays: list[tuple[str, Summary]] | None  # pictures' whole arrays
+
+
+class ExitRecord(NamedTuple):
+    """A scope closed."""
+
+    scope: Scope
+    kind: str
+    depth: int
+
+
+Record = EnterRecord | StepRecord | ExitRecord
 
 
 class Ids:
@@ -79,33 +107,31 @@ class Ids:
 
 
 def build_events(
-    events: list[Event], records: list[tuple], call: int, ids: Ids, reprs: dict[int, str]
+    events: list[Event], records: list[Record], call: int, ids: Ids, reprs: dict[int, str]
 ) -> None:
     """Append the events of one forward's records to ``events``."""
     for record in records:
-        tag = record[0]
-        if tag == STEP:
+        if type(record) is StepRecord:
             events.append(_step_event(len(events), call, record, ids, reprs))
-        elif tag == ENTER:
-            _, scope, kind, depth, source, doc = record
-            if scope.id is None:
-                ids.name_scope(scope, kind)
-            events.append(Event(len(events), "enter", scope.id, kind, depth, call, [], source, [], {}, {}, None, doc, []))
+        elif type(record) is EnterRecord:
+            if record.scope.id is None:
+                ids.name_scope(record.scope, record.kind)
+            events.append(Event(seq=len(events), type="enter", id=record.scope.id, kind=record.kind,
+                                depth=record.depth, call=call, source=record.source, doc=record.doc))
         else:
-            _, scope, kind, depth = record
-            events.append(Event(len(events), "exit", scope.id, kind, depth, call, [], None, [], {}, {}, None, None, []))
+            events.append(Event(seq=len(events), type="exit", id=record.scope.id, kind=record.kind,
+                                depth=record.depth, call=call))
 
 
-def _step_event(seq: int, call: int, record: tuple, ids: Ids, reprs: dict[int, str]) -> Event:
-    _, scope, name, kind, depth, note, caller, offset, modules, values, step_id, arrays = record
-    if step_id is None:
-        step_id = ids.step_id(scope, name)
+def _step_event(seq: int, call: int, record: StepRecord, ids: Ids, reprs: dict[int, str]) -> Event:
+    scope = record.scope
+    step_id = record.step_id if record.step_id is not None else ids.step_id(scope, record.name)
     tensors = []
     scalars: dict[str, Any] = {}
     shown: dict[str, str] = {}
-    for module in modules:
+    for module in record.modules:
         shown["self." + scope.labels.get(id(module), type(module).__name__)] = reprs[id(module)]
-    for key, value in values.items():
+    for key, value in record.values.items():
         if type(value) is Summary:
             tensors.append(value.named(key))
         elif isinstance(value, nn.Module):
@@ -114,10 +140,11 @@ def _step_event(seq: int, call: int, record: tuple, ids: Ids, reprs: dict[int, s
             shown["self." + key] = "None"
         else:
             scalars[key] = value
-    code, source = call_site(*_line_of(caller, offset))
+    code, source = call_site(*_line_of(record.code, record.offset))
     return Event(
-        seq, "step", step_id, kind, depth, call, list(code), source, tensors, scalars, shown,
-        note, None, [summary.named(array_name) for array_name, summary in arrays] if arrays else [],
+        seq=seq, type="step", id=step_id, kind=record.kind, depth=record.depth, call=call, code=list(code),
+        source=source, tensors=tensors, scalars=scalars, modules=shown, note=record.note,
+        arrays=[summary.named(name) for name, summary in record.arrays] if record.arrays else [],
     )
 
 

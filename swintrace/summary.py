@@ -97,6 +97,10 @@ class _Pending:
 class SummaryBatch:
     """The summaries of one forward pass (device-side ones wait for ``flush``)."""
 
+    # On the CPU a summary is completed at once (nothing to wait for). False treats CPU
+    # tensors as a device's: the path a CUDA run takes, which tests check on a CPU.
+    cpu_at_once = True
+
     def __init__(self, slice_len: int, with_stats: bool) -> None:
         self.slice_len = slice_len
         self.with_stats = with_stats
@@ -145,7 +149,7 @@ class SummaryBatch:
         if self.with_stats and tensor.numel():
             owner = tensor if rearranges is None else rearranges
             source = owner.detach()
-            stats = self._statistics(owner, source, source.is_cpu)
+            stats = self._statistics(owner, source, source.is_cpu and self.cpu_at_once)
         summary = self._summary(tensor, is_mask, stats)
         seen_before[key] = (weakref.ref(tensor), _version(tensor), summary)
         if len(seen_before) > _RECENT and not is_mask:
@@ -158,7 +162,7 @@ class SummaryBatch:
         ``stats``: what ``_statistics`` gave (a dict on the host, a device tensor otherwise).
         """
         data = tensor.detach()
-        on_host = data.is_cpu
+        on_host = data.is_cpu and self.cpu_at_once
         layout = (data.dtype, data.dim()) if on_host else (data.dtype, data.dim(), data.device)
         dtype, device, index, slices = self._layouts.get(layout) or self._layout(layout)
         if on_host:
@@ -189,7 +193,7 @@ class SummaryBatch:
         """A summary holding every value of a small tensor (pictures' extra data)."""
         data = tensor.detach()
         summary = Summary(list(data.shape), _dtype_name(data.dtype), str(data.device), "")
-        if data.is_cpu:
+        if data.is_cpu and self.cpu_at_once:
             summary.array = _to_numpy(data.clone())
         else:
             self._pending.append(_Pending(summary, data.clone(), None, None))
@@ -232,30 +236,25 @@ class SummaryBatch:
         return stats
 
     def flush(self) -> None:
-        """Move the device-side results to the host in a few transfers and fill the summaries."""
+        """Move the device-side results to the host, one transfer per device, and fill the summaries."""
         pending, self._pending = self._pending, []
         self._recent.clear()
         self._masks.clear()
         self._recent_stats.clear()
         if not pending:
             return
-        by_kind: dict[tuple[torch.dtype, torch.device], list[_Pending]] = {}
+        parts = [item.slice_ for item in pending]
+        parts += [item.stats for item in pending if item.stats is not None]
+        parts += [item.masked for item in pending if item.masked is not None]
+        host = iter(_to_host(parts))
         for item in pending:
-            by_kind.setdefault((item.slice_.dtype, item.slice_.device), []).append(item)
-        for items in by_kind.values():
-            flat = torch.cat([item.slice_.reshape(-1) for item in items]).cpu()  # one transfer
-            for item, part in zip(items, flat.split([i.slice_.numel() for i in items])):
-                item.summary.array = _to_numpy(part.reshape(item.slice_.shape))
-        with_stats = [item for item in pending if item.stats is not None]
-        if with_stats:
-            host = _stack_to_host([item.stats for item in with_stats]).double()
-            for item, row in zip(with_stats, host.tolist()):
-                item.summary.stats = _finish_stats(row, math.prod(item.summary.shape))
-        with_masked = [item for item in pending if item.masked is not None]
-        if with_masked:
-            counts = _stack_to_host([item.masked for item in with_masked]).tolist()
-            for item, count in zip(with_masked, counts):
-                item.summary.masked = int(count)
+            item.summary.array = _to_numpy(next(host))
+        for item in pending:
+            if item.stats is not None:
+                item.summary.stats = _finish_stats(next(host).double().tolist(), math.prod(item.summary.shape))
+        for item in pending:
+            if item.masked is not None:
+                item.summary.masked = int(next(host).tolist())  # a host tensor: no sync
 
 
 def plain(value: Any) -> Any:
@@ -341,14 +340,23 @@ def _finish_stats(row: Any, count: int) -> dict[str, float]:
     return stats
 
 
-def _stack_to_host(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """Stack same-shaped small tensors, possibly on several devices, and move them once."""
+def _to_host(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The same tensors on the host, moved in one transfer per device.
+
+    Every tensor's bytes are laid end to end in one uint8 buffer (any dtype, exactly),
+    which crosses to the host at once; the parts are then viewed back as their dtypes.
+    """
+    result: list[torch.Tensor | None] = [None] * len(tensors)
     by_device: dict[torch.device, list[int]] = {}
     for position, tensor in enumerate(tensors):
         by_device.setdefault(tensor.device, []).append(position)
-    result: list[torch.Tensor | None] = [None] * len(tensors)
     for positions in by_device.values():
-        host = torch.stack([tensors[p] for p in positions]).cpu()
-        for position, row in zip(positions, host):
-            result[position] = row
-    return torch.stack(result)  # type: ignore[arg-type]
+        flat = [tensors[p].reshape(-1) for p in positions]  # numel each
+        blob = torch.cat([part.view(torch.uint8) for part in flat]).cpu()  # bytes, the one transfer
+        offset = 0
+        for position, part in zip(positions, flat):
+            size = part.numel() * part.element_size()
+            # A copy of the bytes starts aligned for any dtype.
+            result[position] = blob[offset:offset + size].clone().view(part.dtype).reshape(tensors[position].shape)
+            offset += size
+    return result  # type: ignore[return-value]
