@@ -19,7 +19,6 @@ with any of them, ids are given at record time instead, in the same order.
 from __future__ import annotations
 
 import functools
-import gc
 import sys
 import time
 from collections.abc import Callable
@@ -112,7 +111,6 @@ class Recorder:
         self.timings: list[dict[str, Any]] = []
         # Each forward's top-k (probabilities, indices), whole: filled on the host with the summaries.
         self.predictions: list[tuple[Summary, Summary]] = []
-        self.gc_was_enabled = True
         self.captured_bytes = 0
 
     # -- scopes ---------------------------------------------------------------
@@ -157,12 +155,6 @@ class Recorder:
         return kind, source, doc, self.module_names.get(id(module)), slots, {id(m): k for k, m in slots.items()}
 
     def _begin_call(self, owner: object, args: tuple) -> None:
-        # Recording makes thousands of small objects, which would trigger full
-        # cyclic-GC passes over the whole heap (tens of ms each) in the middle
-        # of the forward. Records and events hold no reference cycles, so
-        # reference counting frees them; the collector is paused for the call only.
-        self.gc_was_enabled = gc.isenabled()
-        gc.disable()
         self.call += 1
         self.ids = Ids()
         if self.root is not owner:  # the module tree is the same for every forward of one model
@@ -179,16 +171,12 @@ class Recorder:
             described.setdefault("device", str(args[0].device))
 
     def _end_call(self) -> None:
-        try:
-            self.batch.flush()
-            self._hand_over()
-            for key, tensor in self.trace.captured.items():
-                if tensor.device.type != "cpu":
-                    self.trace.captured[key] = tensor.cpu()
-            self.timings.append({"call": self.call, "seconds": time.perf_counter() - self.started})
-        finally:
-            if self.gc_was_enabled:
-                gc.enable()
+        self.batch.flush()
+        self._hand_over()
+        for key, tensor in self.trace.captured.items():
+            if tensor.device.type != "cpu":
+                self.trace.captured[key] = tensor.cpu()
+        self.timings.append({"call": self.call, "seconds": time.perf_counter() - self.started})
 
     # -- steps ----------------------------------------------------------------
     def record_step(
