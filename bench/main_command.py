@@ -44,7 +44,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    swintrace_command = shutil.which("swintrace")
+    beside = Path(sys.executable).with_name("swintrace")  # the venv's command, even when not on PATH
+    swintrace_command = str(beside) if beside.exists() else shutil.which("swintrace")
     if swintrace_command is None:
         sys.exit("install swintrace first (pip install .): the bench runs the installed command")
     os.environ["SWINTRACE_OFFLINE"] = "1"

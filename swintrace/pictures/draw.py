@@ -63,9 +63,14 @@ def text(draw: ImageDraw.ImageDraw, xy: tuple[float, float], value: str, size: i
 
 
 def to_png(image: Image.Image) -> bytes:
-    """Deterministic PNG bytes (no timestamps or metadata)."""
+    """Deterministic PNG bytes (no timestamps or metadata).
+
+    zlib level 1: the pictures are mostly flat colour, which even the fastest
+    level compresses well; the default effort took ~1 s of a Swin-T report
+    for a few percent of its size (bench/main_command.py).
+    """
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
+    image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 

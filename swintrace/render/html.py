@@ -182,6 +182,12 @@ def _code_css() -> str:
     return HtmlFormatter(style="friendly").get_style_defs(".code")
 
 
+@functools.lru_cache(maxsize=1024)
+def _highlighted(code: str) -> str:
+    """Highlighted HTML of a code block (the same lines run in every block of a stage: done once)."""
+    return highlight(code, PythonLexer(), HtmlFormatter(nowrap=False))
+
+
 def _nonfinite(trace: Trace, lang: str, prefix: str) -> dict[str, str] | None:
     """The warning about the first non-finite values, with the anchor of their step."""
     text = nonfinite_text(trace, lang)
@@ -229,8 +235,7 @@ def _step_node(event: Event, lang: str, prefix: str, pictures: list[dict[str, st
     return _Node(
         id=event.id, anchor=_anchor(prefix, event.id), kind=event.kind, title=title, color=words.color,
         note=step_note(event, lang),
-        code=Markup(highlight("\n".join(event.code), PythonLexer(), HtmlFormatter(nowrap=False)))
-        if event.code else None,
+        code=Markup(_highlighted("\n".join(event.code))) if event.code else None,
         source=event.source,
         search=" ".join((title, words.title("en"), event.id, event.kind, shapes)).lower(),
         modules=list(event.modules.items()),

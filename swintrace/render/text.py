@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..events import Event, TensorSummary, Trace
 from ..vocabulary import BEGIN, END, SCOPE_TITLES, note_text, step_words
+from .tensor_text import tensor_text
 
 LANGUAGES = ("en", "zh")
 
@@ -67,13 +69,14 @@ def label(lang: str, key: str, **values: Any) -> str:
 
 def tensor_repr(summary: TensorSummary) -> str:
     """The torch repr of the recorded slice, as ``print(x[:3, :3])`` showed it."""
-    if summary.values is None:
+    if summary.array is None:
         return "(values not recorded)"
-    dtype = getattr(torch, summary.dtype, None)
-    try:
-        text = repr(torch.tensor(summary.values, dtype=dtype))
-    except (TypeError, RuntimeError):
-        return repr(summary.values)
+    text = tensor_text(np.asarray(summary.array), summary.dtype)
+    if text is None:  # shapes and dtypes the fast path leaves to torch
+        try:
+            text = repr(torch.tensor(summary.values, dtype=getattr(torch, summary.dtype, None)))
+        except (TypeError, RuntimeError):
+            return repr(summary.values)
     if summary.device != "cpu":
         text = text[:-1] + f", device='{summary.device}')"
     return text
