@@ -51,7 +51,7 @@ def _runtime_files() -> list[str]:
 def test_the_wheel_holds_every_module_and_every_file_opened_at_run_time(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = _runtime_files()
-    assert {"swintrace/render/html.py", "swintrace/pictures/draw.py", "swintrace/templates/report.css",
+    assert {"swintrace/render/html.py", "swintrace/pictures/draw.py", "swintrace/templates/walkthrough.css",
             "swintrace/templates/report.js", "swintrace/data/imagenet_classes.tsv", "swintrace/py.typed"} <= set(expected)
     assert sorted(set(expected) - names) == []
     assert wheel.name.endswith("-py3-none-any.whl")  # pure Python: one wheel for every platform

@@ -19,13 +19,12 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 from markupsafe import Markup
-from pygments.formatters import HtmlFormatter
 
 from ..course_text import CHAPTERS, Chapter
 from ..events import Event, Trace
 from ..files import Manifest, write_files
 from ..pictures import Picture, make_pictures
-from .html import _environment, _nodes, _scoped_css, _stages
+from .html import _environment, _nodes, _stages, code_css
 from .markdown import _render_step
 from .text import shape_repr, step_title
 
@@ -160,6 +159,5 @@ def _page(**values) -> str:
                 "exercises": [], "previous": None, "next": None}
     lang = values["lang"]
     return _environment().get_template("course.html.j2").render(
-        **{**defaults, **values}, words=_WORDS[lang], scoped_css=Markup(_scoped_css()),
-        code_css=Markup(HtmlFormatter(style="friendly").get_style_defs(".swintrace .code")),
+        **{**defaults, **values}, words=_WORDS[lang], code_css=Markup(code_css()),
     )

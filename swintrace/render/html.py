@@ -113,7 +113,7 @@ def render_html(trace: Trace, lang: str = "en", pictures: list[Picture] | None =
         lang=lang,
         title=f"{words['title']}: {model.get('variant') or model.get('class', '')}",
         words=words,
-        code_css=Markup(_code_css()),
+        code_css=Markup(code_css()),
         summary=summary_rows(trace, lang),
         thumbnail=trace.header.get("input", {}).get("thumbnail_png"),
         random_weights=trace.header.get("weights", {}).get("kind") == "random",
@@ -138,24 +138,8 @@ def render_fragment(trace: Trace, lang: str = "en") -> str:
     return _environment().get_template("fragment.html.j2").render(
         nodes=nodes,
         summary=summary_rows(trace, lang) if trace.header.get("model") and len(trace.events) > 50 else [],
-        scoped_css=Markup(_scoped_css()),
-        code_css=Markup(HtmlFormatter(style="friendly").get_style_defs(".swintrace .code")),
+        code_css=Markup(code_css()),
     )
-
-
-@functools.lru_cache(maxsize=1)
-def _scoped_css() -> str:
-    """report.css with every rule put under ``.swintrace`` and page-level rules dropped."""
-    css = resources.files("swintrace.templates").joinpath("report.css").read_text("utf-8")
-    scoped = []
-    for rule in re.findall(r"([^{}]+)\{([^{}]*)\}", css):
-        selectors, body = rule[0].strip(), rule[1]
-        if selectors.startswith((":root", "*", "body", "#outline", "main", "#toolbar")):
-            if selectors.startswith(":root"):
-                scoped.append(f".swintrace {{{body}}}")
-            continue
-        scoped.append(", ".join(f".swintrace {part.strip()}" for part in selectors.split(",")) + f" {{{body}}}")
-    return "\n".join(scoped)
 
 
 def _template_source(name: str) -> str | None:
@@ -178,8 +162,9 @@ def _environment() -> jinja2.Environment:
 
 
 @functools.lru_cache(maxsize=1)
-def _code_css() -> str:
-    return HtmlFormatter(style="friendly").get_style_defs(".code")
+def code_css() -> str:
+    """Pygments' colors for highlighted code, scoped like walkthrough.css."""
+    return HtmlFormatter(style="friendly").get_style_defs(".swintrace .code")
 
 
 @functools.lru_cache(maxsize=1024)
