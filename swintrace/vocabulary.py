@@ -11,15 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PINK = "#fe618e"
-ORANGE = "#fd7949"
-BLUE = "#3296ee"
-CYAN = "#00c2ea"
-GREEN = "#19ce8b"
-LIME = "#7fd02b"
-RED = "#fe1111"
-PURPLE = "#6f67e0"
-AMBER = "#ff9702"
+from .palette import AMBER, BLUE, CYAN, GREEN, LIME, ORANGE, PINK, PURPLE, RED
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ PACKAGE = Path(swintrace.__file__).resolve().parent
 # one (lazy imports inside functions included). docs/architecture.md shows the same order.
 LAYERS = [
     # torch-free foundations: words, numbers, files
-    {"_version", "errors", "config", "vocabulary", "geometry", "flops", "course_text", "files", "source"},
+    {"_version", "errors", "config", "palette", "vocabulary", "geometry", "flops", "course_text", "files", "source"},
     # the trace as data: events, their file format and its validation (torch-free)
     {"events", "validate", "tracefile"},
     # recording a forward: tracing() and what runs while the model runs
@@ -30,7 +30,7 @@ LAYERS = [
     {"layouts", "weights", "pretrained", "images", "loading"},
     # what users see: pictures, renderers, output files, notebook display
     {"pictures", "pictures.draw", "pictures.grids", "pictures.attention", "pictures.story",
-     "render", "render.text", "render.tree", "render.markdown", "render.html", "render.terminal",
+     "render", "render.tensor_text", "render.text", "render.tree", "render.markdown", "render.html", "render.terminal",
      "render.course", "output", "display"},
     # entry points
     {"cli", "__main__", ""},

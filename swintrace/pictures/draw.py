@@ -11,15 +11,17 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+from .. import palette
 from ..events import Trace
+from ..palette import rgb
 
-WHITE = (255, 255, 255)
-INK = (29, 35, 48)
-MUTED = (107, 115, 133)
-GRID = (254, 17, 17)
-SHIFTED_GRID = (50, 150, 238)
-MASKED = (178, 24, 43)  # -100
-OPEN = (236, 238, 244)  # 0
+WHITE = rgb(palette.PAPER)
+INK = rgb(palette.INK)
+MUTED = rgb(palette.MUTED)
+GRID = rgb(palette.RED)
+SHIFTED_GRID = rgb(palette.BLUE)
+MASKED = rgb(palette.MASKED)  # -100
+OPEN = rgb(palette.OPEN)  # 0
 MARGIN = 16
 TITLE_HEIGHT = 30
 
@@ -82,7 +84,7 @@ def input_image(trace: Trace) -> Image.Image:
     if thumbnail:
         image = Image.open(io.BytesIO(base64.b64decode(thumbnail))).convert("RGB")
         return image.resize((width, height), Image.BICUBIC) if image.size != (width, height) else image
-    return Image.new("RGB", (width, height), (200, 202, 208))
+    return Image.new("RGB", (width, height), rgb(palette.CANVAS))
 
 
 def zoom_for(width: int, height: int, target: int = 256) -> int:
@@ -98,7 +100,7 @@ def diverging(value: float, limit: float) -> tuple[int, int, int]:
     return (int(255 * (1 + t * 0.85)), int(255 * (1 + t * 0.6)), 255)
 
 
-_SEQUENTIAL = [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)]
+_SEQUENTIAL = [rgb(color) for color in palette.SEQUENTIAL]
 
 
 def sequential(t: float) -> tuple[int, int, int]:

@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..events import Event, Trace
+from ..palette import REGIONS, rgb
 from .draw import (
     GRID,
     INK,
@@ -15,6 +16,7 @@ from .draw import (
     OPEN,
     SHIFTED_GRID,
     TITLE_HEIGHT,
+    WHITE,
     Picture,
     canvas,
     input_image,
@@ -23,10 +25,7 @@ from .draw import (
     zoom_for,
 )
 
-_REGION_TINTS = [
-    (254, 97, 142), (0, 194, 234), (50, 150, 238), (253, 121, 73), (255, 151, 2),
-    (111, 103, 224), (25, 206, 139), (127, 208, 43), (150, 150, 150),
-]
+_REGION_TINTS = [rgb(color) for color in REGIONS]
 
 
 def stage_geometry(trace: Trace, stage: int) -> dict[str, int] | None:
@@ -91,7 +90,7 @@ def cyclic_shift(trace: Trace, stage: int) -> Picture | None:
     stride, zoom = geometry["stride"], zoom_for(*base.size)
     cell = stride * zoom
     Hp, Wp = ids.shape
-    padded = Image.new("RGB", (Wp * stride, Hp * stride), (255, 255, 255))
+    padded = Image.new("RGB", (Wp * stride, Hp * stride), WHITE)
     padded.paste(base, (0, 0))
     pixels = np.asarray(padded)
     rolled = np.roll(pixels, shift=(-geometry["shift_h"] * stride, -geometry["shift_w"] * stride), axis=(0, 1))

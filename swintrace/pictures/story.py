@@ -8,11 +8,12 @@ import numpy as np
 from PIL import Image
 
 from ..events import Trace
+from ..palette import AMBER, BLUE, GREEN, PINK, rgb
 from .draw import INK, MARGIN, MUTED, TITLE_HEIGHT, Picture, canvas, sequential, text, to_png
 from .grids import _step, stage_geometry
 
-_PARTS = [("x0", (254, 97, 142), (0, 0)), ("x1", (25, 206, 139), (1, 0)),
-          ("x2", (50, 150, 238), (0, 1)), ("x3", (255, 151, 2), (1, 1))]
+_PARTS = [("x0", rgb(PINK), (0, 0)), ("x1", rgb(GREEN), (1, 0)),
+          ("x2", rgb(BLUE), (0, 1)), ("x3", rgb(AMBER), (1, 1))]
 
 
 def patch_merging(trace: Trace) -> Picture | None:
@@ -88,7 +89,7 @@ def stage_story(trace: Trace) -> Picture | None:
         for row, (label, value) in enumerate(bars):
             y = top + side + 12 + row * 26
             length = int((side - 10) * value / max(peak[label], 1))
-            draw.rectangle([x, y, x + max(length, 1), y + 10], fill=(50, 150, 238))
+            draw.rectangle([x, y, x + max(length, 1), y + 10], fill=rgb(BLUE))
             text(draw, (x, y + 12), f"{label} {value}", 11, INK)
     text(draw, (MARGIN, height - 22), "Energy maps are each scaled to their own min-max (dark low, yellow high).",
          11, MUTED)
@@ -114,7 +115,7 @@ def top_bars(trace: Trace) -> Picture | None:
         text(draw, (MARGIN, y), f"{prediction['label']}"[:28], 12, INK)
         probability = prediction["probability"]
         length = int(bar_width * probability) if math.isfinite(probability) else 0  # NaN logits: no bar
-        draw.rectangle([200, y, 200 + max(length, 1), y + 14], fill=(25, 206, 139))
+        draw.rectangle([200, y, 200 + max(length, 1), y + 14], fill=rgb(GREEN))
         text(draw, (206 + max(length, 1), y), f"{prediction['probability']:.3f}", 11, MUTED)
     return Picture(
         name="top_predictions", title=title, step_id="", png=to_png(image),

@@ -24,7 +24,7 @@ from ..course_text import CHAPTERS, Chapter
 from ..events import Event, Trace
 from ..files import Manifest, write_files
 from ..pictures import Picture, make_pictures
-from .html import _environment, _nodes, _stages, code_css
+from .html import _environment, _nodes, _stages
 from .markdown import _render_step
 from .text import shape_repr, step_title
 
@@ -159,5 +159,5 @@ def _page(**values) -> str:
                 "exercises": [], "previous": None, "next": None}
     lang = values["lang"]
     return _environment().get_template("course.html.j2").render(
-        **{**defaults, **values}, words=_WORDS[lang], code_css=Markup(code_css()),
+        **{**defaults, **values}, words=_WORDS[lang],
     )

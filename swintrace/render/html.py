@@ -24,6 +24,7 @@ from .._version import __version__
 from ..config import SwinConfig
 from ..events import Event, TensorSummary, Trace
 from ..flops import StageRow, stage_rows
+from ..palette import css_variables
 from ..pictures import Picture
 from ..vocabulary import SCOPE_LEVELS, step_words
 from .text import (
@@ -113,7 +114,6 @@ def render_html(trace: Trace, lang: str = "en", pictures: list[Picture] | None =
         lang=lang,
         title=f"{words['title']}: {model.get('variant') or model.get('class', '')}",
         words=words,
-        code_css=Markup(code_css()),
         summary=summary_rows(trace, lang),
         thumbnail=trace.header.get("input", {}).get("thumbnail_png"),
         random_weights=trace.header.get("weights", {}).get("kind") == "random",
@@ -138,7 +138,6 @@ def render_fragment(trace: Trace, lang: str = "en") -> str:
     return _environment().get_template("fragment.html.j2").render(
         nodes=nodes,
         summary=summary_rows(trace, lang) if trace.header.get("model") and len(trace.events) > 50 else [],
-        code_css=Markup(code_css()),
     )
 
 
@@ -152,13 +151,17 @@ def _template_source(name: str) -> str | None:
 
 @functools.lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.FunctionLoader(_template_source),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    # Every page's colors come from the palette; highlighted code's from pygments.
+    environment.globals["palette_css"] = Markup(css_variables())
+    environment.globals["code_css"] = Markup(code_css())
+    return environment
 
 
 @functools.lru_cache(maxsize=1)

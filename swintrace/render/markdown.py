@@ -12,7 +12,8 @@ import html
 import re
 
 from ..events import Event, Trace
-from ..vocabulary import PINK, SCOPE_LEVELS, step_words
+from ..palette import PINK
+from ..vocabulary import SCOPE_LEVELS, step_words
 from .text import (
     check_language,
     label,

@@ -8,7 +8,8 @@ from rich.tree import Tree
 
 from ..errors import printable
 from ..events import Event, Trace
-from ..vocabulary import PINK, step_words
+from ..palette import PINK
+from ..vocabulary import step_words
 from .text import (
     check_language,
     label,
