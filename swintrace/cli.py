@@ -406,8 +406,9 @@ def _signal_handlers() -> Iterator[None]:
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                   file: object = None, line: str | None = None) -> None:
-    """Warnings of Pillow, numpy or torch as one line each."""
-    log.warning("swintrace: warning: %s", printable(str(message).strip().splitlines()[0] if str(message).strip() else category.__name__))
+    """Warnings of Pillow, numpy or torch as one line each (their first line)."""
+    lines = str(message).strip().splitlines()
+    log.warning("swintrace: warning: %s", printable(lines[0] if lines else category.__name__))
 
 
 def _out_of_memory(error: BaseException) -> bool:

@@ -14,7 +14,9 @@ cached files are used. Otherwise opening the connection (name lookup, proxy,
 TLS, response headers) must finish within ``CONNECT_TIMEOUT`` seconds and each
 read within ``READ_TIMEOUT``: a firewalled machine is told at once, never left
 hanging. Standard proxy variables (``https_proxy``, ``no_proxy``) are honoured
-by urllib. No process-wide socket timeout is set.
+by urllib. torch.hub's own downloader would fit but has no timeout, and a
+process-wide socket timeout would change every other connection of the
+process: this module opens the connection itself, with its own timeouts.
 """
 
 from __future__ import annotations

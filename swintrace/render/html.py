@@ -173,7 +173,11 @@ def code_css() -> str:
 @functools.lru_cache(maxsize=1024)
 def _highlighted(code: str) -> str:
     """Highlighted HTML of a code block (the same lines run in every block of a stage: done once)."""
-    return highlight(code, PythonLexer(), HtmlFormatter(nowrap=False))
+    return highlight(code, _LEXER, _FORMATTER)
+
+
+_LEXER = PythonLexer()
+_FORMATTER = HtmlFormatter(nowrap=False)
 
 
 def _nonfinite(trace: Trace, lang: str, prefix: str) -> dict[str, str] | None:
