@@ -68,7 +68,8 @@ def _imports(path: Path) -> set[str]:
 
 def test_every_module_has_a_layer():
     modules = {_module_name(path) for path in PACKAGE.rglob("*.py")}
-    assert modules == set(LAYER_OF)
+    # templates/ is swintrace.templates once installed (an editable install has no such folder)
+    assert modules - {"templates"} == set(LAYER_OF) - {"templates"}
 
 
 def test_imports_never_go_up():
