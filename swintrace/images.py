@@ -165,7 +165,7 @@ def thumbnail_png(image: Image.Image, side: int = THUMBNAIL_SIDE) -> str:
     copy = image.copy()
     copy.thumbnail((side, side), Image.BICUBIC)
     buffer = io.BytesIO()
-    copy.save(buffer, format="PNG", optimize=True)
+    copy.save(buffer, format="PNG", compress_level=6)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

@@ -148,3 +148,10 @@ def test_pictures_for_any_input_size(teach_model, H, W):
     if attention is not None:  # only when stage 1 has more than one window along an axis
         assert abs(sum(attention.meta["row"]) - 1) < 1e-5
         assert 0 <= attention.meta["token"] < 4
+
+
+def test_the_array_color_ramp_is_the_scalar_one():
+    from swintrace.pictures.draw import sequential, sequential_array
+
+    t = np.concatenate([np.linspace(-0.5, 1.5, 4001), [0.125, 0.375, 0.625, 0.875]])
+    assert np.array_equal(sequential_array(t), np.array([sequential(v) for v in t], dtype=np.uint8))

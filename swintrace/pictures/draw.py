@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .. import palette
@@ -110,6 +111,15 @@ def sequential(t: float) -> tuple[int, int, int]:
     frac = t - low
     a, b = _SEQUENTIAL[low], _SEQUENTIAL[low + 1]
     return tuple(int(round(a[i] + (b[i] - a[i]) * frac)) for i in range(3))  # type: ignore[return-value]
+
+
+def sequential_array(t: np.ndarray) -> np.ndarray:
+    """``sequential`` for a whole array of t: (..., 3) uint8, the same colors."""
+    ramp = np.array(_SEQUENTIAL, dtype=np.float64)  # 5, 3
+    position = np.clip(t, 0.0, 1.0) * (len(_SEQUENTIAL) - 1)
+    low = np.minimum(np.floor(position).astype(np.int64), len(_SEQUENTIAL) - 2)
+    fraction = (position - low)[..., None]  # ..., 1
+    return np.rint(ramp[low] + (ramp[low + 1] - ramp[low]) * fraction).astype(np.uint8)  # ..., 3
 
 
 def color_bar(draw: ImageDraw.ImageDraw, x: int, y: int, width: int, low: float, high: float,

@@ -9,7 +9,7 @@ from PIL import Image
 
 from ..events import Trace
 from ..palette import AMBER, BLUE, GREEN, PINK, rgb
-from .draw import INK, MARGIN, MUTED, TITLE_HEIGHT, Picture, canvas, sequential, text, to_png
+from .draw import INK, MARGIN, MUTED, TITLE_HEIGHT, Picture, canvas, sequential_array, text, to_png
 from .grids import _step, stage_geometry
 
 _PARTS = [("x0", rgb(PINK), (0, 0)), ("x1", rgb(GREEN), (1, 0)),
@@ -81,7 +81,7 @@ def stage_story(trace: Trace) -> Picture | None:
         values = np.array(energy.values, dtype=np.float64)
         low, high = values.min(), values.max()
         scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
-        colored = np.array([[sequential(v) for v in row] for row in scaled], dtype=np.uint8)
+        colored = sequential_array(scaled)  # H, W, 3
         tile = Image.fromarray(colored).resize((side, side), Image.NEAREST)
         image.paste(tile, (x, top))
         text(draw, (x, top - 18), f"stage {stage + 1}: {geometry['H']}x{geometry['W']}", 12, MUTED)
