@@ -40,7 +40,7 @@ EXAMPLES = """examples:
   swintrace run --input zeros --lang zh --out walkthrough.md
   swintrace run --input random --model swin_teach --seed 1 --out teach.jsonl
   swintrace render teach.jsonl --out teach.html
-  swintrace show teach.jsonl --depth 2 --filter softmax
+  swintrace show teach.jsonl --filter softmax
 """
 
 
@@ -190,6 +190,7 @@ def _run(args: argparse.Namespace) -> None:
                                     crop=not args.no_crop, batch=args.batch)
     with progress(f"loading {variant}", args.quiet):
         model = load_model(variant, weights=args.weights, seed=args.seed).to(device)
+    log.debug("weights: %s; input: %s on %s", model.weights_source, described["description"], device)
     model.train(args.train)
     if not args.no_pictures:
         _check_block(model, args.block)
@@ -200,6 +201,7 @@ def _run(args: argparse.Namespace) -> None:
         torch.manual_seed(args.seed)
         with tracing(slice=args.slice, stats=not args.no_stats, header=header, pictures=pictures) as trace:
             model(images)
+    log.debug("traced %s in %.2f s", variant, trace.footer["timings"][0]["seconds"])
     with progress(f"writing {out.name}", args.quiet):
         write_output(trace, out, args.lang, pictures=not args.no_pictures)
     log.info("wrote %s (%d events)", out, len(trace.events))

@@ -148,3 +148,9 @@ def test_quiet_prints_nothing_on_success(tmp_path, capsys):
     assert captured.err == "" and captured.out == ""
     assert main(["run", "--model", "swin_teach", "--quiet", "--out", str(tmp_path / "u.md")]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_verbose_says_what_happened(tmp_path, capsys):
+    assert main(["-v", "run", "--model", "swin_teach", "--out", str(tmp_path / "t.jsonl")]) == 0
+    err = capsys.readouterr().err
+    assert "weights: {'kind': 'random'" in err and "traced swin_teach in" in err and "wrote " in err
