@@ -314,16 +314,73 @@ def check_event(where: _Where, data: Any, seq: int, slice_len: int, stack: list[
     for key in ("source", "doc", "note"):
         if event.get(key) is not None:
             _string(where, key, event[key], 1000)
-    for name, value in _mapping(where, "scalars", event.get("scalars", {}), MAX_SCALARS).items():
+    scalars = _mapping(where, "scalars", event.get("scalars", {}), MAX_SCALARS)
+    for name, value in scalars.items():
         _string(where, "scalars", name, MAX_NAME, _KIND)
-        _plain(where, f"scalars.{name}", value)
+        _check_scalar(where, name, value)
+    for height, width in (("H", "W"), ("Hp", "Wp")):
+        if isinstance(scalars.get(height), int) and isinstance(scalars.get(width), int) \
+                and scalars[height] * scalars[width] > MAX_INPUT_PIXELS:
+            raise where.fail(f"scalars.{height}", "a map larger than any input")
     for name, value in _mapping(where, "modules", event.get("modules", {}), 32).items():
         _string(where, "modules", name, MAX_NAME, re.compile(r"self\.[A-Za-z0-9_.]+|[A-Za-z_][A-Za-z0-9_]*"))
         _string(where, f"modules.{name}", value)
     for position, summary in enumerate(_sequence(where, "tensors", event.get("tensors", []), MAX_TENSORS)):
         check_summary(where, f"tensors[{position}]", summary, slice_len, whole=False)
-    for position, summary in enumerate(_sequence(where, "arrays", event.get("arrays", []), MAX_TENSORS)):
+    arrays = _sequence(where, "arrays", event.get("arrays", []), MAX_TENSORS)
+    for position, summary in enumerate(arrays):
         check_summary(where, f"arrays[{position}]", summary, slice_len, whole=True)
+    _check_picture_arrays(where, {summary["name"]: summary for summary in arrays})
+
+
+def _integers(where: _Where, field: str, values: Any, low: int, high: int) -> list[int]:
+    """Every number of a (nested) list: an integer (written as one, or as a float) in [low, high]."""
+    result = []
+    for value in _flatten(values):
+        number = _number(where, field, value)
+        if not (math.isfinite(number) and number == int(number) and low <= number <= high):
+            raise where.fail(field, f"expected integers in [{low}, {high}]")
+        result.append(int(number))
+    return result
+
+
+def _flatten(values: Any) -> list[Any]:
+    return [v for item in values for v in _flatten(item)] if isinstance(values, list) else [values]
+
+
+def _check_picture_arrays(where: _Where, arrays: dict[str, Any]) -> None:
+    """The arrays pictures index with (capture.py) hold what they index with."""
+    if "query" in arrays:
+        query = _integers(where, "arrays.query", arrays["query"].get("values") or [], 0, 2**31)
+        if len(query) != 7 or not 1 <= query[6] <= 64 or query[5] >= query[6] ** 2:
+            raise where.fail("arrays.query", "expected [y, x, token_y, token_x, window, token, M] of a window")
+    if "regions" in arrays:
+        _integers(where, "arrays.regions", arrays["regions"].get("values") or [], 0, 8)
+    if "index" in arrays:
+        rows = arrays["table"]["shape"][0] if "table" in arrays and arrays["table"]["shape"] else 0
+        _integers(where, "arrays.index", arrays["index"].get("values") or [], 0, max(rows - 1, 0))
+
+
+# Scalars renderers and pictures compute with: map sides, counts, shifts, rates.
+_SIDES = frozenset({"H", "W", "Hp", "Wp"})
+_COUNTS = frozenset({"B", "nW", "num_heads", "patch_size", "window_size"})
+_RATES = frozenset({"scale", "keep_prob", "drop_prob"})
+
+
+def _check_scalar(where: _Where, name: str, value: Any) -> None:
+    """A step's named value: the ones our code computes with must have their type and range."""
+    field = f"scalars.{name}"
+    if name in _SIDES:
+        _integer(where, field, value, 0, MAX_INPUT_SIDE)
+    elif name in _COUNTS:
+        _integer(where, field, value, 0, 2**31)
+    elif name == "shift_size":
+        for shift in _sequence(where, field, value, 2) if isinstance(value, list) else [value]:
+            _integer(where, field, shift, 0, 1024)
+    elif name in _RATES:
+        _number(where, field, value)
+    else:
+        _plain(where, field, value)
 
 
 # Scopes opened by traced functions, not modules: their ids extend the enclosing module's.

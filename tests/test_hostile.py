@@ -272,11 +272,28 @@ MALFORMED = {
     "unbalanced scopes": lambda rows: rows.pop(-2),
     "newer schema": lambda rows: rows[0].__setitem__("schema_version", 2),
     "picture block of another model": lambda rows: rows[0]["options"]["pictures"].__setitem__("block", "layers.7.blocks.0"),
+    "a map side as a string": lambda rows: _step(rows, "layers.0.input")["scalars"].__setitem__("H", "abc"),
+    "a map side as a float": lambda rows: _step(rows, "layers.0.input")["scalars"].__setitem__("W", 1.5),
+    "an enormous map": lambda rows: _step(rows, "layers.0.input")["scalars"].update(H=60000, W=60000),
+    "a negative query": lambda rows: _array(rows, "query").__setitem__("values", [-1] * 7),
+    "a region id as NaN": lambda rows: _array(rows, "regions")["values"][0].__setitem__(0, "nan"),
+    "an index past the bias table": lambda rows: _array(rows, "index")["values"][0].__setitem__(0, 10**12),
+    "a shift as text": lambda rows: _first(rows, "scalars", "shift_size")["scalars"].__setitem__("shift_size", "zz"),
 }
 
 
-def _first(rows: list, key: str) -> dict:
-    return next(row for row in rows[1:-1] if isinstance(row, dict) and row.get(key))
+def _array(rows: list, name: str) -> dict:
+    return next(array for row in rows[1:-1] if isinstance(row, dict) for array in row.get("arrays", [])
+                if array["name"] == name)
+
+
+def _step(rows: list, step_id: str) -> dict:
+    return next(row for row in rows[1:-1] if isinstance(row, dict) and row.get("id") == step_id)
+
+
+def _first(rows: list, key: str, inner: str | None = None) -> dict:
+    return next(row for row in rows[1:-1] if isinstance(row, dict) and row.get(key)
+                and (inner is None or inner in row[key]))
 
 
 @pytest.mark.parametrize("mutation", sorted(MALFORMED))

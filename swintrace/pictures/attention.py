@@ -81,6 +81,9 @@ def query_attention(trace: Trace, block: str, head: int) -> Picture | None:
     query_y, query_x, token_y, token_x, window, token, M = (int(v) for v in query.values)
     stage = int(block.split(".")[1])
     geometry = stage_geometry(trace, stage)
+    if (geometry is None or M != geometry["window"] or window >= (geometry["Hp"] // M) * (geometry["Wp"] // M)
+            or any(row.size != M * M for row in rows.values())):
+        return None  # numbers that do not fit together (a hand-edited trace): no picture
     panels = [("q @ k^T * scale", rows.get("scores")), ("+ relative position bias", rows.get("add_bias")),
               ("+ mask", rows.get("add_mask")), ("softmax", rows["softmax"])]
     cell = max(12, min(48, 240 // M))

@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..events import Event, Trace
+from ..geometry import padded_size, runtime_shift
 from ..palette import REGIONS, rgb
 from .draw import (
     GRID,
@@ -38,10 +39,11 @@ def stage_geometry(trace: Trace, stage: int) -> dict[str, int] | None:
         return None
     config = SwinConfig.from_dict(config_data)
     window, shift = config.stage_window(stage)
-    H, W = stage_input.scalars["H"], stage_input.scalars["W"]
-    Hp, Wp = -(-H // window) * window, -(-W // window) * window
-    shift_h = shift if Hp > window else 0
-    shift_w = shift if Wp > window else 0
+    H, W = stage_input.scalars.get("H"), stage_input.scalars.get("W")
+    if not isinstance(H, int) or not isinstance(W, int):
+        return None
+    Hp, Wp = padded_size(H, window), padded_size(W, window)
+    shift_h, shift_w = runtime_shift(Hp, Wp, window, shift)
     return {"stage": stage, "window": window, "shift_h": shift_h, "shift_w": shift_w, "H": H, "W": W,
             "Hp": Hp, "Wp": Wp, "stride": config.patch_size * 2**stage}
 
