@@ -15,6 +15,7 @@ from typing import Any
 from .errors import UserError
 from .events import SCHEMA_VERSION, Event, Trace, decode_number
 from .files import read_regular_file
+from .validate import check_rows
 
 # A trace file larger than this is refused (a Swin-L 384 trace with statistics is ~10 MiB).
 MAX_TRACE_BYTES = 512 << 20
@@ -27,8 +28,6 @@ def _refuse_constant(name: str) -> Any:
 
 def load_trace(path: str | os.PathLike[str]) -> Trace:
     """Read a trace written by ``Trace.save``, validating all of it (see validate.py)."""
-    from .validate import check_rows
-
     source = Path(path)
     data = read_regular_file(source, MAX_TRACE_BYTES, "trace file")
     try:

@@ -144,7 +144,7 @@ def check_summary(where: _Where, field: str, data: Any, slice_len: int, whole: b
                                                                                summary["shape"], MAX_DIMS)]
     if math.prod(shape) > 2**40:
         raise where.fail(f"{field}.shape", "more elements than any model of this size holds")
-    if summary["dtype"] not in DTYPES:
+    if not isinstance(summary["dtype"], str) or summary["dtype"] not in DTYPES:
         raise where.fail(f"{field}.dtype", f"unknown dtype {str(summary['dtype'])[:40]!r}")
     _string(where, f"{field}.device", summary["device"], 32, re.compile(r"[a-z]+(:\d{1,3})?"))
     if whole:

@@ -50,6 +50,18 @@ def _places(value, path=()):
 
 def _mutate(rows: list, data) -> list:
     rows = json.loads(json.dumps(rows))
+    if data.draw(st.booleans(), label="aim at what pictures and tables compute with"):
+        # The values renderers index and count with: picture arrays and step scalars.
+        targets = [(row, key) for row in rows[1:-1] if isinstance(row, dict)
+                   for key in ("arrays", "scalars") if row.get(key)]
+        row, key = data.draw(st.sampled_from(targets), label="target")
+        places = [path for path, _ in _places(row[key]) if path]
+        path = data.draw(st.sampled_from(places), label="inner place")
+        parent = row[key]
+        for part in path[:-1]:
+            parent = parent[part]
+        parent[path[-1]] = data.draw(_VALUES, label="inner value")
+        return rows
     for _ in range(data.draw(st.integers(1, 3), label="mutations")):
         action = data.draw(st.sampled_from(["replace", "delete", "drop line", "duplicate line", "swap"]), label="action")
         line = data.draw(st.integers(0, len(rows) - 1), label="line")

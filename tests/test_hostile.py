@@ -446,3 +446,12 @@ def test_torch_compile_keeps_the_model_in_one_graph():
     model = swintrace.load_model("swin_teach")
     explained = torch._dynamo.explain(model)(torch.zeros(1, 3, 32, 32))
     assert explained.graph_count == 1 and explained.graph_break_count == 0
+
+
+def test_a_feature_map_with_an_infinite_token_still_draws(teach_lines, tmp_path):
+    rows = json.loads(json.dumps(teach_lines))
+    energy = _array(rows, "energy")["values"]
+    energy[0][0] = "inf"  # one infinite token among finite ones: (inf - low) / (inf - low) is NaN
+    trace = swintrace.load_trace(_write(tmp_path / "nan.jsonl", rows))
+    write_output(trace, tmp_path / "r.html")
+    assert "Stage by stage" in (tmp_path / "r.html").read_text(encoding="utf-8")

@@ -153,5 +153,5 @@ def test_pictures_for_any_input_size(teach_model, H, W):
 def test_the_array_color_ramp_is_the_scalar_one():
     from swintrace.pictures.draw import sequential, sequential_array
 
-    t = np.concatenate([np.linspace(-0.5, 1.5, 4001), [0.125, 0.375, 0.625, 0.875]])
+    t = np.concatenate([np.linspace(-0.5, 1.5, 4001), [0.125, 0.375, 0.625, 0.875, np.nan, np.inf, -np.inf]])
     assert np.array_equal(sequential_array(t), np.array([sequential(v) for v in t], dtype=np.uint8))

@@ -116,7 +116,7 @@ def sequential(t: float) -> tuple[int, int, int]:
 def sequential_array(t: np.ndarray) -> np.ndarray:
     """``sequential`` for a whole array of t: (..., 3) uint8, the same colors."""
     ramp = np.array(_SEQUENTIAL, dtype=np.float64)  # 5, 3
-    position = np.clip(t, 0.0, 1.0) * (len(_SEQUENTIAL) - 1)
+    position = np.clip(np.nan_to_num(t, nan=1.0), 0.0, 1.0) * (len(_SEQUENTIAL) - 1)  # NaN: the top, as above
     low = np.minimum(np.floor(position).astype(np.int64), len(_SEQUENTIAL) - 2)
     fraction = (position - low)[..., None]  # ..., 1
     return np.rint(ramp[low] + (ramp[low + 1] - ramp[low]) * fraction).astype(np.uint8)  # ..., 3
