@@ -107,11 +107,6 @@ def write_files(files: Mapping[Path, bytes]) -> None:
                 pass
 
 
-def write_atomically(target: Path, data: bytes) -> None:
-    """Write one file so that a failure leaves no partial file (see ``write_files``)."""
-    write_files({target: data})
-
-
 class Manifest:
     """The files a command wrote into a folder, listed in ``.swintrace-manifest.json`` there."""
 

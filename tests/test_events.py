@@ -12,7 +12,7 @@ import torch
 
 import swintrace
 from swintrace.events import TensorSummary, Trace
-from swintrace.files import write_atomically
+from swintrace.files import write_files
 
 
 def _trace(model, images, **options) -> Trace:
@@ -75,7 +75,7 @@ def test_missing_trace_file(tmp_path):
         swintrace.load_trace(tmp_path / "absent.jsonl")
 
 
-def test_atomic_write_never_leaves_a_partial_file(tmp_path, monkeypatch):
+def test_file_write_never_leaves_a_partial_file(tmp_path, monkeypatch):
     target = tmp_path / "out.jsonl"
     target.write_bytes(b"previous contents")
 
@@ -84,14 +84,14 @@ def test_atomic_write_never_leaves_a_partial_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(OSError):
-        write_atomically(target, b"new")
+        write_files({target: b"new"})
     assert target.read_bytes() == b"previous contents"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
 
 
-def test_atomic_write_creates_folders_and_respects_umask(tmp_path):
+def test_file_write_creates_folders_and_respects_umask(tmp_path):
     target = tmp_path / "a" / "b" / "t.jsonl"
-    write_atomically(target, b"x")
+    write_files({target: b"x"})
     assert target.read_bytes() == b"x"
     mask = os.umask(0)
     os.umask(mask)
