@@ -28,6 +28,7 @@ import numpy as np
 
 from .errors import UserError
 from .files import write_files
+from .vocabulary import step_title
 
 SCHEMA_VERSION = 1
 EVENT_TYPES = ("enter", "step", "exit")
@@ -358,14 +359,12 @@ class Trace:
 
     def find(self, text: str) -> list[Event]:
         """Steps whose id, kind or English or Chinese title contains ``text`` (any case)."""
-        from .vocabulary import step_words
-
         needle = text.lower()
         return [
             e for e in self.events
             if e.type == "step" and any(
                 needle in value.lower()
-                for value in (e.id, e.kind, step_words(e.kind).en, step_words(e.kind).zh)
+                for value in (e.id, e.kind, step_title(e.kind, "en"), step_title(e.kind, "zh"))
             )
         ]
 

@@ -20,7 +20,7 @@ def drop_path_f(x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tens
     """
     step("input", x=x)
     if drop_prob == 0.0 or not training:
-        step("output", output=x, note="drop_path_identity", drop_prob=drop_prob)
+        step("output", output=x, note="drop_path_zero" if drop_prob == 0.0 else "drop_path_eval", drop_prob=drop_prob)
         return x
     keep_prob = 1 - drop_prob
     shape = (x.shape[0],) + (1,) * (x.ndim - 1)  # B, 1, 1: one draw per sample

@@ -45,7 +45,7 @@ def write_output(trace: Trace, path: str | Path, lang: str = "en", pictures: boo
         from .render.markdown import render_markdown
 
         links: dict[str, list[tuple[str, str]]] = {}
-        for picture in _pictures(trace) if pictures else []:
+        for picture in _pictures(trace, lang) if pictures else []:
             relative = f"images/{out.stem}-{picture.name}.png"
             files[out.parent / relative] = picture.png
             links.setdefault(picture.step_id, []).append((picture.alt, quote(relative)))
@@ -53,7 +53,7 @@ def write_output(trace: Trace, path: str | Path, lang: str = "en", pictures: boo
     else:
         from .render.html import render_html
 
-        text = render_html(trace, lang, _pictures(trace) if pictures else None)
+        text = render_html(trace, lang, _pictures(trace, lang) if pictures else None)
     files[out] = text.encode("utf-8")
     try:
         write_files(files)
@@ -62,11 +62,11 @@ def write_output(trace: Trace, path: str | Path, lang: str = "en", pictures: boo
     return out
 
 
-def _pictures(trace: Trace) -> list:
+def _pictures(trace: Trace, lang: str) -> list:
     """The trace's pictures; their names come from our vocabulary (stage and block numbers only)."""
     from .pictures import make_pictures
 
-    made = make_pictures(trace)
+    made = make_pictures(trace, lang)
     for picture in made:
         if not _PICTURE_NAME.fullmatch(picture.name):
             raise ValueError(f"picture name {picture.name!r} is not one of ours")

@@ -111,7 +111,7 @@ def test_exercise_answers_are_the_traced_shapes(course):
 def test_chapters_show_their_live_steps_and_pictures(course):
     mask = (course / "en" / "05-cyclic-shift-and-mask.html").read_text(encoding="utf-8")
     assert 'data-step-id="layers.0.create_mask.mask_fill"' in mask
-    assert "../images/mask_stage1.png" in mask and "../images/shift_stage1.png" in mask
+    assert "../images/en/mask_stage1.png" in mask and "../images/en/shift_stage1.png" in mask
     shapes = (course / "en" / "09-shapes.html").read_text(encoding="utf-8")
     assert "<td>8×8</td>" in shapes and "<td>2×2</td>" in shapes
 

@@ -19,14 +19,14 @@ PACKAGE = Path(swintrace.__file__).resolve().parent
 # one (lazy imports inside functions included). docs/architecture.md shows the same order.
 LAYERS = [
     # torch-free foundations: words, numbers, files
-    {"_version", "errors", "config", "palette", "vocabulary", "geometry", "flops", "course_text", "files", "source",
+    {"_version", "errors", "config", "palette", "words", "vocabulary", "geometry", "flops", "course_text", "files", "source",
      "templates"},  # templates/ is installed as swintrace.templates (a package of data files)
     # the trace as data: events, their file format and its validation (torch-free)
     {"events", "validate", "tracefile"},
     # recording a forward: tracing() and what runs while the model runs
     {"summary", "records", "capture", "recorder", "tracing"},
     # the instrumented model
-    {"windows", "layers", "model"},
+    {"windows", "layers", "picture_steps", "model"},
     # building a model: weights, images, named downloads
     {"layouts", "weights", "pretrained", "images", "loading"},
     # what users see: pictures, renderers, output files, notebook display

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 import swintrace
 from swintrace.tracing import is_tracing
-from swintrace.vocabulary import NOTES, SCOPE_TITLES, STEPS
+from swintrace.vocabulary import DOCUMENTED_SCOPES, STEPS, TITLED_SCOPES
+from swintrace.words import LANGUAGES, catalog
 
 PACKAGE_ROOT = Path(swintrace.__file__).resolve().parent.parent
 
@@ -135,9 +136,14 @@ def test_every_kind_and_note_is_in_the_vocabulary(swin_t_zeros_trace, teach_mode
         for event in trace.events:
             if event.type == "step":
                 assert event.kind in STEPS, event.kind
-                assert event.note is None or event.note in NOTES, event.note
+                for lang in LANGUAGES:
+                    assert event.kind in catalog(lang)["steps"], (lang, event.kind)
+                    assert event.note is None or event.note in catalog(lang)["notes"], (lang, event.note)
     scopes = {e.kind for e in swin_t_zeros_trace.events if e.type == "enter"}
-    assert {"create_mask", "forward_head"} <= scopes and set(SCOPE_TITLES) <= scopes
+    assert {"create_mask", "forward_head"} <= scopes and TITLED_SCOPES <= scopes and DOCUMENTED_SCOPES <= scopes
+    for lang in LANGUAGES:
+        assert set(catalog(lang)["scopes"]["titles"]) == TITLED_SCOPES
+        assert set(catalog(lang)["scopes"]["docs"]) == DOCUMENTED_SCOPES
 
 
 def test_header_and_footer(swin_t_zeros_trace):

@@ -18,16 +18,31 @@ from .story import patch_merging, stage_story, top_bars
 __all__ = ["Picture", "make_pictures"]
 
 
-def make_pictures(trace: Trace) -> list[Picture]:
-    """All pictures for ``trace``, in report order."""
+def make_pictures(trace: Trace, lang: str = "en") -> list[Picture]:
+    """All pictures for ``trace``, in report order, their words in ``lang``."""
     options = trace.header.get("options", {}).get("pictures") or {}
     block = options.get("block", "layers.0.blocks.1")
     head = options.get("head", 0)
-    stages = sorted({int(e.id.split(".")[1]) for e in trace.events
-                     if e.type == "step" and e.id.startswith("layers.") and e.id.endswith(".input")
-                     and e.id.count(".") == 2})
-    candidates = [stage_story(trace), top_bars(trace)]
+    stages = sorted(
+        {
+            int(e.id.split(".")[1])
+            for e in trace.events
+            if e.type == "step"
+            and e.id.startswith("layers.")
+            and e.id.endswith(".input")
+            and e.id.count(".") == 2
+        }
+    )
+    candidates = [stage_story(trace, lang), top_bars(trace, lang)]
     for stage in stages:
-        candidates += [window_grid(trace, stage), cyclic_shift(trace, stage), mask_mosaic(trace, stage)]
-    candidates += [relative_position(trace, block, head), query_attention(trace, block, head), patch_merging(trace)]
+        candidates += [
+            window_grid(trace, stage, lang),
+            cyclic_shift(trace, stage, lang),
+            mask_mosaic(trace, stage, lang),
+        ]
+    candidates += [
+        relative_position(trace, block, head, lang),
+        query_attention(trace, block, head, lang),
+        patch_merging(trace, lang),
+    ]
     return [picture for picture in candidates if picture is not None]

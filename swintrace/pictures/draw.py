@@ -7,6 +7,7 @@ import functools
 import io
 import math
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,8 @@ MASKED = rgb(palette.MASKED)  # -100
 OPEN = rgb(palette.OPEN)  # 0
 MARGIN = 16
 TITLE_HEIGHT = 30
+# The CJK font Chinese pictures are drawn with (tools/subset_cjk_font.py makes it).
+CJK_FONT = "wqy-microhei-subset.ttf"
 
 
 @dataclass
@@ -44,25 +47,79 @@ class Picture:
         return base64.b64encode(self.png).decode("ascii")
 
 
+class Sheet(ImageDraw.ImageDraw):
+    """A drawing surface that knows its language and where its text went.
+
+    ``lang`` picks the font (Chinese needs the CJK font we ship); ``boxes``
+    collects the bounding box of every text drawn, so that a test can check
+    labels stay inside the image and apart.
+    """
+
+    def __init__(self, image: Image.Image, lang: str) -> None:
+        super().__init__(image)
+        self.lang = lang
+        self.boxes: list[tuple[float, float, float, float]] = []
+
+
+def font(size: int, lang: str = "en") -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """The font of ``lang`` at ``size`` pixels: Pillow's own for English, the shipped CJK subset for Chinese."""
+    return _cjk_font(size) if lang == "zh" else _latin_font(size)
+
+
 @functools.lru_cache(maxsize=8)
-def font(size: int) -> ImageFont.ImageFont:
+def _latin_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1: one bitmap size
         return ImageFont.load_default()
 
 
-def canvas(width: int, height: int, title: str) -> tuple[Image.Image, ImageDraw.ImageDraw]:
-    """A white image with ``title`` along its top."""
+@functools.lru_cache(maxsize=8)
+def _cjk_font(size: int) -> ImageFont.FreeTypeFont:
+    data = resources.files("swintrace").joinpath("data", "fonts", CJK_FONT).read_bytes()
+    return ImageFont.truetype(io.BytesIO(data), size=size)
+
+
+def canvas(width: int, height: int, title: str, lang: str = "en") -> tuple[Image.Image, Sheet]:
+    """A white image with ``title`` along its top, drawn in the fonts of ``lang``;
+    wider than ``width`` when the title needs it."""
+    width = max(width, math.ceil(font(15, lang).getlength(title)) + 2 * MARGIN)
     image = Image.new("RGB", (width, height), WHITE)
-    draw = ImageDraw.Draw(image)
-    draw.text((MARGIN, 8), title, fill=INK, font=font(15))
+    draw = Sheet(image, lang)
+    text(draw, (MARGIN, 8), title, 15)
     return image, draw
 
 
-def text(draw: ImageDraw.ImageDraw, xy: tuple[float, float], value: str, size: int = 12,
-         fill: tuple[int, int, int] = INK, anchor: str = "la") -> None:
-    draw.text(xy, value, fill=fill, font=font(size), anchor=anchor)
+def text(
+    draw: Sheet,
+    xy: tuple[float, float],
+    value: str,
+    size: int = 12,
+    fill: tuple[int, int, int] = INK,
+    anchor: str = "la",
+) -> None:
+    if not value:
+        return
+    typeface = font(size, draw.lang)
+    draw.text(xy, value, fill=fill, font=typeface, anchor=anchor)
+    draw.boxes.append(draw.textbbox(xy, value, font=typeface, anchor=anchor))
+
+
+def finish(image: Image.Image, draw: Sheet, **fields: Any) -> Picture:
+    """The picture drawn on ``image``: its PNG, and the boxes of its text among the facts in ``meta``."""
+    meta = {**fields.pop("meta", {}), "text_boxes": draw.boxes}
+    return Picture(png=to_png(image), meta=meta, **fields)
+
+
+def label_width(value: str, size: int, lang: str) -> int:
+    """Pixels that ``value`` takes at ``size`` in the fonts of ``lang``."""
+    return math.ceil(font(size, lang).getlength(value))
+
+
+def number_text(value: float, digits: int) -> str:
+    """``value`` with ``digits`` decimals, never "-0.00" (a tiny negative shows as 0.00)."""
+    shown = f"{value:.{digits}f}"
+    return shown[1:] if shown.startswith("-") and float(shown) == 0 else shown
 
 
 def to_png(image: Image.Image) -> bytes:
@@ -122,8 +179,9 @@ def sequential_array(t: np.ndarray) -> np.ndarray:
     return np.rint(ramp[low] + (ramp[low + 1] - ramp[low]) * fraction).astype(np.uint8)  # ..., 3
 
 
-def color_bar(draw: ImageDraw.ImageDraw, x: int, y: int, width: int, low: float, high: float,
-              scale: str, label: str) -> None:
+def color_bar(
+    draw: Sheet, x: int, y: int, width: int, low: float, high: float, scale: str, label: str
+) -> None:
     """A horizontal color scale with its end values and a label."""
     for i in range(width):
         t = i / max(width - 1, 1)
@@ -135,9 +193,17 @@ def color_bar(draw: ImageDraw.ImageDraw, x: int, y: int, width: int, low: float,
     text(draw, (x + width / 2, y + 13), label, 11, MUTED, anchor="ma")
 
 
-def heatmap(draw: ImageDraw.ImageDraw, values: list[list[float]], x: int, y: int, cell: int,
-            scale: str = "diverging", limits: tuple[float, float] | None = None,
-            numbers: bool = False, digits: int = 2) -> tuple[float, float]:
+def heatmap(
+    draw: Sheet,
+    values: list[list[float]],
+    x: int,
+    y: int,
+    cell: int,
+    scale: str = "diverging",
+    limits: tuple[float, float] | None = None,
+    numbers: bool = False,
+    digits: int = 2,
+) -> tuple[float, float]:
     """Draw a matrix of cells; returns the (low, high) the colors span."""
     flat = [v for row in values for v in row]
     low, high = limits or (min(flat), max(flat))
@@ -150,9 +216,25 @@ def heatmap(draw: ImageDraw.ImageDraw, values: list[list[float]], x: int, y: int
                 color = diverging(value, limit)
             box = [x + c * cell, y + r * cell, x + (c + 1) * cell - 1, y + (r + 1) * cell - 1]
             draw.rectangle(box, fill=color)
-            if numbers:
-                shown = f"{value:.{digits}f}" if isinstance(value, float) and not float(value).is_integer() else f"{int(value)}"
+            shown = _cell_number(draw, value, digits, cell) if numbers else None
+            if shown is not None:
                 dark = sum(color) < 380
-                text(draw, (x + c * cell + cell / 2, y + r * cell + cell / 2), shown, max(9, cell // 3),
-                     WHITE if dark else INK, anchor="mm")
+                text(
+                    draw,
+                    (x + c * cell + cell / 2, y + r * cell + cell / 2),
+                    shown,
+                    max(9, cell // 3),
+                    WHITE if dark else INK,
+                    anchor="mm",
+                )
     return low, high
+
+
+def _cell_number(draw: Sheet, value: float, digits: int, cell: int) -> str | None:
+    """The number a cell of ``cell`` pixels can hold: fewer decimals if need be, None if none fits."""
+    if not isinstance(value, float) or value.is_integer():
+        candidates = [f"{int(value)}" if math.isfinite(value) else str(value)]
+    else:
+        candidates = [number_text(value, places) for places in range(digits, -1, -1)]
+    typeface = font(max(9, cell // 3), draw.lang)
+    return next((shown for shown in candidates if draw.textlength(shown, font=typeface) <= cell - 2), None)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from ..events import Event, Trace
 from ..geometry import padded_size, runtime_shift
 from ..palette import REGIONS, rgb
+from ..words import say
 from .draw import (
     GRID,
     INK,
@@ -19,10 +20,11 @@ from .draw import (
     TITLE_HEIGHT,
     WHITE,
     Picture,
+    Sheet,
     canvas,
+    finish,
     input_image,
     text,
-    to_png,
     zoom_for,
 )
 
@@ -44,11 +46,20 @@ def stage_geometry(trace: Trace, stage: int) -> dict[str, int] | None:
         return None
     Hp, Wp = padded_size(H, window), padded_size(W, window)
     shift_h, shift_w = runtime_shift(Hp, Wp, window, shift)
-    return {"stage": stage, "window": window, "shift_h": shift_h, "shift_w": shift_w, "H": H, "W": W,
-            "Hp": Hp, "Wp": Wp, "stride": config.patch_size * 2**stage}
+    return {
+        "stage": stage,
+        "window": window,
+        "shift_h": shift_h,
+        "shift_w": shift_w,
+        "H": H,
+        "W": W,
+        "Hp": Hp,
+        "Wp": Wp,
+        "stride": config.patch_size * 2**stage,
+    }
 
 
-def window_grid(trace: Trace, stage: int) -> Picture | None:
+def window_grid(trace: Trace, stage: int, lang: str = "en") -> Picture | None:
     """The W-MSA and the SW-MSA partition of one stage, drawn over the input image."""
     geometry = stage_geometry(trace, stage)
     if geometry is None:
@@ -59,13 +70,20 @@ def window_grid(trace: Trace, stage: int) -> Picture | None:
     step = geometry["window"] * geometry["stride"] * zoom  # pixels per window
     width = 2 * panel.width + 3 * MARGIN
     height = panel.height + TITLE_HEIGHT + 2 * MARGIN + 16
-    title = (f"Stage {stage + 1}: {geometry['window']}x{geometry['window']}-token windows "
-             f"({step // zoom}px) - W-MSA left, SW-MSA right")
-    image, draw = canvas(width, height, title)
+    title = say(
+        lang, "pictures.windows_title", stage=stage + 1, window=geometry["window"], pixels=step // zoom
+    )
+    image, draw = canvas(width, height, title, lang)
     origins = [(MARGIN, TITLE_HEIGHT + 16), (2 * MARGIN + panel.width, TITLE_HEIGHT + 16)]
-    offsets = [(0, 0), (geometry["shift_h"] * geometry["stride"] * zoom, geometry["shift_w"] * geometry["stride"] * zoom)]
-    labels = ["W-MSA: regular windows", "SW-MSA: windows moved by the shift"
-              if geometry["shift_h"] or geometry["shift_w"] else "SW-MSA: no shift (one window per axis)"]
+    offsets = [
+        (0, 0),
+        (geometry["shift_h"] * geometry["stride"] * zoom, geometry["shift_w"] * geometry["stride"] * zoom),
+    ]
+    shifted = geometry["shift_h"] or geometry["shift_w"]
+    labels = [
+        say(lang, "pictures.windows_regular"),
+        say(lang, "pictures.windows_shifted" if shifted else "pictures.windows_unshifted"),
+    ]
     for (x0, y0), (dy, dx), color, label in zip(origins, offsets, (GRID, SHIFTED_GRID), labels):
         image.paste(panel, (x0, y0))
         for x in range(dx % step, panel.width + 1, step):
@@ -73,16 +91,28 @@ def window_grid(trace: Trace, stage: int) -> Picture | None:
         for y in range(dy % step, panel.height + 1, step):
             draw.line([(x0, y0 + y), (x0 + panel.width - 1, y0 + y)], fill=color, width=1)
         text(draw, (x0, y0 - 16), label, 12, MUTED)
-    return Picture(
-        name=f"windows_stage{stage + 1}", title=title, step_id=f"layers.{stage}.input", png=to_png(image),
-        alt=(f"The input image twice with a grid of {geometry['window']}-token windows of stage {stage + 1}: "
-             f"lines every {step // zoom} pixels, on the right moved by {geometry['shift_h']} tokens "
-             f"({geometry['shift_h'] * geometry['stride']} pixels) for the shifted windows."),
+    return finish(
+        image,
+        draw,
+        name=f"windows_stage{stage + 1}",
+        title=title,
+        step_id=f"layers.{stage}.input",
+        alt=say(
+            lang,
+            "pictures.windows_alt",
+            stage=stage + 1,
+            window=geometry["window"],
+            pixels=step // zoom,
+            shift_h=geometry["shift_h"],
+            shift_w=geometry["shift_w"],
+            shift_h_px=geometry["shift_h"] * geometry["stride"],
+            shift_w_px=geometry["shift_w"] * geometry["stride"],
+        ),
         meta={"zoom": zoom, "step": step, "origins": origins, "offsets": offsets, "size": panel.size},
     )
 
 
-def cyclic_shift(trace: Trace, stage: int) -> Picture | None:
+def cyclic_shift(trace: Trace, stage: int, lang: str = "en") -> Picture | None:
     """The map before and after ``torch.roll``, with the region ids of the mask construction."""
     found = _stage_regions(trace, stage)
     if found is None:
@@ -95,32 +125,43 @@ def cyclic_shift(trace: Trace, stage: int) -> Picture | None:
     padded = Image.new("RGB", (Wp * stride, Hp * stride), WHITE)
     padded.paste(base, (0, 0))
     pixels = np.asarray(padded)
-    rolled = np.roll(pixels, shift=(-geometry["shift_h"] * stride, -geometry["shift_w"] * stride), axis=(0, 1))
+    rolled = np.roll(
+        pixels, shift=(-geometry["shift_h"] * stride, -geometry["shift_w"] * stride), axis=(0, 1)
+    )
     before = Image.fromarray(pixels).resize((Wp * cell, Hp * cell), Image.NEAREST)
     after = Image.fromarray(rolled).resize((Wp * cell, Hp * cell), Image.NEAREST)
     unrolled_ids = np.roll(ids, shift=(geometry["shift_h"], geometry["shift_w"]), axis=(0, 1))
     width = 2 * before.width + 3 * MARGIN
     height = before.height + TITLE_HEIGHT + 2 * MARGIN + 16
-    title = (f"Stage {stage + 1}: cyclic shift by ({geometry['shift_h']}, {geometry['shift_w']}) tokens "
-             "- before (left), after torch.roll (right)")
-    image, draw = canvas(width, height, title)
-    for x0, picture, id_map, label in ((MARGIN, before, unrolled_ids, "before: where each region comes from"),
-                                       (2 * MARGIN + before.width, after, ids, "after the roll: regions 0-8")):
+    title = say(
+        lang,
+        "pictures.shift_title",
+        stage=stage + 1,
+        shift_h=geometry["shift_h"],
+        shift_w=geometry["shift_w"],
+    )
+    image, draw = canvas(width, height, title, lang)
+    for x0, picture, id_map, label in (
+        (MARGIN, before, unrolled_ids, say(lang, "pictures.shift_before")),
+        (2 * MARGIN + before.width, after, ids, say(lang, "pictures.shift_after")),
+    ):
         y0 = TITLE_HEIGHT + 16
         tinted = _tint(picture, id_map, cell)
         image.paste(tinted, (x0, y0))
         text(draw, (x0, y0 - 16), label, 12, MUTED)
         _label_regions(draw, id_map, x0, y0, cell)
-    return Picture(
-        name=f"shift_stage{stage + 1}", title=title, step_id=f"layers.{stage}.create_mask.mask_regions",
-        png=to_png(image),
-        alt=(f"Stage {stage + 1} map before and after the cyclic shift, tinted by the 9 regions that the "
-             "attention mask keeps apart; the top and left strips wrap around to the bottom and right."),
+    return finish(
+        image,
+        draw,
+        name=f"shift_stage{stage + 1}",
+        title=title,
+        step_id=f"layers.{stage}.create_mask.mask_regions",
+        alt=say(lang, "pictures.shift_alt", stage=stage + 1),
         meta={"cell": cell, "shape": [Hp, Wp]},
     )
 
 
-def mask_mosaic(trace: Trace, stage: int) -> Picture | None:
+def mask_mosaic(trace: Trace, stage: int, lang: str = "en") -> Picture | None:
     """Every window's N x N mask, laid out like the windows: 0 light, -100 dark red."""
     found = _stage_regions(trace, stage)
     if found is None:
@@ -134,28 +175,32 @@ def mask_mosaic(trace: Trace, stage: int) -> Picture | None:
     block = N * cell + gap
     width = cols * block + 2 * MARGIN + 160
     height = rows * block + TITLE_HEIGHT + 2 * MARGIN
-    title = f"Stage {stage + 1}: attention mask, {rows * cols} windows of {N}x{N}"
-    image, draw = canvas(width, height, title)
+    title = say(lang, "pictures.mask_title", stage=stage + 1, windows=rows * cols, N=N)
+    image, draw = canvas(width, height, title, lang)
     y_top = TITLE_HEIGHT + MARGIN
     for r in range(rows):
         for c in range(cols):
-            window_ids = ids[r * M:(r + 1) * M, c * M:(c + 1) * M].reshape(-1)  # N region ids
+            window_ids = ids[r * M : (r + 1) * M, c * M : (c + 1) * M].reshape(-1)  # N region ids
             blocked = window_ids[:, None] != window_ids[None, :]  # N, N: True where the mask is -100
             tile = np.where(blocked[..., None], np.array(MASKED, np.uint8), np.array(OPEN, np.uint8))
             tile_image = Image.fromarray(tile.astype(np.uint8)).resize((N * cell, N * cell), Image.NEAREST)
             image.paste(tile_image, (MARGIN + c * block, y_top + r * block))
     legend_x = MARGIN + cols * block + 10
-    for offset, (color, label) in enumerate(((OPEN, "0: may attend"), (MASKED, "-100: blocked"))):
+    for offset, (color, label) in enumerate(
+        ((OPEN, say(lang, "pictures.mask_open")), (MASKED, say(lang, "pictures.mask_blocked")))
+    ):
         y = y_top + offset * 22
         draw.rectangle([legend_x, y, legend_x + 14, y + 14], fill=color, outline=INK)
         text(draw, (legend_x + 20, y), label, 12)
-    text(draw, (legend_x, y_top + 50), "rows: query token", 11, MUTED)
-    text(draw, (legend_x, y_top + 64), "columns: key token", 11, MUTED)
-    return Picture(
-        name=f"mask_stage{stage + 1}", title=title, step_id=f"layers.{stage}.create_mask.mask_fill",
-        png=to_png(image),
-        alt=(f"Mosaic of the {rows * cols} window masks of stage {stage + 1}: windows inside the map are all "
-             "open; windows on the last row and column block pairs of tokens from different regions."),
+    text(draw, (legend_x, y_top + 50), say(lang, "pictures.mask_rows"), 11, MUTED)
+    text(draw, (legend_x, y_top + 64), say(lang, "pictures.mask_columns"), 11, MUTED)
+    return finish(
+        image,
+        draw,
+        name=f"mask_stage{stage + 1}",
+        title=title,
+        step_id=f"layers.{stage}.create_mask.mask_fill",
+        alt=say(lang, "pictures.mask_alt", stage=stage + 1, windows=rows * cols),
         meta={"cell": cell, "block": block, "origin": (MARGIN, y_top), "rows": rows, "cols": cols, "N": N},
     )
 
@@ -177,12 +222,19 @@ def _tint(picture: Image.Image, ids: np.ndarray, cell: int) -> Image.Image:
     return Image.fromarray(mixed.clip(0, 255).astype(np.uint8))
 
 
-def _label_regions(draw: ImageDraw.ImageDraw, ids: np.ndarray, x0: int, y0: int, cell: int) -> None:
+def _label_regions(draw: Sheet, ids: np.ndarray, x0: int, y0: int, cell: int) -> None:
     for region in np.unique(ids):
         ys, xs = np.nonzero(ids == region)
         # label each connected strip once: the centre of its bounding box per wrap-free part
         for part_y, part_x in _parts(ys, xs, ids.shape):
-            text(draw, (x0 + (part_x + 0.5) * cell, y0 + (part_y + 0.5) * cell), str(int(region)), 14, INK, "mm")
+            text(
+                draw,
+                (x0 + (part_x + 0.5) * cell, y0 + (part_y + 0.5) * cell),
+                str(int(region)),
+                14,
+                INK,
+                "mm",
+            )
 
 
 def _parts(ys: np.ndarray, xs: np.ndarray, shape: tuple[int, int]) -> list[tuple[float, float]]:

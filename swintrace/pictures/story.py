@@ -9,14 +9,19 @@ from PIL import Image
 
 from ..events import Trace
 from ..palette import AMBER, BLUE, GREEN, PINK, rgb
-from .draw import INK, MARGIN, MUTED, TITLE_HEIGHT, Picture, canvas, sequential_array, text, to_png
+from ..words import say
+from .draw import INK, MARGIN, MUTED, TITLE_HEIGHT, Picture, canvas, finish, sequential_array, text
 from .grids import _step, stage_geometry
 
-_PARTS = [("x0", rgb(PINK), (0, 0)), ("x1", rgb(GREEN), (1, 0)),
-          ("x2", rgb(BLUE), (0, 1)), ("x3", rgb(AMBER), (1, 1))]
+_PARTS = [
+    ("x0", rgb(PINK), (0, 0)),
+    ("x1", rgb(GREEN), (1, 0)),
+    ("x2", rgb(BLUE), (0, 1)),
+    ("x3", rgb(AMBER), (1, 1)),
+]
 
 
-def patch_merging(trace: Trace) -> Picture | None:
+def patch_merging(trace: Trace, lang: str = "en") -> Picture | None:
     """Which 2x2 neighbours become x0..x3, and the channel story C -> 4C -> 2C."""
     cat = _step(trace, "layers.0.downsample.cat")
     reduced = _step(trace, "layers.0.downsample.reduction")
@@ -26,14 +31,19 @@ def patch_merging(trace: Trace) -> Picture | None:
     two_c = reduced.tensor("x").shape[-1]
     cell = 34
     width, height = 760, TITLE_HEIGHT + 4 * cell + 90
-    title = "Patch merging: every 2x2 group of tokens becomes one token"
-    image, draw = canvas(width, height, title)
+    title = say(lang, "pictures.merging_title")
+    image, draw = canvas(width, height, title, lang)
     top = TITLE_HEIGHT + 24
-    text(draw, (MARGIN, top - 18), "tokens (row, column) of a 4x4 corner", 12, MUTED)
+    text(draw, (MARGIN, top - 18), say(lang, "pictures.merging_corner"), 12, MUTED)
     for row in range(4):
         for col in range(4):
             name, color, _ = next(p for p in _PARTS if p[2] == (row % 2, col % 2))
-            box = [MARGIN + col * cell, top + row * cell, MARGIN + (col + 1) * cell - 2, top + (row + 1) * cell - 2]
+            box = [
+                MARGIN + col * cell,
+                top + row * cell,
+                MARGIN + (col + 1) * cell - 2,
+                top + (row + 1) * cell - 2,
+            ]
             draw.rectangle(box, fill=color)
             text(draw, (box[0] + cell / 2, box[1] + cell / 2), name, 12, INK, "mm")
     x = MARGIN + 4 * cell + 40
@@ -46,16 +56,18 @@ def patch_merging(trace: Trace) -> Picture | None:
     story = [f"C = {four_c // 4}", f"cat -> 4C = {four_c}", "LayerNorm(4C)", f"reduction -> 2C = {two_c}"]
     for index, line in enumerate(story):
         text(draw, (x, top + index * cell + cell / 2 - 2), line, 14, INK, "lm")
-    text(draw, (MARGIN, height - 24), "H and W halve; channels double. An odd H or W is padded with zeros first.",
-         12, MUTED)
-    return Picture(
-        name="patch_merging", title=title, step_id="layers.0.downsample.output", png=to_png(image),
-        alt=(f"A 4x4 corner of tokens colored by which of x0, x1, x2, x3 each joins; the four are concatenated "
-             f"to {four_c} channels, normalised, and reduced to {two_c}."),
+    text(draw, (MARGIN, height - 24), say(lang, "pictures.merging_note"), 12, MUTED)
+    return finish(
+        image,
+        draw,
+        name="patch_merging",
+        title=title,
+        step_id="layers.0.downsample.output",
+        alt=say(lang, "pictures.merging_alt", four_c=four_c, two_c=two_c),
     )
 
 
-def stage_story(trace: Trace) -> Picture | None:
+def stage_story(trace: Trace, lang: str = "en") -> Picture | None:
     """Per stage: the feature energy as an image, and tokens, windows and channels."""
     stages = []
     stage = 0
@@ -71,11 +83,14 @@ def stage_story(trace: Trace) -> Picture | None:
     side = 150
     width = len(stages) * (side + MARGIN) + MARGIN
     height = TITLE_HEIGHT + side + 170
-    title = "Stage by stage: feature energy (channel L2 norm), tokens, windows, channels"
-    image, draw = canvas(width, height, title)
+    title = say(lang, "pictures.story_title")
+    image, draw = canvas(width, height, title, lang)
     top = TITLE_HEIGHT + 24
-    peak = {"tokens": max(g["H"] * g["W"] for _, _, g, _, _ in stages),
-            "windows": max(w for *_, w in stages), "channels": max(c for _, _, _, c, _ in stages)}
+    peak = {
+        "tokens": max(g["H"] * g["W"] for _, _, g, _, _ in stages),
+        "windows": max(w for *_, w in stages),
+        "channels": max(c for _, _, _, c, _ in stages),
+    }
     for number, (stage, energy, geometry, channels, windows) in enumerate(stages):
         x = MARGIN + number * (side + MARGIN)
         values = np.array(energy.values, dtype=np.float64)
@@ -84,23 +99,31 @@ def stage_story(trace: Trace) -> Picture | None:
         colored = sequential_array(scaled)  # H, W, 3
         tile = Image.fromarray(colored).resize((side, side), Image.NEAREST)
         image.paste(tile, (x, top))
-        text(draw, (x, top - 18), f"stage {stage + 1}: {geometry['H']}x{geometry['W']}", 12, MUTED)
+        text(
+            draw,
+            (x, top - 18),
+            say(lang, "pictures.story_stage", stage=stage + 1, H=geometry["H"], W=geometry["W"]),
+            12,
+            MUTED,
+        )
         bars = (("tokens", geometry["H"] * geometry["W"]), ("windows", windows), ("channels", channels))
         for row, (label, value) in enumerate(bars):
             y = top + side + 12 + row * 26
             length = int((side - 10) * value / max(peak[label], 1))
             draw.rectangle([x, y, x + max(length, 1), y + 10], fill=rgb(BLUE))
-            text(draw, (x, y + 12), f"{label} {value}", 11, INK)
-    text(draw, (MARGIN, height - 22), "Energy maps are each scaled to their own min-max (dark low, yellow high).",
-         11, MUTED)
-    return Picture(
-        name="stage_story", title=title, step_id="", png=to_png(image),
-        alt="For each stage, the feature energy map and bars of tokens, windows and channels: tokens shrink "
-            "4x per stage while channels double.",
+            text(draw, (x, y + 12), say(lang, f"pictures.story_{label}", n=value), 11, INK)
+    text(draw, (MARGIN, height - 22), say(lang, "pictures.story_note"), 11, MUTED)
+    return finish(
+        image,
+        draw,
+        name="stage_story",
+        title=title,
+        step_id="",
+        alt=say(lang, "pictures.story_alt"),
     )
 
 
-def top_bars(trace: Trace) -> Picture | None:
+def top_bars(trace: Trace, lang: str = "en") -> Picture | None:
     """The top-5 predictions as horizontal bars."""
     top = (trace.footer.get("topk") or [[]])[0]
     if not top:
@@ -108,8 +131,8 @@ def top_bars(trace: Trace) -> Picture | None:
     width, bar_width = 560, 300
     height = TITLE_HEIGHT + 24 * len(top) + 50
     random_weights = trace.header.get("weights", {}).get("kind") == "random"
-    title = f"Top-{len(top)} predictions" + (" (random weights: meaningless)" if random_weights else "")
-    image, draw = canvas(width, height, title)
+    title = say(lang, "pictures.top_random_title" if random_weights else "pictures.top_title", k=len(top))
+    image, draw = canvas(width, height, title, lang)
     for rank, prediction in enumerate(top):
         y = TITLE_HEIGHT + 16 + rank * 24
         text(draw, (MARGIN, y), f"{prediction['label']}"[:28], 12, INK)
@@ -117,7 +140,15 @@ def top_bars(trace: Trace) -> Picture | None:
         length = int(bar_width * probability) if math.isfinite(probability) else 0  # NaN logits: no bar
         draw.rectangle([200, y, 200 + max(length, 1), y + 14], fill=rgb(GREEN))
         text(draw, (206 + max(length, 1), y), f"{prediction['probability']:.3f}", 11, MUTED)
-    return Picture(
-        name="top_predictions", title=title, step_id="", png=to_png(image),
-        alt="Bars of the top predictions: " + ", ".join(f"{p['label']} {p['probability']:.3f}" for p in top),
+    return finish(
+        image,
+        draw,
+        name="top_predictions",
+        title=title,
+        step_id="",
+        alt=say(
+            lang,
+            "pictures.top_alt",
+            predictions=", ".join(f"{p['label']} {p['probability']:.3f}" for p in top),
+        ),
     )

@@ -5,7 +5,7 @@ Layout of the output folder::
     index.html, index.md          the languages
     en/index.html, en/index.md    the chapters of one language (and zh/…)
     en/01-patch-embedding.html    one chapter: explanation, pictures, live steps, exercises
-    images/*.png                  the pictures, shared by both languages
+    images/en/*.png               the pictures, their words in each language (and zh/…)
     trace.jsonl                   the trace everything was made from
 
 Every page opens from disk: links are relative, nothing comes from a network.
@@ -24,20 +24,11 @@ from ..course_text import CHAPTERS, Chapter
 from ..events import Event, Trace
 from ..files import Manifest, write_files
 from ..pictures import Picture, make_pictures
+from ..words import entry
 from .html import _environment, _nodes, _stages
 from .markdown import _render_step
 from .text import shape_repr, step_title
 
-_WORDS = {
-    "en": {"home": "Course index", "trace": "The traced steps", "exercises": "Exercises",
-           "answer": "Answer:", "languages": "swintrace course", "chapters": "Chapters",
-           "question": "Predict the shape of {name} after this code",
-           "stage_columns": ["stage", "resolution", "tokens", "channels", "window", "windows", "heads"]},
-    "zh": {"home": "课程目录", "trace": "实际运行的步骤", "exercises": "练习",
-           "answer": "答案：", "languages": "swintrace 课程", "chapters": "章节",
-           "question": "预测这段代码之后 {name} 的形状",
-           "stage_columns": ["stage", "分辨率", "token数", "通道", "window", "window数", "head数"]},
-}
 _MARKDOWN = MarkdownIt("commonmark")
 
 
@@ -62,16 +53,17 @@ def build_course(
     def write(relative: str, data: str | bytes) -> None:
         pages[relative] = data.encode("utf-8") if isinstance(data, str) else data
 
-    pictures = make_pictures(trace)
-    for picture in pictures:
-        write(f"images/{picture.name}.png", picture.png)
+    pictures = {lang: make_pictures(trace, lang) for lang in languages}
+    for lang in languages:
+        for picture in pictures[lang]:
+            write(f"images/{lang}/{picture.name}.png", picture.png)
     write("trace.jsonl", "".join(line + "\n" for line in trace.lines()))
     languages_md = "# swintrace course\n\n" + "".join(f"* [{lang}]({lang}/index.md)\n" for lang in languages)
     write("index.md", languages_md)
     write("index.html", _page(lang=languages[0], title="swintrace course", home="index.html",
                               chapters=[{"href": f"{lang}/index.html", "title": lang} for lang in languages]))
     for lang in languages:
-        words = _WORDS[lang]
+        words = entry(lang, "course")
         files = [f"{number:02d}-{chapter.slug}" for number, chapter in enumerate(CHAPTERS, start=1)]
         listing = [{"href": f"{name}.html", "title": chapter.title(lang)} for name, chapter in zip(files, CHAPTERS)]
         write(f"{lang}/index.html", _page(lang=lang, title=words["languages"], home="../index.html", chapters=listing))
@@ -83,8 +75,8 @@ def build_course(
                 "previous": listing[index - 1] if index > 0 else None,
                 "next": listing[index + 1] if index + 1 < len(listing) else None,
             }
-            write(f"{lang}/{name}.html", _chapter_html(trace, chapter, lang, pictures, neighbours))
-            write(f"{lang}/{name}.md", _chapter_markdown(trace, chapter, lang, pictures, files, index))
+            write(f"{lang}/{name}.html", _chapter_html(trace, chapter, lang, pictures[lang], neighbours))
+            write(f"{lang}/{name}.md", _chapter_markdown(trace, chapter, lang, pictures[lang], files, index))
     manifest = Manifest(out)
     manifest.check(list(pages), force)
     files_out = {out / relative: data for relative, data in pages.items()}
@@ -106,7 +98,7 @@ def exercises(trace: Trace, chapter: Chapter, lang: str) -> list[Exercise]:
         if event is None or not event.tensors or not event.code:
             continue
         tensor = event.tensors[0]
-        found.append(Exercise(step_id, _WORDS[lang]["question"].format(name=tensor.name),
+        found.append(Exercise(step_id, entry(lang, "course")["question"].format(name=tensor.name),
                               "\n".join(event.code), shape_repr(tensor.shape)))
     return found
 
@@ -121,7 +113,7 @@ def _chapter_html(trace: Trace, chapter: Chapter, lang: str, pictures: list[Pict
     return _page(
         lang=lang, title=chapter.title(lang), home="index.html",
         explanation=Markup(_MARKDOWN.render(chapter.text(lang))),
-        pictures=[{"src": f"../images/{p.name}.png", "alt": p.alt, "title": p.title}
+        pictures=[{"src": f"../images/{lang}/{p.name}.png", "alt": p.alt, "title": p.title}
                   for p in _chapter_pictures(chapter, pictures)],
         stages=_stages(trace) if chapter.slug == "shapes" else [],
         nodes=nodes, exercises=exercises(trace, chapter, lang), **neighbours,
@@ -130,7 +122,7 @@ def _chapter_html(trace: Trace, chapter: Chapter, lang: str, pictures: list[Pict
 
 def _chapter_markdown(trace: Trace, chapter: Chapter, lang: str, pictures: list[Picture],
                       files: list[str], index: int) -> str:
-    words = _WORDS[lang]
+    words = entry(lang, "course")
     out = [f"# {chapter.title(lang)}\n\n", f"[{words['home']}](index.md)"]
     if index > 0:
         out.append(f" · [← {CHAPTERS[index - 1].title(lang)}]({files[index - 1]}.md)")
@@ -138,7 +130,7 @@ def _chapter_markdown(trace: Trace, chapter: Chapter, lang: str, pictures: list[
         out.append(f" · [{CHAPTERS[index + 1].title(lang)} →]({files[index + 1]}.md)")
     out.append("\n\n" + chapter.text(lang) + "\n\n")
     for picture in _chapter_pictures(chapter, pictures):
-        out.append(f"![{picture.alt}](../images/{picture.name}.png)\n\n")
+        out.append(f"![{picture.alt}](../images/{lang}/{picture.name}.png)\n\n")
     steps = chapter_steps(trace, chapter)
     if steps:
         out.append(f"## {words['trace']}\n\n")
@@ -159,5 +151,5 @@ def _page(**values) -> str:
                 "exercises": [], "previous": None, "next": None}
     lang = values["lang"]
     return _environment().get_template("course.html.j2").render(
-        **{**defaults, **values}, words=_WORDS[lang],
+        **{**defaults, **values}, words=entry(lang, "course"),
     )

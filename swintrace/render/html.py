@@ -26,7 +26,9 @@ from ..events import Event, TensorSummary, Trace
 from ..flops import StageRow, stage_rows
 from ..palette import css_variables
 from ..pictures import Picture
-from ..vocabulary import SCOPE_LEVELS, step_words
+from ..vocabulary import SCOPE_LEVELS, step_style
+from ..vocabulary import step_title as kind_title
+from ..words import entry
 from .text import (
     check_language,
     first_nonfinite,
@@ -45,24 +47,6 @@ from .text import (
 )
 from .tree import ScopeNode, build_calls, leads
 
-_WORDS = {
-    "en": {
-        "outline": "Outline", "search": "Filter steps: title, id or shape", "expand": "Expand all",
-        "collapse": "Collapse all", "stages": "Stages", "thumbnail_alt": "The input image",
-        "random_warning": "These weights are random: the predictions below are meaningless.",
-        "stage_columns": ["stage", "resolution", "tokens", "channels", "window", "windows", "heads",
-                          "blocks", "parameters", "FLOPs"],
-        "title": "swintrace walkthrough",
-    },
-    "zh": {
-        "outline": "目录", "search": "筛选步骤：标题、id或shape", "expand": "全部展开",
-        "collapse": "全部折叠", "stages": "各stage", "thumbnail_alt": "输入图像",
-        "random_warning": "权重是随机的：下面的预测没有意义。",
-        "stage_columns": ["stage", "分辨率", "token数", "通道", "window", "window数", "head数",
-                          "block数", "参数", "FLOPs"],
-        "title": "swintrace 前向过程",
-    },
-}
 # Shape comments in our code ("# B*nW, M*M, C") name the dimensions of the assigned tensor.
 # The left side of an assignment whose shape comment names dimensions: names, commas, spaces.
 _TARGETS = re.compile(r"[\w, ]*")
@@ -98,7 +82,7 @@ class _Node:
 def render_html(trace: Trace, lang: str = "en", pictures: list[Picture] | None = None) -> str:
     """The whole walkthrough of ``trace`` as one HTML document, with ``pictures`` inline."""
     check_language(lang)
-    words = _WORDS[lang]
+    words = entry(lang, "report")
     calls = build_calls(trace)
     prefix = len(calls) > 1
     by_step: dict[str, list[dict[str, str]]] = {}
@@ -199,10 +183,10 @@ def _nodes(children: list[ScopeNode | Event], lang: str, prefix: str,
     result: list[_Node] = []
     for index, child in enumerate(children):
         for step in announced.get(index, []):
-            words = step_words(step.kind)
+            style = step_style(step.kind)
             result.append(_Node(
-                is_lead=True, title=step_title(step, lang, lead=True), color=words.color,
-                heading=words.title(lang) if words.lead_level else None,
+                is_lead=True, title=step_title(step, lang, lead=True), color=style.color,
+                heading=kind_title(step.kind, lang) if style.lead_level else None,
             ))
         if isinstance(child, ScopeNode):
             result.append(_scope_node(child, lang, prefix, pictures))
@@ -220,16 +204,16 @@ def _scope_node(scope: ScopeNode, lang: str, prefix: str, pictures: dict[str, li
 
 
 def _step_node(event: Event, lang: str, prefix: str, pictures: list[dict[str, str]]) -> _Node:
-    words = step_words(event.kind)
+    style = step_style(event.kind)
     title = step_title(event, lang)
     tensors = [_tensor(event, summary, lang) for summary in event.tensors]
     shapes = " ".join("x".join(map(str, t.shape)) + " " + str(list(t.shape)) for t in event.tensors)
     return _Node(
-        id=event.id, anchor=_anchor(prefix, event.id), kind=event.kind, title=title, color=words.color,
+        id=event.id, anchor=_anchor(prefix, event.id), kind=event.kind, title=title, color=style.color,
         note=step_note(event, lang),
         code=Markup(_highlighted("\n".join(event.code))) if event.code else None,
         source=event.source,
-        search=" ".join((title, words.title("en"), event.id, event.kind, shapes)).lower(),
+        search=" ".join((title, kind_title(event.kind, "en"), event.id, event.kind, shapes)).lower(),
         modules=list(event.modules.items()),
         tensors=tensors,
         scalars=[(name, scalar_repr(value)) for name, value in event.scalars.items()],

@@ -13,7 +13,8 @@ import re
 
 from ..events import Event, Trace
 from ..palette import PINK
-from ..vocabulary import SCOPE_LEVELS, step_words
+from ..vocabulary import SCOPE_LEVELS, step_style
+from ..vocabulary import step_title as kind_title
 from .text import (
     check_language,
     label,
@@ -63,9 +64,9 @@ def _render_children(children: list[ScopeNode | Event], lang: str, out: list[str
     announced = leads(children)
     for index, child in enumerate(children):
         for step in announced.get(index, []):
-            words = step_words(step.kind)
-            if words.lead_level:
-                out.append(_heading(words.lead_level, words.title(lang)))
+            lead_level = step_style(step.kind).lead_level
+            if lead_level:
+                out.append(_heading(lead_level, kind_title(step.kind, lang)))
             out.append(_title(step.kind, step_title(step, lang, lead=True)))
         if isinstance(child, ScopeNode):
             _render_scope(child, lang, out, pictures)
@@ -92,8 +93,7 @@ def _render_scope(scope: ScopeNode, lang: str, out: list[str], pictures: dict[st
 
 
 def _render_step(event: Event, lang: str, out: list[str]) -> None:
-    words = step_words(event.kind)
-    if words.lead_level != 0:
+    if step_style(event.kind).lead_level != 0:
         out.append(_title(event.kind, step_title(event, lang)))
     note = step_note(event, lang)
     if note:
@@ -132,7 +132,7 @@ def _heading(level: int, text: str | None) -> str:
 
 
 def _title(kind: str, text: str) -> str:
-    return _div(step_words(kind).color, text)
+    return _div(step_style(kind).color, text)
 
 
 def _div(color: str, text: str) -> str:

@@ -9,7 +9,7 @@ from rich.tree import Tree
 from ..errors import printable
 from ..events import Event, Trace
 from ..palette import PINK
-from ..vocabulary import step_words
+from ..vocabulary import step_style
 from .text import (
     check_language,
     label,
@@ -79,8 +79,8 @@ def _scope_label(scope: ScopeNode, lang: str) -> Text:
 
 
 def _step_label(event: Event, lang: str) -> Text:
-    words = step_words(event.kind)
-    parts: list[tuple[str, str] | str] = [(printable(step_title(event, lang, lead=True)), f"bold {words.color}")]
+    color = step_style(event.kind).color
+    parts: list[tuple[str, str] | str] = [(printable(step_title(event, lang, lead=True)), f"bold {color}")]
     shapes = ", ".join(f"{t.name} {list(t.shape)}" for t in event.tensors)
     if shapes:
         parts.append(printable(f"  {shapes}"))

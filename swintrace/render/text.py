@@ -8,51 +8,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import vocabulary
 from ..events import Event, TensorSummary, Trace
-from ..vocabulary import BEGIN, END, SCOPE_TITLES, note_text, step_words
+from ..vocabulary import DOCUMENTED_SCOPES, TIGHT_ZH_HEADINGS, TITLED_SCOPES, note_text, step_style
+from ..words import LANGUAGES, entry, say
 from .tensor_text import tensor_text
-
-LANGUAGES = ("en", "zh")
-
-# Scope titles that the reference walkthrough shows under a scope's heading,
-# where our docstrings are English: (English from the docstring, Chinese here).
-_SCOPE_DOCS_ZH = {
-    "BasicLayer": "A basic Swin Transformer layer for one stage",
-    "window_partition": "将feature map按照window_size划分成一个个没有重叠的window",
-    "window_reverse": "将一个个window还原成一个feature map",
-}
-
-# The reference walkthrough writes these headings without a space: "drop_path_f开始".
-_TIGHT_ZH_HEADINGS = frozenset({"drop_path_f"})
-
-_LABELS = {
-    "en": {
-        "model": "Model", "weights": "Weights", "input": "Input", "top": "Top-{k} predictions",
-        "random": "random initialisation (seed {seed}): predictions are meaningless",
-        "fallback": "random initialisation (seed {seed}), because the pretrained {name} weights could not be "
-                    "had ({why}): predictions are meaningless; run once with network access, or pass --weights PATH",
-        "why_offline": "SWINTRACE_OFFLINE is set", "why_network": "no network",
-        "file": "checkpoint {path}", "pretrained": "pretrained {name}: {source}", "rank": "#", "label": "label", "probability": "probability",
-        "call": "Forward pass {n}", "stats": "min {min} · max {max} · mean {mean} · std {std}",
-        "masked": "masked {n}", "parameters": "parameters",
-        "nonfinite": "{n} NaN or infinite",
-        "first_nonfinite": "Non-finite values first appear at step {id} ({title}): {name} has {n} NaN or "
-                           "infinite entries of {total}. Everything after it is computed from them.",
-    },
-    "zh": {
-        "model": "模型", "weights": "权重", "input": "输入", "top": "Top-{k} 预测",
-        "random": "随机初始化（seed {seed}）：预测没有意义",
-        "fallback": "随机初始化（seed {seed}），因为无法获得预训练权重 {name}（{why}）：预测没有意义；"
-                    "请在联网时运行一次，或用 --weights PATH 指定权重文件",
-        "why_offline": "设置了 SWINTRACE_OFFLINE", "why_network": "无法联网",
-        "file": "权重文件 {path}", "pretrained": "预训练权重 {name}：{source}", "rank": "#", "label": "类别", "probability": "概率",
-        "call": "第 {n} 次前向", "stats": "最小 {min} · 最大 {max} · 均值 {mean} · 标准差 {std}",
-        "masked": "被遮蔽 {n}", "parameters": "参数",
-        "nonfinite": "{n} 个 NaN 或无穷值",
-        "first_nonfinite": "非有限值最早出现在步骤 {id}（{title}）：{name} 的 {total} 个元素中有 {n} 个是 NaN 或无穷值。"
-                           "之后的一切都由它们算出。",
-    },
-}
 
 
 def check_language(lang: str) -> str:
@@ -64,7 +24,8 @@ def check_language(lang: str) -> str:
 
 
 def label(lang: str, key: str, **values: Any) -> str:
-    return _LABELS[lang][key].format(**values)
+    """The catalog's ``labels.<key>`` in ``lang``, filled from ``values``."""
+    return say(lang, f"labels.{key}", **values)
 
 
 def tensor_repr(summary: TensorSummary) -> str:
@@ -127,10 +88,8 @@ def slice_label(summary: TensorSummary) -> str:
 
 def step_title(event: Event, lang: str, *, lead: bool = False) -> str:
     """The step's title; the end title for a step already announced by a heading."""
-    words = step_words(event.kind)
-    if lead or words.lead_level is None or words.lead_level == 0:
-        return words.title(lang)
-    return words.end_title(lang)
+    lead_level = step_style(event.kind).lead_level
+    return vocabulary.step_title(event.kind, lang, end=not (lead or not lead_level))
 
 
 def step_note(event: Event, lang: str) -> str | None:
@@ -139,19 +98,15 @@ def step_note(event: Event, lang: str) -> str | None:
 
 def scope_heading(enter: Event, lang: str, begin: bool) -> str | None:
     """``PatchEmbed 开始`` / ``PatchEmbed ends``; one heading only for titled scopes."""
-    if enter.kind in SCOPE_TITLES:
-        en, zh = SCOPE_TITLES[enter.kind]
-        return (zh if lang == "zh" else en) if begin else None
-    gap = "" if (lang == "zh" and enter.kind in _TIGHT_ZH_HEADINGS) else " "
-    return f"{enter.kind}{gap}{(BEGIN if begin else END)[lang]}"
+    if enter.kind in TITLED_SCOPES:
+        return entry(lang, f"scopes.titles.{enter.kind}") if begin else None
+    gap = "" if (lang == "zh" and enter.kind in TIGHT_ZH_HEADINGS) else " "
+    return f"{enter.kind}{gap}{entry(lang, 'scopes.begin' if begin else 'scopes.end')}"
 
 
 def scope_doc(enter: Event, lang: str) -> str | None:
-    if lang == "zh" and enter.kind in _SCOPE_DOCS_ZH:
-        return _SCOPE_DOCS_ZH[enter.kind]
-    if enter.kind in _SCOPE_DOCS_ZH:
-        return enter.doc
-    return None
+    """The line the walkthrough shows under a documented scope's heading, or None."""
+    return entry(lang, f"scopes.docs.{enter.kind}") if enter.kind in DOCUMENTED_SCOPES else None
 
 
 def scalar_repr(value: Any) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..events import Event, Trace
-from ..vocabulary import step_words
+from ..vocabulary import step_style
 
 
 @dataclass
@@ -64,7 +64,7 @@ def leads(children: list[ScopeNode | Event]) -> dict[int, list[Event]]:
     """
     announced: dict[int, list[Event]] = {}
     for index, child in enumerate(children):
-        if isinstance(child, ScopeNode) or step_words(child.kind).lead_level is None:
+        if isinstance(child, ScopeNode) or step_style(child.kind).lead_level is None:
             continue
         start = index
         while start > 0 and isinstance(children[start - 1], ScopeNode):

@@ -1,0 +1,110 @@
+"""The catalogs of words: both languages say the same things, and pictures draw them legibly."""
+
+from __future__ import annotations
+
+import string
+from importlib import resources
+
+import pytest
+import torch
+from PIL import ImageFont
+
+import swintrace
+from swintrace.capture import PictureOptions
+from swintrace.config import VARIANTS
+from swintrace.pictures import make_pictures
+from swintrace.pictures.draw import CJK_FONT
+from swintrace.words import LANGUAGES, catalog
+
+
+def _leaves(node, path=()):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaves(value, (*path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _leaves(value, (*path, index))
+    else:
+        yield path, node
+
+
+def _placeholders(text: str) -> set[str]:
+    return {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
+
+
+def test_every_language_has_the_same_keys_and_placeholders():
+    english = dict(_leaves(catalog("en")))
+    for lang in LANGUAGES:
+        words = dict(_leaves(catalog(lang)))
+        assert set(words) == set(english), lang
+        for path, text in words.items():
+            assert isinstance(text, str) and text.strip(), (lang, path)
+            assert _placeholders(text) == _placeholders(english[path]), (lang, path)
+
+
+def _cjk_font(size: int = 16) -> ImageFont.FreeTypeFont:
+    data = resources.files("swintrace").joinpath("data", "fonts", CJK_FONT).open("rb")
+    return ImageFont.truetype(data, size=size)
+
+
+def test_the_shipped_font_draws_every_character_of_the_chinese_pictures():
+    """No character of a Chinese picture falls back to the empty 'missing glyph' box.
+
+    When this fails after editing zh.json: run tools/subset_cjk_font.py (it says how)."""
+    font = _cjk_font()
+    missing = font.getmask("\ue000").getbbox()  # a private-use code point: the font's .notdef
+    used = set("".join(catalog("zh")["pictures"].values())) | set(string.digits + string.ascii_letters)
+    drawn = {char for char in used if not char.isspace()}
+    lacking = sorted(c for c in drawn if font.getmask(c).getbbox() in (None, missing)
+                     and font.getmask(c).tobytes() == font.getmask("\ue000").tobytes())
+    assert not lacking, f"run tools/subset_cjk_font.py: no glyph for {''.join(lacking)!r}"
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _check_fit(picture, image_size) -> None:
+    width, height = image_size
+    boxes = picture.meta["text_boxes"]
+    for box in boxes:
+        assert box[0] >= 0 and box[1] >= 0 and box[2] <= width and box[3] <= height, (picture.name, box)
+    for index, box in enumerate(boxes):
+        for other in boxes[index + 1:]:
+            assert not _overlap(box, other), (picture.name, box, other)
+
+
+# Each variant's geometry (window, heads, patch size, input size) with small
+# depths and width, so that the test is about the pictures, not the compute.
+_SHAPES = [
+    (name, config.img_size, {"depths": (2,) * len(config.depths), "embed_dim": 8 * config.num_heads[0]})
+    for name, config in VARIANTS.items()
+] + [("swin_teach", 40, {}), ("swin_teach", 21, {}), ("swin_t", 100, {"depths": (2, 2, 2, 2), "embed_dim": 24})]
+
+
+@pytest.mark.parametrize(("variant", "size", "overrides"), _SHAPES, ids=[f"{v}-{s}" for v, s, _ in _SHAPES])
+def test_picture_text_stays_inside_and_apart(variant, size, overrides):
+    from io import BytesIO
+
+    from PIL import Image
+
+    model = swintrace.load_model(variant, **overrides)
+    with torch.no_grad(), swintrace.tracing(pictures=PictureOptions(), stats=False) as trace:
+        model(torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(size)))
+    for lang in LANGUAGES:
+        pictures = make_pictures(trace, lang)
+        assert len(pictures) >= 6
+        for picture in pictures:
+            _check_fit(picture, Image.open(BytesIO(picture.png)).size)
+
+
+def test_cell_numbers_never_show_minus_zero_and_fit_their_cell():
+    from PIL import Image
+
+    from swintrace.pictures.draw import Sheet, _cell_number, number_text
+
+    assert number_text(-0.001, 2) == "0.00" and number_text(-0.5, 2) == "-0.50" and number_text(-0.4, 0) == "0"
+    sheet = Sheet(Image.new("RGB", (10, 10)), "en")
+    assert _cell_number(sheet, -100.04, 2, 48) in ("-100.0", "-100")  # fewer decimals, not spilling
+    assert _cell_number(sheet, 0.25, 2, 48) == "0.25"
+    assert _cell_number(sheet, 12345.678, 2, 12) is None  # nothing fits: no number
