@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--block", default="layers.0.blocks.1", help="block whose attention is drawn")
     run.add_argument("--head", type=_bounded(0, 1023), default=0, help="attention head drawn")
     run.add_argument("--query", help="query patch for the attention picture, as Y,X pixels of the input "
-                     "(default: the centre)")
+                     "(default: in a shifted block, a patch of the bottom-right window, which the mask splits)")
     run.add_argument("--out", required=True, help="output file: report.html, report.md or trace.jsonl")
     run.set_defaults(handler=_run)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -25,8 +25,14 @@ from .config import SwinConfig
 from .errors import UserError
 from .geometry import padded_size, runtime_shift
 from .layers import DropPath, Mlp
+from .picture_steps import PictureCapture
 from .tracing import Instrumented, is_tracing, step, traced_function
 from .windows import relative_position_index, window_partition, window_reverse
+
+if TYPE_CHECKING:
+    from .capture import PictureOptions
+    from .events import Trace
+    from .summary import SummaryBatch
 
 # Masks kept per stage (one per input size, device and dtype).
 _MASK_CACHE_SIZE = 16
@@ -402,12 +408,13 @@ class SwinTransformer(Instrumented):
         self.avgpool = nn.AdaptiveAvgPool1d(1)
         self.head = nn.Linear(config.num_features, config.num_classes)
         self.apply(_init_weights)
+        # Inputs are checked before the forward runs, so that its first line is Swin's own.
+        self.register_forward_pre_hook(_check_input, with_kwargs=True)
         # Counted once: every trace header states it, and the module tree is fixed.
         self.parameter_count = sum(p.numel() for p in self.parameters())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, in_chans, H, W) images -> (B, num_classes) logits."""
-        self._check_input(x)
         step("input", x=x)
         x, H, W = self.patch_embed(x)  # B, H/4*W/4, C
         x = self.pos_drop(x)
@@ -431,14 +438,9 @@ class SwinTransformer(Instrumented):
         step("output", x=x)
         return x
 
-    def _check_input(self, x: Any) -> None:
-        if not isinstance(x, torch.Tensor):
-            raise UserError(f"expected an image tensor of shape (B, C, H, W), got {type(x).__name__}")
-        if x.ndim != 4 or x.shape[1] != self.config.in_chans or 0 in x.shape:
-            raise UserError(
-                f"expected images of shape (B, {self.config.in_chans}, H, W) with B, H, W >= 1, "
-                f"got shape {tuple(x.shape)}"
-            )
+    def picture_capture(self, options: PictureOptions, batch: SummaryBatch, trace: Trace) -> PictureCapture:
+        """What the pictures take from this model's steps while a traced forward runs."""
+        return PictureCapture(options, batch, trace)
 
     def describe(self) -> dict[str, Any]:
         """Header fields of a trace of this model."""
@@ -452,6 +454,18 @@ class SwinTransformer(Instrumented):
             },
             "weights": dict(self.weights_source),
         }
+
+
+def _check_input(model: SwinTransformer, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Refuse anything but a batch of images (B, in_chans, H, W) with B, H, W >= 1."""
+    x = args[0] if args else kwargs.get("x")
+    if not isinstance(x, torch.Tensor):
+        raise UserError(f"expected an image tensor of shape (B, C, H, W), got {type(x).__name__}")
+    if x.ndim != 4 or x.shape[1] != model.config.in_chans or 0 in x.shape:
+        raise UserError(
+            f"expected images of shape (B, {model.config.in_chans}, H, W) with B, H, W >= 1, "
+            f"got shape {tuple(x.shape)}"
+        )
 
 
 def _init_weights(module: nn.Module) -> None:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from .capture import PictureCapture, PictureOptions
+from .capture import PictureOptions
 from .errors import UserError
 from .events import Trace
 from .records import EnterRecord, ExitRecord, Ids, Record, Scope, StepRecord, build_events
@@ -104,7 +104,9 @@ class Recorder:
         self.root: object = None
         self.reprs: dict[int, str] = {}
         self.batch = SummaryBatch(options.slice_len, options.stats)
-        self.capture = PictureCapture(pictures, self.batch, trace) if pictures else None
+        self.pictures = pictures
+        # What the root model's pictures take from its steps (its picture_capture), per root model.
+        self.capture: Any = None
         # Ids are needed during the forward by keep, capture and pictures.
         self.ids_now = bool(options.keep or options.capture or pictures)
         self.started = 0.0
@@ -161,6 +163,8 @@ class Recorder:
             self.root = owner
             self.module_scopes = {}
             self.module_names = _module_names(owner) if isinstance(owner, nn.Module) else {}
+            if self.pictures is not None and hasattr(owner, "picture_capture"):
+                self.capture = owner.picture_capture(self.pictures, self.batch, self.trace)
         self.started = time.perf_counter()
         if "model" not in self.trace.header and hasattr(owner, "describe"):
             self.trace.header.update(owner.describe())
@@ -189,7 +193,9 @@ class Recorder:
         values: dict[str, Any],
         frame: Any,
     ) -> None:
-        """Record one step; ``values`` (the step's own keyword dict) keeps summaries, not tensors."""
+        """Record one step; ``values`` (the step's own keyword dict) keeps summaries, not tensors.
+
+        ``frame``: the caller's frame, whose lines the step shows (None: no code)."""
         stack = self.stack
         if not stack:
             return
@@ -213,8 +219,8 @@ class Recorder:
         self.shown.extend(modules)
         self.shown.extend(value for value in values.values() if isinstance(value, nn.Module))
         self.records.append(StepRecord(
-            scope=scope, name=name, kind=kind, depth=len(stack), note=note, code=frame.f_code,
-            offset=frame.f_lasti, modules=modules, values=values, step_id=step_id, arrays=arrays,
+            scope=scope, name=name, kind=kind, depth=len(stack), note=note,
+            code=frame.f_code if frame is not None else None, offset=frame.f_lasti if frame is not None else 0, modules=modules, values=values, step_id=step_id, arrays=arrays,
         ))
 
     def _capture(self, step_id: str, name: str, tensor: torch.Tensor) -> None:
@@ -235,7 +241,9 @@ class Recorder:
         top_probabilities, top_indices = probabilities.topk(
             min(self.options.topk, probabilities.shape[-1]), dim=-1
         )  # B, k
-        step("topk", probabilities=top_probabilities, indices=top_indices)
+        # The tracer's reading of the logits, not a line of the model: the step shows no code.
+        self.record_step("topk", "topk", None, None, (), {"probabilities": top_probabilities,
+                                                          "indices": top_indices}, None)
         self.predictions.append((self.batch.whole(top_probabilities), self.batch.whole(top_indices)))
 
     # -- events ---------------------------------------------------------------

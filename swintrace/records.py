@@ -63,7 +63,7 @@ class StepRecord(NamedTuple):
     kind: str  # its vocabulary key
     depth: int
     note: str | None  # a note key, for a skipped branch
-    code: CodeType  # the caller's code object ...
+    code: CodeType | None  # the caller's code object (None: a step of the tracer, no code) ...
     offset: int  # ... and bytecode offset: its line is worked out when the event is built
     modules: tuple[nn.Module, ...]  # submodules whose repr the step shows
     values: dict[str, Any]  # names -> Summary objects, plain values, modules or None
@@ -140,7 +140,7 @@ def _step_event(seq: int, call: int, record: StepRecord, ids: Ids, reprs: dict[i
             shown["self." + key] = "None"
         else:
             scalars[key] = value
-    code, source = call_site(*_line_of(record.code, record.offset))
+    code, source = call_site(*_line_of(record.code, record.offset)) if record.code is not None else ((), None)
     return Event(
         seq=seq, type="step", id=step_id, kind=record.kind, depth=record.depth, call=call, code=list(code),
         source=source, tensors=tensors, scalars=scalars, modules=shown, note=record.note,

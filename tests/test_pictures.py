@@ -155,3 +155,19 @@ def test_the_array_color_ramp_is_the_scalar_one():
 
     t = np.concatenate([np.linspace(-0.5, 1.5, 4001), [0.125, 0.375, 0.625, 0.875, np.nan, np.inf, -np.inf]])
     assert np.array_equal(sequential_array(t), np.array([sequential(v) for v in t], dtype=np.uint8))
+
+
+@pytest.mark.parametrize(("variant", "size"), [("swin_teach", 32), ("swin_t", 224)])
+def test_the_default_query_of_a_shifted_block_shows_the_mask_at_work(variant, size):
+    """By default the SW-MSA picture follows a patch whose window the mask splits: some keys are
+    at -100 after '+ mask' and get no weight, which '+ bias' alone would not show."""
+    overrides = {"depths": (2, 2, 2, 2), "embed_dim": 24} if variant == "swin_t" else {}
+    model = swintrace.load_model(variant, **overrides)
+    with torch.no_grad(), swintrace.tracing(pictures=True, stats=False) as trace:
+        model(torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1)))
+    rows = {kind: np.array(trace[f"layers.0.blocks.1.attn.{kind}"].array("row").values)
+            for kind in ("add_bias", "add_mask", "softmax")}
+    masked = rows["add_mask"] - rows["add_bias"]
+    assert set(np.unique(masked.round())) == {0.0, -100.0}  # split: some keys open, some blocked
+    assert rows["softmax"][masked < -50].max() < 1e-30  # blocked keys get no weight
+    assert abs(rows["softmax"].sum() - 1) < 1e-5

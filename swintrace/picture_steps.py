@@ -1,0 +1,109 @@
+"""The steps of Swin's forward that pictures read, and the small arrays they take.
+
+Everything here is small and bounded: per stage the region map of the mask
+(Hp x Wp ids) and the feature energy (channel L2 norm of image 0, H x W);
+for the one chosen block the bias table and index, and for the chosen query
+patch and head the four attention rows (N values each) of its window:
+q·kᵀ·scale, + bias, + mask, softmax. Never whole attention tensors.
+``SwinTransformer.picture_capture`` hands one to the recorder.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import torch
+
+from .capture import PictureOptions
+from .config import SwinConfig
+from .errors import UserError
+from .events import Trace
+from .summary import Summary, SummaryBatch
+
+_STAGE_INPUT = re.compile(r"^layers\.(\d+)\.input$")
+_ROW_STEPS = ("scores", "add_bias", "add_mask", "softmax")
+
+
+class PictureCapture:
+    """Picks the whole small arrays that pictures read out of a step's values."""
+
+    def __init__(self, options: PictureOptions, batch: SummaryBatch, trace: Trace) -> None:
+        self.options = options
+        self.batch = batch
+        self.trace = trace
+        self.stage_sizes: dict[int, tuple[int, int]] = {}  # stage -> (H, W) of its input
+        self.target: tuple[int, int] | None = None  # (window, token) of the query in the chosen block
+
+    def on_step(self, step_id: str, kind: str, values: dict[str, Any]) -> list[tuple[str, Summary]]:
+        """The (name, summary) arrays this step carries for pictures (often none)."""
+        block = self.options.block
+        arrays: list[tuple[str, Summary]] = []
+        stage_input = _STAGE_INPUT.match(step_id)
+        if stage_input and isinstance(values.get("x"), torch.Tensor):
+            H, W = values["H"], values["W"]
+            self.stage_sizes[int(stage_input.group(1))] = (H, W)
+            energy = values["x"][0].float().norm(dim=-1).reshape(H, W)  # H, W: channel L2 norm of image 0
+            arrays.append(("energy", self.batch.whole(energy)))
+        elif kind == "mask_regions" and isinstance(values.get("img_mask"), torch.Tensor):
+            arrays.append(("regions", self.batch.whole(values["img_mask"][0, :, :, 0])))  # Hp, Wp region ids
+        elif step_id == f"{block}.cyclic_shift":
+            arrays.append(("query", self.batch.whole(self._locate_query(values))))
+        elif step_id == f"{block}.attn.bias_gather":
+            arrays.append(("table", self.batch.whole(values["relative_position_bias_table"])))
+            arrays.append(("index", self.batch.whole(values["relative_position_index"])))
+        elif step_id.startswith(f"{block}.attn.") and kind in _ROW_STEPS and self.target:
+            attn = values.get("attn")
+            if isinstance(attn, torch.Tensor):
+                arrays.append(("row", self.batch.whole(self._row(attn))))
+        return arrays
+
+    def _locate_query(self, values: dict[str, Any]) -> torch.Tensor:
+        """Where the query patch sits after padding and the cyclic shift.
+
+        Returns (query y, x in pixels, token y, x, window, token in window, window size).
+        """
+        shifted = values["shifted_x"]  # B, Hp, Wp, C
+        shift_h, shift_w = values["shift_size"]
+        stage = int(self.options.block.split(".")[1])
+        config = self.trace.header["model"]["config"]
+        stride = config["patch_size"] * 2**stage
+        _, _, image_h, image_w = self.trace.header["input"]["shape"]
+        H, W = self.stage_sizes[stage]
+        Hp, Wp = shifted.shape[1], shifted.shape[2]  # B, Hp, Wp, C
+        window_size = SwinConfig.from_dict(config).stage_window(stage)[0]
+        if self.options.query is None:
+            token = _split_window_token(H, W, Hp, Wp, window_size, shift_h, shift_w)
+            query_y = min(token[0] * stride + stride // 2, image_h - 1)
+            query_x = min(token[1] * stride + stride // 2, image_w - 1)
+        else:
+            query_y, query_x = self.options.query
+        if not (0 <= query_y < image_h and 0 <= query_x < image_w):
+            raise UserError(f"--query {query_y},{query_x} is outside the {image_h}x{image_w} input")
+        token_y = min(query_y // stride, H - 1)
+        token_x = min(query_x // stride, W - 1)
+        moved_y, moved_x = (token_y - shift_h) % Hp, (token_x - shift_w) % Wp
+        window = (moved_y // window_size) * (Wp // window_size) + moved_x // window_size
+        token = (moved_y % window_size) * window_size + moved_x % window_size
+        self.target = (window, token)
+        return torch.tensor([query_y, query_x, token_y, token_x, window, token, window_size])
+
+    def _row(self, attn: torch.Tensor) -> torch.Tensor:
+        """The chosen query's attention row (N values) of the chosen head."""
+        window, token = self.target
+        heads = attn.shape[-3]
+        if self.options.head >= heads:
+            raise UserError(f"--head {self.options.head}: block {self.options.block} has {heads} heads")
+        if attn.ndim == 5:  # B, nW, heads, N, N (the mask is being added)
+            return attn[0, window, self.options.head, token]
+        return attn[window, self.options.head, token]  # B*nW, heads, N, N: image 0's windows come first
+
+
+def _split_window_token(H: int, W: int, Hp: int, Wp: int, M: int, shift_h: int, shift_w: int) -> tuple[int, int]:
+    """The default query token (y, x) of a block: in a W-MSA block the centre; in an
+    SW-MSA block the first token of the bottom-right shifted window, whose other
+    tokens come from several regions, so that the mask has something to show."""
+    if not (shift_h or shift_w):
+        return H // 2, W // 2
+    # shifted[i] = x[(i + shift) % Hp]: the last window starts at shifted row Hp - M
+    return min(Hp - M + shift_h, H - 1), min(Wp - M + shift_w, W - 1)
