@@ -137,3 +137,19 @@ def test_without_statistics_masks_still_show_their_count():
     text = render_markdown(trace, "en")
     assert "attn_mask: masked 60\n" in text  # teach stage 0: 4 windows of 16x16, as in the golden
     assert "min " not in text and "std " not in text
+
+
+def test_shape_badges_name_dimensions_without_the_comment_prose():
+    from swintrace.events import Event, TensorSummary
+    from swintrace.render.html import dim_names
+
+    def names(code: str, name: str, shape: list[int]) -> list:
+        event = Event(seq=0, type="step", id="s", kind="input", depth=0, code=[code])
+        return dim_names(event, TensorSummary(name, shape, "float32", "cpu", ""))
+
+    assert names("q, k, v = qkv.unbind(0)  # each B*nW, heads, N, C/heads", "k", [4, 2, 4, 8]) == [
+        "B*nW", "heads", "N", "C/heads"]
+    assert names("attn_mask = self.create_mask(x, H, W)  # nW, M*M, M*M or None", "attn_mask", [4, 4, 4]) == [
+        "nW", "M*M", "M*M"]
+    assert names("img_mask = torch.zeros((1, Hp, Wp, 1))  # 1, Hp, Wp, 1", "img_mask", [1, 8, 8, 1]) == [
+        None, "Hp", "Wp", None]

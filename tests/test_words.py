@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 import string
 from importlib import resources
 
@@ -108,3 +110,53 @@ def test_cell_numbers_never_show_minus_zero_and_fit_their_cell():
     assert _cell_number(sheet, -100.04, 2, 48) in ("-100.0", "-100")  # fewer decimals, not spilling
     assert _cell_number(sheet, 0.25, 2, 48) == "0.25"
     assert _cell_number(sheet, 12345.678, 2, 12) is None  # nothing fits: no number
+
+
+# English terms that Chinese technical writing (and the seed walkthrough itself) keeps as they
+# are, and names: any run of English words in a Chinese page must be one of these.
+_TERMS_KEPT_IN_ENGLISH = {
+    "swin transformer", "feature map", "window size", "patch size", "cyclic shift", "reverse cyclic shift",
+    "partition windows", "merge windows", "attention mask", "patch merging", "patch embedding",
+    "window partition", "sw-msa block", "w-msa block", "relative position bias", "top-k",
+}
+_ENGLISH_RUN = re.compile(r"[A-Za-z][A-Za-z'\-]*(?:[ \t]+[A-Za-z][A-Za-z'\-]*)+")
+_CODE_TITLE = re.compile(r"(END: )?for \w+ in self")  # step titles that are the loop's code
+
+
+def _prose(page: str) -> list[str]:
+    """The text a reader reads on a page: no code, no markup; attribute texts (alt, labels) included."""
+    attributes = re.findall(r'(?:alt|title|aria-label|placeholder)="([^"]*)"', page)
+    page = re.sub(r"<(script|style|pre|code)\b.*?</\1>", "\n", page, flags=re.S)
+    page = re.sub(r"```.*?```", "\n", page, flags=re.S)
+    page = re.sub(r"`[^`\n]*`", "\n", page)
+    page = re.sub(r"<[^>]+>", "\n", page)
+    return [html.unescape(text) for text in (page, *attributes)]
+
+
+def _english_runs(pages: dict[str, str]) -> set[tuple[str, str]]:
+    found = set()
+    for name, page in pages.items():
+        for text in _prose(page):
+            for run in _ENGLISH_RUN.findall(text):
+                if run.lower() not in _TERMS_KEPT_IN_ENGLISH and not _CODE_TITLE.fullmatch(run):
+                    found.add((name, run))
+    return found
+
+
+def test_chinese_reports_and_course_are_chinese(teach_model, tmp_path):
+    from swintrace.render.course import build_course
+    from swintrace.render.html import render_html
+    from swintrace.render.markdown import render_markdown
+
+    with torch.no_grad(), swintrace.tracing(pictures=True, stats=True) as trace:
+        teach_model(torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
+    pictures = make_pictures(trace, "zh")
+    links = {p.step_id: [(p.alt, f"{p.name}.png")] for p in pictures}
+    pages = {"report.md": render_markdown(trace, "zh", links), "report.html": render_html(trace, "zh", pictures)}
+    build_course(trace, tmp_path / "course", languages=("zh",))
+    pages |= {path.name: path.read_text("utf-8") for path in (tmp_path / "course" / "zh").iterdir()}
+    assert len(pages) > 10
+    assert _english_runs(pages) == set()
+    # and the same scan does find English where there is some
+    english = {"report.md": render_markdown(trace, "en", links)}
+    assert len(_english_runs(english)) > 20

@@ -248,10 +248,16 @@ def dim_names(event: Event, summary: TensorSummary) -> list[str | None]:
             continue
         if summary.name not in (word for part in targets.split(",") for word in part.split()):
             continue
-        names = [part.strip() for part in comment.split(":", 1)[0].split(",")]
+        names = [_dim_name(part) for part in comment.split(":", 1)[0].split(",")]
         if len(names) == len(summary.shape) and all(names):
-            return names
+            return [None if name.isdigit() else name for name in names]  # "1" names nothing a size does not say
     return [None] * len(summary.shape)
+
+
+def _dim_name(part: str) -> str:
+    """A dimension's name in a shape comment, without the prose around it:
+    "each B*nW" -> "B*nW", "M*M or None" -> "M*M"."""
+    return part.strip().removeprefix("each ").split(" or ")[0].strip()
 
 
 def _stages(trace: Trace) -> list[StageRow]:
