@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--head", type=_bounded(0, 1023), default=0, help="attention head drawn")
     run.add_argument("--query", help="query patch for the attention picture, as Y,X pixels of the input "
                      "(default: in a shifted block, a patch of the bottom-right window, which the mask splits)")
+    _report_options(run)
     run.add_argument("--out", required=True, help="output file: report.html, report.md or trace.jsonl")
     run.set_defaults(handler=_run)
 
@@ -132,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("trace", help="a trace written by 'swintrace run --out trace.jsonl'")
     render.add_argument("--lang", choices=("en", "zh"), default="en", help="report language")
     render.add_argument("--no-pictures", action="store_true", help="leave the pictures out")
+    _report_options(render)
     render.add_argument("--out", required=True, help="output file: report.html or report.md")
     render.set_defaults(handler=_render)
 
@@ -173,6 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--explain", action="store_true",
+                        help="Markdown: follow each step's title with what it does and why (HTML always has it)")
+    parser.add_argument("--course", metavar="DIR",
+                        help="a course folder written by 'swintrace course' that each scope of an HTML report "
+                        "links to (default: a folder named course beside the report, if there is one)")
+
+
 def _run(args: argparse.Namespace) -> None:
     import torch
 
@@ -203,7 +213,8 @@ def _run(args: argparse.Namespace) -> None:
             model(images)
     log.debug("traced %s in %.2f s", variant, trace.footer["timings"][0]["seconds"])
     with progress(f"writing {out.name}", args.quiet):
-        write_output(trace, out, args.lang, pictures=not args.no_pictures)
+        write_output(trace, out, args.lang, pictures=not args.no_pictures, explain=args.explain,
+                     course=args.course)
     log.info("wrote %s (%d events)", out, len(trace.events))
 
 
@@ -211,7 +222,8 @@ def _render(args: argparse.Namespace) -> None:
     out = check_output(args.out, (".html", ".md"))
     trace = load_trace(args.trace)
     with progress(f"writing {out.name}", args.quiet):
-        write_output(trace, out, args.lang, pictures=not args.no_pictures)
+        write_output(trace, out, args.lang, pictures=not args.no_pictures, explain=args.explain,
+                     course=args.course)
     log.info("wrote %s", out)
 
 

@@ -27,6 +27,15 @@ class Chapter:
         return entry(lang, f"course.chapters.{self.slug}.text")
 
 
+def chapter_of_scope(scope_kind: str) -> tuple[int, Chapter] | None:
+    """(number from 1, chapter) of the chapter that teaches a scope kind, or None."""
+    slug = _SCOPE_CHAPTERS.get(scope_kind)
+    for number, chapter in enumerate(CHAPTERS, start=1):
+        if chapter.slug == slug:
+            return number, chapter
+    return None
+
+
 CHAPTERS: tuple[Chapter, ...] = (
     Chapter(
         "patch-embedding",
@@ -101,3 +110,16 @@ CHAPTERS: tuple[Chapter, ...] = (
         ("layers.0.downsampled", "layers.1.downsampled", "layers.2.downsampled"),
     ),
 )
+
+# The chapter that teaches each scope kind (reports link a scope to it).
+_SCOPE_CHAPTERS = {
+    "PatchEmbed": "patch-embedding",
+    "window_partition": "window-partition",
+    "window_reverse": "window-partition",
+    "WindowAttention": "w-msa",
+    "create_mask": "cyclic-shift-and-mask",
+    "SwinTransformerBlock": "sw-msa",
+    "PatchMerging": "patch-merging",
+    "forward_head": "classification-head",
+    "BasicLayer": "shapes",
+}

@@ -50,7 +50,8 @@ def block_flops(dim: int, heads: int, window: int, mlp_ratio: float, H: int, W: 
 
 
 def stage_rows(config: SwinConfig, sizes: list[tuple[int, int]]) -> list[StageRow]:
-    """Rows for stages whose input (H, W) in tokens are ``sizes`` (from a trace)."""
+    """Rows for stages whose input (H, W) in tokens are ``sizes`` (from a trace); a stage's
+    parameters and FLOPs are its blocks' (its patch merging has a row of its own in ``cost_rows``)."""
     rows = []
     for stage, (H, W) in enumerate(sizes):
         dim = config.embed_dim * 2**stage
@@ -59,23 +60,73 @@ def stage_rows(config: SwinConfig, sizes: list[tuple[int, int]]) -> list[StageRo
         depth = config.depths[stage]
         parameters = depth * block_parameters(dim, heads, window, config.mlp_ratio, config.qkv_bias)
         flops = depth * block_flops(dim, heads, window, config.mlp_ratio, H, W)
-        if stage < config.num_stages - 1:  # patch merging closes the stage
-            parameters += 2 * 4 * dim + 4 * dim * 2 * dim
-            flops += H * W * dim + ((H + 1) // 2) * ((W + 1) // 2) * 4 * dim * 2 * dim
         windows = (padded_size(H, window) // window) * (padded_size(W, window) // window)
         rows.append(StageRow(stage, H, W, H * W, dim, window, windows, heads, depth, parameters, flops))
     return rows
 
 
-def total_flops(config: SwinConfig, image_h: int, image_w: int) -> int:
-    """MACs of a whole forward for one image: embedding, stages, final norm, head."""
+@dataclass(frozen=True)
+class CostRow:
+    """One row of the cost table: a part of the network, its parameters and FLOPs."""
+
+    part: str  # "embedding", "blocks", "merging" or "head" (the final LayerNorm, pooling and linear head)
+    stage: int | None  # the stage a row of blocks or a patch merging belongs to
+    H: int  # the part's input map, in tokens
+    W: int
+    channels: int  # its output channels
+    parameters: int
+    flops: int
+    blocks: StageRow | None = None  # the stage's geometry, for a row of blocks
+
+
+def cost_rows(config: SwinConfig, sizes: list[tuple[int, int]]) -> list[CostRow]:
+    """Every part of the network in order, for stages whose inputs (H, W) are ``sizes``:
+    the embedding, each stage's blocks and patch merging, the head. Parameters add up to
+    the model's; FLOPs to ``total_flops``."""
+    H0, W0 = sizes[0]
+    dim0 = config.embed_dim
+    rows = [CostRow(
+        "embedding", None, H0 * config.patch_size, W0 * config.patch_size, dim0,
+        config.in_chans * config.patch_size**2 * dim0 + dim0 + (2 * dim0 if config.patch_norm else 0),
+        H0 * W0 * dim0 * config.in_chans * config.patch_size**2 + (H0 * W0 * dim0 if config.patch_norm else 0),
+    )]
+    for stage_row in stage_rows(config, sizes):
+        H, W, dim = stage_row.H, stage_row.W, stage_row.channels
+        rows.append(CostRow("blocks", stage_row.stage, H, W, dim, stage_row.parameters, stage_row.flops, stage_row))
+        if stage_row.stage < config.num_stages - 1:
+            rows.append(CostRow(
+                "merging", stage_row.stage, H, W, 2 * dim,
+                2 * 4 * dim + 4 * dim * 2 * dim,
+                H * W * dim + ((H + 1) // 2) * ((W + 1) // 2) * 4 * dim * 2 * dim,
+            ))
+    last_h, last_w = sizes[-1]
+    features = config.num_features
+    rows.append(CostRow(
+        "head", None, last_h, last_w, config.num_classes,
+        2 * features + features * config.num_classes + config.num_classes,
+        features * last_h * last_w + features * config.num_classes,
+    ))
+    return rows
+
+
+def stage_sizes(config: SwinConfig, image_h: int, image_w: int) -> list[tuple[int, int]]:
+    """Each stage's input (H, W) in tokens for an image of ``image_h`` x ``image_w`` pixels."""
     H, W = -(-image_h // config.patch_size), -(-image_w // config.patch_size)
-    embed = H * W * config.embed_dim * config.in_chans * config.patch_size**2
-    embed += H * W * config.embed_dim if config.patch_norm else 0
     sizes = []
     for _ in range(config.num_stages):
         sizes.append((H, W))
         H, W = (H + 1) // 2, (W + 1) // 2
-    stages = sum(row.flops for row in stage_rows(config, sizes))
-    last_h, last_w = sizes[-1]
-    return embed + stages + config.num_features * last_h * last_w + config.num_features * config.num_classes
+    return sizes
+
+
+def total_flops(config: SwinConfig, image_h: int, image_w: int) -> int:
+    """MACs of a whole forward for one image: embedding, stages, final norm, head."""
+    return sum(row.flops for row in cost_rows(config, stage_sizes(config, image_h, image_w)))
+
+
+def count_text(value: float) -> str:
+    """A count in K, M or G units with three significant digits ("4.49 G", "26.4 K"); small ones whole."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:#.3g}".rstrip(".") + f" {unit}"
+    return f"{value:g}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from urllib.parse import quote
@@ -27,7 +28,8 @@ def check_output(path: str | Path, allowed: tuple[str, ...] = FORMATS) -> Path:
     return out
 
 
-def write_output(trace: Trace, path: str | Path, lang: str = "en", pictures: bool = True) -> Path:
+def write_output(trace: Trace, path: str | Path, lang: str = "en", pictures: bool = True,
+                 explain: bool = False, course: str | Path | None = None) -> Path:
     """Render ``trace`` by the extension of ``path`` and write it, all or nothing.
 
     Reports get the pictures the trace has data for: embedded in HTML, as PNG
@@ -35,6 +37,10 @@ def write_output(trace: Trace, path: str | Path, lang: str = "en", pictures: boo
     report (``images/<report>-<picture>.png``) so that reports sharing the
     folder never touch each other's images. Everything is rendered in memory
     first; then the report and its images are written together.
+
+    ``explain``: Markdown steps also say what they do and why (HTML always does).
+    ``course``: a course folder (``swintrace course --out DIR``) that an HTML
+    report's scopes link to; None: ``course`` beside the report when it holds one.
     """
     out = check_output(path)
     suffix = out.suffix.lower()
@@ -49,11 +55,11 @@ def write_output(trace: Trace, path: str | Path, lang: str = "en", pictures: boo
             relative = f"images/{out.stem}-{picture.name}.png"
             files[out.parent / relative] = picture.png
             links.setdefault(picture.step_id, []).append((picture.alt, quote(relative)))
-        text = render_markdown(trace, lang, links if pictures else None)
+        text = render_markdown(trace, lang, links if pictures else None, explain=explain)
     else:
         from .render.html import render_html
 
-        text = render_html(trace, lang, _pictures(trace, lang) if pictures else None)
+        text = render_html(trace, lang, _pictures(trace, lang) if pictures else None, _course_href(out, lang, course))
     files[out] = text.encode("utf-8")
     try:
         write_files(files)
@@ -62,11 +68,28 @@ def write_output(trace: Trace, path: str | Path, lang: str = "en", pictures: boo
     return out
 
 
+def _course_href(out: Path, lang: str, course: str | Path | None) -> str | None:
+    """The relative href from the report to the course's chapters in ``lang``, or None.
+
+    A folder given but holding no course of that language is a UserError; the
+    default folder (``course`` beside the report) is used only when it holds one.
+    """
+    folder = Path(course) if course is not None else out.parent / "course"
+    chapters = folder / lang
+    if not (chapters / "index.html").is_file():
+        if course is not None:
+            raise UserError(f"--course {course}: no course in {lang} there (write one with 'swintrace course --out DIR')")
+        return None
+    relative = os.path.relpath(chapters.resolve(), out.parent.resolve())
+    return quote(Path(relative).as_posix())
+
+
 def _pictures(trace: Trace, lang: str) -> list:
     """The trace's pictures; their names come from our vocabulary (stage and block numbers only)."""
     from .pictures import make_pictures
 
-    made = make_pictures(trace, lang)
+    # Reports list the top predictions in a table: their bar picture is the course's.
+    made = [picture for picture in make_pictures(trace, lang) if picture.name != "top_predictions"]
     for picture in made:
         if not _PICTURE_NAME.fullmatch(picture.name):
             raise ValueError(f"picture name {picture.name!r} is not one of ours")

@@ -126,6 +126,12 @@ def step_title(kind: str, lang: str, *, end: bool = False) -> str:
     return words.get("end", words["title"]) if end else words["title"]
 
 
+def explanation(kind: str, scope_kind: str, lang: str) -> str | None:
+    """What a step of ``kind`` does and why, in its scope (``window_partition.view``) or in general."""
+    texts = catalog(lang).get("explain", {})
+    return texts.get(f"{scope_kind}.{kind}") or texts.get(kind)
+
+
 def note_text(key: str, lang: str, scalars: dict[str, object]) -> str:
     """The note for a skipped branch in ``lang``, filled from the step's scalars."""
     if key not in catalog(lang)["notes"]:

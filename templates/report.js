@@ -27,6 +27,10 @@
   function setAll(open) { scopes.forEach(function (scope) { scope.open = open; }); }
   document.getElementById("expand-all").addEventListener("click", function () { setAll(true); });
   document.getElementById("collapse-all").addEventListener("click", function () { setAll(false); });
+  var explanations = Array.prototype.slice.call(document.querySelectorAll("details.explain"));
+  document.getElementById("explanations").addEventListener("change", function (event) {
+    explanations.forEach(function (explain) { explain.open = event.target.checked; });
+  });
 
   var links = {};
   Array.prototype.forEach.call(document.querySelectorAll("#outline a"), function (link) {

@@ -90,7 +90,7 @@ def test_cat_report_opens_offline_and_works(browser, cat_report):
     page.fill("#search", "")
     assert _visible_steps(page) == total
 
-    families = ["stage_story", "top_predictions", "windows_stage1", "shift_stage1", "mask_stage1",
+    families = ["stage_story", "windows_stage1", "shift_stage1", "mask_stage1",
                 "bias_layers_0_blocks_1", "attention_layers_0_blocks_1_head0", "patch_merging"]
     decoded = page.evaluate(
         """async () => { const images = Array.from(document.querySelectorAll('figure.picture img'));

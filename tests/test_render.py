@@ -126,7 +126,7 @@ def test_html_is_self_contained_and_escaped(teach_trace):
 def test_html_of_swin_t_fits_the_budget(swin_t_zeros_trace):
     page = render_html(swin_t_zeros_trace, "en")
     assert len(page.encode("utf-8")) <= 5 * 2**20
-    for resolution, flops in [("56×56", "0.812 G"), ("7×7", "0.701 G")]:  # stages 1 and 4
+    for resolution, flops in [("56×56", "754 M"), ("7×7", "701 M")]:  # the blocks of stages 1 and 4
         assert f"<td>{resolution}</td>" in page and flops in page
 
 
@@ -153,3 +153,58 @@ def test_shape_badges_name_dimensions_without_the_comment_prose():
         "nW", "M*M", "M*M"]
     assert names("img_mask = torch.zeros((1, Hp, Wp, 1))  # 1, Hp, Wp, 1", "img_mask", [1, 8, 8, 1]) == [
         None, "Hp", "Wp", None]
+
+
+@pytest.mark.parametrize(("variant", "size"), [("swin_t", 224), ("swin_teach", 32), ("swin_teach", 30)])
+def test_the_cost_table_adds_up_to_the_model(variant, size):
+    """Every part of the network has a row; parameters add up to the model's own count, row by
+    row equal to its modules', and FLOPs to the whole forward's."""
+    from swintrace.config import get_config
+    from swintrace.flops import cost_rows, stage_sizes, total_flops
+
+    model = swintrace.load_model(variant)
+    config = get_config(variant)
+    rows = cost_rows(config, stage_sizes(config, size, size))
+    assert [row.part for row in rows] == ["embedding"] + ["blocks", "merging"] * (config.num_stages - 1) + [
+        "blocks", "head"]
+    assert sum(row.parameters for row in rows) == model.parameter_count
+
+    def count(module) -> int:
+        return sum(p.numel() for p in module.parameters())
+
+    expected = [count(model.patch_embed)]
+    for layer in model.layers:
+        expected.append(count(layer.blocks))
+        if layer.downsample is not None:
+            expected.append(count(layer.downsample))
+    expected.append(count(model.norm) + count(model.head))
+    assert [row.parameters for row in rows] == expected
+    assert sum(row.flops for row in rows) == total_flops(config, size, size)
+    if variant == "swin_t":
+        assert round(total_flops(config, 224, 224) / 1e9, 2) == 4.49  # the paper's 4.5 G
+
+
+def test_the_report_states_the_totals(teach_trace):
+    page = render_html(teach_trace, "en")
+    total = re.search(r"<tfoot><tr><th scope=\"row\">Total</th><td colspan=\"7\"></td><td class=\"number\">([\d,]+) "
+                      r"\(([\d.]+ K)\)</td><td class=\"number\">([\d.]+ [KMG])</td>", page)
+    assert total, "no total row"
+    assert int(total.group(1).replace(",", "")) == teach_trace.header["model"]["parameters"]
+    assert total.group(3).endswith((" M", " K"))  # a small model in small units, not "0.000 G"
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_every_step_is_explained(teach_trace, lang):
+    from swintrace.vocabulary import explanation
+
+    steps = [e for e in teach_trace.events if e.type == "step"]
+    page = render_html(teach_trace, lang)
+    assert page.count('<details class="explain" open>') == len(steps)
+    assert "<code>torch.roll</code>" in page  # code spans of the explanations are code
+    plain = render_markdown(teach_trace, lang)
+    explained = render_markdown(teach_trace, lang, explain=True)
+    word = "What and why" if lang == "en" else "做什么、为什么"
+    assert word not in plain and explained.count(f"> **{word}**: ") == len(steps)
+    # a step's explanation is the one of its scope where the catalog has one
+    assert explanation("view", "window_partition", lang) != explanation("view", "PatchMerging", lang)
+    assert all(explanation(e.kind, "", lang) for e in steps)

@@ -25,7 +25,7 @@ from ..events import Event, Trace
 from ..files import Manifest, write_files
 from ..pictures import Picture, make_pictures
 from ..words import entry
-from .html import _environment, _nodes, _stages
+from .html import _Context, _environment, _nodes, _stages
 from .markdown import _render_step
 from .text import shape_repr, step_title
 
@@ -109,7 +109,7 @@ def _chapter_pictures(chapter: Chapter, pictures: list[Picture]) -> list[Picture
 
 def _chapter_html(trace: Trace, chapter: Chapter, lang: str, pictures: list[Picture], neighbours: dict) -> str:
     steps = chapter_steps(trace, chapter)
-    nodes = _nodes(list(steps), lang, "", {})
+    nodes = _nodes(list(steps), _Context(lang))
     return _page(
         lang=lang, title=chapter.title(lang), home="index.html",
         explanation=Markup(_MARKDOWN.render(chapter.text(lang))),
@@ -131,6 +131,8 @@ def _chapter_markdown(trace: Trace, chapter: Chapter, lang: str, pictures: list[
     out.append("\n\n" + chapter.text(lang) + "\n\n")
     for picture in _chapter_pictures(chapter, pictures):
         out.append(f"![{picture.alt}](../images/{lang}/{picture.name}.png)\n\n")
+    if chapter.slug == "shapes":
+        out.append(_stage_table_markdown(trace, lang))
     steps = chapter_steps(trace, chapter)
     if steps:
         out.append(f"## {words['trace']}\n\n")
@@ -144,6 +146,19 @@ def _chapter_markdown(trace: Trace, chapter: Chapter, lang: str, pictures: list[
             out.append(f"<details><summary>{exercise.question}</summary>\n\n```python\n{exercise.code}\n```\n\n"
                        f"{words['answer']} `{exercise.answer}`\n\n</details>\n\n")
     return "".join(out)
+
+
+def _stage_table_markdown(trace: Trace, lang: str) -> str:
+    """The shapes chapter's table of stages, as the HTML page shows it."""
+    rows = _stages(trace)
+    if not rows:
+        return ""
+    columns = entry(lang, "course.stage_columns")
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append(f"| {row.stage + 1} | {row.H}×{row.W} | {row.tokens} | {row.channels} | "
+                     f"{row.window}×{row.window} | {row.windows} | {row.heads} |")
+    return "\n".join(lines) + "\n\n"
 
 
 def _page(**values) -> str:

@@ -10,23 +10,24 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
 from .._version import __version__
 from ..config import SwinConfig
+from ..course_text import chapter_of_scope
 from ..events import Event, TensorSummary, Trace
-from ..flops import StageRow, stage_rows
+from ..flops import StageRow, cost_rows, count_text, stage_rows
 from ..palette import css_variables
 from ..pictures import Picture
-from ..vocabulary import SCOPE_LEVELS, step_style
+from ..vocabulary import SCOPE_LEVELS, explanation, step_style
 from ..vocabulary import step_title as kind_title
 from ..words import entry
 from .text import (
@@ -66,9 +67,12 @@ class _Node:
     level: int = 0
     heading: str | None = None
     doc: str | None = None
+    chapter: dict[str, str] | None = None  # the course chapter that teaches a scope: href, text
     title: str = ""
     color: str = ""
     note: str | None = None
+    explain: Markup | None = None  # what the step does and why (the catalog's explain section)
+    explain_label: str = ""
     code: Markup | None = None
     source: str | None = None
     search: str = ""
@@ -79,8 +83,13 @@ class _Node:
     pictures: list[dict[str, str]] = field(default_factory=list)
 
 
-def render_html(trace: Trace, lang: str = "en", pictures: list[Picture] | None = None) -> str:
-    """The whole walkthrough of ``trace`` as one HTML document, with ``pictures`` inline."""
+def render_html(trace: Trace, lang: str = "en", pictures: list[Picture] | None = None,
+                course: str | None = None) -> str:
+    """The whole walkthrough of ``trace`` as one HTML document, with ``pictures`` inline.
+
+    ``course``: the relative href of a course's folder (``course``), so that each
+    scope links to the chapter that teaches it; None: no such links.
+    """
     check_language(lang)
     words = entry(lang, "report")
     calls = build_calls(trace)
@@ -91,7 +100,8 @@ def render_html(trace: Trace, lang: str = "en", pictures: list[Picture] | None =
             {"title": picture.title, "alt": picture.alt, "data": picture.base64, "name": picture.name})
     nodes: list[_Node] = []
     for number, call in enumerate(calls):
-        nodes.extend(_nodes(call, lang, f"c{number}-" if prefix else "", by_step if number == 0 else {}))
+        nodes.extend(_nodes(call, _Context(lang, f"c{number}-" if prefix else "", by_step if number == 0 else {},
+                                           course)))
     model = trace.header.get("model", {})
     top = top_predictions(trace)
     return _environment().get_template("report.html.j2").render(
@@ -102,7 +112,7 @@ def render_html(trace: Trace, lang: str = "en", pictures: list[Picture] | None =
         thumbnail=trace.header.get("input", {}).get("thumbnail_png"),
         random_weights=trace.header.get("weights", {}).get("kind") == "random",
         nonfinite=_nonfinite(trace, lang, "c0-" if prefix else ""),
-        stages=_stages(trace),
+        costs=_costs(trace, lang),
         top=top,
         top_title=label(lang, "top", k=len(top)),
         summary_pictures=by_step.get("", []),
@@ -118,7 +128,7 @@ def render_fragment(trace: Trace, lang: str = "en") -> str:
     check_language(lang)
     nodes: list[_Node] = []
     for call in build_calls(trace):
-        nodes.extend(_nodes(call, lang, "", {}))
+        nodes.extend(_nodes(call, _Context(lang)))
     return _environment().get_template("fragment.html.j2").render(
         nodes=nodes,
         summary=summary_rows(trace, lang) if trace.header.get("model") and len(trace.events) > 50 else [],
@@ -177,8 +187,20 @@ def _anchor(prefix: str, event_id: str) -> str:
     return prefix + (event_id or "model")
 
 
-def _nodes(children: list[ScopeNode | Event], lang: str, prefix: str,
-           pictures: dict[str, list[dict[str, str]]]) -> list[_Node]:
+@dataclass(frozen=True)
+class _Context:
+    """What every node of one rendering shares."""
+
+    lang: str
+    prefix: str = ""  # anchor prefix ("c1-") when a trace holds several forwards
+    pictures: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # step id -> pictures after it
+    course: str | None = None  # href of the course's folder for this language, or None: no chapter links
+    scope_kind: str = ""  # kind of the scope the nodes are in
+    linked: set[str] = field(default_factory=set)  # chapters already linked: each once, at its first scope
+
+
+def _nodes(children: list[ScopeNode | Event], context: _Context) -> list[_Node]:
+    lang = context.lang
     announced = leads(children)
     result: list[_Node] = []
     for index, child in enumerate(children):
@@ -189,21 +211,32 @@ def _nodes(children: list[ScopeNode | Event], lang: str, prefix: str,
                 heading=kind_title(step.kind, lang) if style.lead_level else None,
             ))
         if isinstance(child, ScopeNode):
-            result.append(_scope_node(child, lang, prefix, pictures))
+            result.append(_scope_node(child, context))
         else:
-            result.append(_step_node(child, lang, prefix, pictures.get(child.id, [])))
+            result.append(_step_node(child, context))
     return result
 
 
-def _scope_node(scope: ScopeNode, lang: str, prefix: str, pictures: dict[str, list[dict[str, str]]]) -> _Node:
+def _scope_node(scope: ScopeNode, context: _Context) -> _Node:
+    lang = context.lang
+    chapter = chapter_of_scope(scope.kind)
+    link = None
+    if chapter is not None and context.course is not None and chapter[1].slug not in context.linked:
+        number, found = chapter
+        context.linked.add(found.slug)
+        link = {"href": f"{context.course}/{number:02d}-{found.slug}.html",
+                "text": entry(lang, "report.chapter").format(title=found.title(lang))}
     return _Node(
-        is_scope=True, id=scope.id, anchor=_anchor(prefix, scope.id), kind=scope.kind,
+        is_scope=True, id=scope.id, anchor=_anchor(context.prefix, scope.id), kind=scope.kind,
         level=SCOPE_LEVELS.get(scope.kind, 3), heading=scope_heading(scope.enter, lang, begin=True),
-        doc=scope_doc(scope.enter, lang), children=_nodes(scope.children, lang, prefix, pictures),
+        doc=scope_doc(scope.enter, lang), chapter=link,
+        children=_nodes(scope.children, replace(context, scope_kind=scope.kind)),
     )
 
 
-def _step_node(event: Event, lang: str, prefix: str, pictures: list[dict[str, str]]) -> _Node:
+def _step_node(event: Event, context: _Context) -> _Node:
+    lang, prefix = context.lang, context.prefix
+    pictures = context.pictures.get(event.id, [])
     style = step_style(event.kind)
     title = step_title(event, lang)
     tensors = [_tensor(event, summary, lang) for summary in event.tensors]
@@ -211,6 +244,8 @@ def _step_node(event: Event, lang: str, prefix: str, pictures: list[dict[str, st
     return _Node(
         id=event.id, anchor=_anchor(prefix, event.id), kind=event.kind, title=title, color=style.color,
         note=step_note(event, lang),
+        explain=_with_code(explanation(event.kind, context.scope_kind, lang)),
+        explain_label=entry(lang, "report.explain"),
         code=Markup(_highlighted("\n".join(event.code))) if event.code else None,
         source=event.source,
         search=" ".join((title, kind_title(event.kind, "en"), event.id, event.kind, shapes)).lower(),
@@ -219,6 +254,16 @@ def _step_node(event: Event, lang: str, prefix: str, pictures: list[dict[str, st
         scalars=[(name, scalar_repr(value)) for name, value in event.scalars.items()],
         pictures=pictures,
     )
+
+
+def _with_code(text: str | None) -> Markup | None:
+    """Catalog text with its `code` spans as <code> (escaped first: markup only from us)."""
+    if text is None:
+        return None
+    return Markup(_CODE_SPAN.sub(r"<code>\1</code>", str(escape(text))))
+
+
+_CODE_SPAN = re.compile(r"`([^`]+)`")
 
 
 def _tensor(event: Event, summary: TensorSummary, lang: str) -> dict[str, Any]:
@@ -261,17 +306,42 @@ def _dim_name(part: str) -> str:
 
 
 def _stages(trace: Trace) -> list[StageRow]:
+    """The geometry of each stage as traced (empty when the trace lacks it)."""
+    found = _stage_sizes(trace)
+    return stage_rows(*found) if found else []
+
+
+def _costs(trace: Trace, lang: str) -> dict[str, Any] | None:
+    """The cost table: one row per part of the network (labels in ``lang``), and the totals."""
+    found = _stage_sizes(trace)
+    if not found:
+        return None
+    rows = []
+    for row in cost_rows(*found):
+        part = entry(lang, f"report.parts.{row.part}").format(stage=(row.stage or 0) + 1)
+        pixels = row.part == "embedding"  # its input is the (padded) image
+        rows.append({"part": part, "row": row, "blocks": row.blocks, "parameters": f"{row.parameters:,}",
+                     "flops": count_text(row.flops), "resolution": f"{row.H}×{row.W}" + (" px" if pixels else ""),
+                     "tokens": "" if pixels else row.H * row.W})
+    parameters = sum(r["row"].parameters for r in rows)
+    flops = sum(r["row"].flops for r in rows)
+    return {"rows": rows, "total": entry(lang, "report.parts.total"), "parameters": f"{parameters:,}",
+            "parameter_units": count_text(parameters), "flops": count_text(flops)}
+
+
+def _stage_sizes(trace: Trace) -> tuple[SwinConfig, list[tuple[int, int]]] | None:
+    """(config, each stage's input (H, W) in tokens) from a trace, or None."""
     config_data = trace.header.get("model", {}).get("config")
     if not config_data:
-        return []
+        return None
     config = SwinConfig.from_dict(config_data)
     sizes = []
     for stage in range(config.num_stages):
         event = next((e for e in trace.events if e.type == "step" and e.id == f"layers.{stage}.input"), None)
         if event is None or "H" not in event.scalars:
-            return []
+            return None
         sizes.append((event.scalars["H"], event.scalars["W"]))
-    return stage_rows(config, sizes)
+    return config, sizes
 
 
 def _outline(nodes: list[_Node], level: int) -> list[dict[str, Any]]:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import html
 import re
+from typing import NamedTuple
 
 from ..events import Event, Trace
 from ..palette import PINK
-from ..vocabulary import SCOPE_LEVELS, step_style
+from ..vocabulary import SCOPE_LEVELS, explanation, step_style
 from ..vocabulary import step_title as kind_title
 from .text import (
     check_language,
@@ -34,11 +35,13 @@ from .text import (
 from .tree import ScopeNode, build_calls, leads
 
 
-def render_markdown(trace: Trace, lang: str = "en", pictures: dict[str, list[tuple[str, str]]] | None = None) -> str:
+def render_markdown(trace: Trace, lang: str = "en", pictures: dict[str, list[tuple[str, str]]] | None = None,
+                    explain: bool = False) -> str:
     """The whole walkthrough of ``trace`` as one Markdown document.
 
     ``pictures``: step id -> [(alt text, relative image path)], shown after that
-    step ("" : after the summary).
+    step ("" : after the summary). ``explain``: each step's title is followed by
+    what it does and why (the default is the reference walkthrough's structure).
     """
     check_language(lang)
     pictures = pictures or {}
@@ -54,13 +57,22 @@ def render_markdown(trace: Trace, lang: str = "en", pictures: dict[str, list[tup
     for number, nodes in enumerate(calls, start=1):
         if len(calls) > 1:
             out.append(_heading(1, label(lang, "call", n=number)))
-        _render_children(nodes, lang, out, pictures if number == 1 else {})
+        _render_children(nodes, _Context(lang, pictures if number == 1 else {}, explain), out)
     _render_top(trace, lang, out)
     return "".join(out).rstrip("\n") + "\n"
 
 
-def _render_children(children: list[ScopeNode | Event], lang: str, out: list[str],
-                     pictures: dict[str, list[tuple[str, str]]]) -> None:
+class _Context(NamedTuple):
+    """What every part of one Markdown rendering shares."""
+
+    lang: str
+    pictures: dict[str, list[tuple[str, str]]]  # step id -> [(alt, path)] shown after it
+    explain: bool  # each step's explanation after its title
+    scope_kind: str = ""  # kind of the scope being rendered
+
+
+def _render_children(children: list[ScopeNode | Event], context: _Context, out: list[str]) -> None:
+    lang = context.lang
     announced = leads(children)
     for index, child in enumerate(children):
         for step in announced.get(index, []):
@@ -69,32 +81,38 @@ def _render_children(children: list[ScopeNode | Event], lang: str, out: list[str
                 out.append(_heading(lead_level, kind_title(step.kind, lang)))
             out.append(_title(step.kind, step_title(step, lang, lead=True)))
         if isinstance(child, ScopeNode):
-            _render_scope(child, lang, out, pictures)
+            _render_scope(child, context, out)
         else:
-            _render_step(child, lang, out)
-            out.extend(_images(pictures.get(child.id, [])))
+            explained = explanation(child.kind, context.scope_kind, lang) if context.explain else None
+            _render_step(child, lang, out, explained)
+            out.extend(_images(context.pictures.get(child.id, [])))
 
 
 def _images(pictures: list[tuple[str, str]]) -> list[str]:
     return [f"![{_inline(alt)}]({path})\n\n\n" for alt, path in pictures]
 
 
-def _render_scope(scope: ScopeNode, lang: str, out: list[str], pictures: dict[str, list[tuple[str, str]]]) -> None:
+def _render_scope(scope: ScopeNode, context: _Context, out: list[str]) -> None:
+    lang = context.lang
     level = SCOPE_LEVELS.get(scope.kind, 3)
     begin = scope_heading(scope.enter, lang, begin=True)
     out.append(_heading(level, begin))
     doc = scope_doc(scope.enter, lang)
     if doc:
         out.append(_div(PINK, doc))
-    _render_children(scope.children, lang, out, pictures)
+    _render_children(scope.children, context._replace(scope_kind=scope.kind), out)
     end = scope_heading(scope.enter, lang, begin=False)
     if end:
         out.append(_heading(level, end))
 
 
-def _render_step(event: Event, lang: str, out: list[str]) -> None:
+def _render_step(event: Event, lang: str, out: list[str], explained: str | None = None) -> None:
+    """A step: its title, the explanation ``explained`` if given, note, code, modules, tensors, scalars."""
     if step_style(event.kind).lead_level != 0:
         out.append(_title(event.kind, step_title(event, lang)))
+    if explained:
+        # catalog text, not a trace's: its `code` spans stay code
+        out.append(f"> **{_inline(label(lang, 'explain'))}**: {html.escape(explained, quote=False)}\n\n\n")
     note = step_note(event, lang)
     if note:
         out.append(f"> {_inline(note)}\n\n\n")
