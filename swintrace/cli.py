@@ -250,7 +250,8 @@ def _course(args: argparse.Namespace) -> None:
 
     from .loading import load_model
     from .render.course import build_course
-    from .tracing import tracing
+    from .tracing import traced_function, tracing
+    from .windows import relative_position_index
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -265,6 +266,8 @@ def _course(args: argparse.Namespace) -> None:
     with progress("tracing", args.quiet), torch.no_grad():
         with tracing(stats=True, header={"input": described}, pictures=True) as trace:
             model(images)
+            # The bias chapter shows how the index is built: it runs in __init__, so trace it on its own.
+            traced_function(relative_position_index)(model.config.stage_window(0)[0])
     with progress(f"writing the course into {out}", args.quiet):
         try:
             written = build_course(trace, out, (args.lang,) if args.lang else ("en", "zh"), force=args.force)

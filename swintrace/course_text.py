@@ -1,9 +1,11 @@
 """The course's chapters: which traced steps, pictures and exercises each shows.
 
 Each chapter names the traced steps it shows (regular expressions over dotted
-ids, first forward), the pictures it embeds (by name prefix) and the exercises
-it asks (steps whose output shape the reader predicts). Its title and text are
-in the catalog of words (``course.chapters.<slug>``).
+ids), the pictures it embeds (by name prefix), whether it shows the stage
+table, and its exercises: steps whose shape the reader predicts, numbers read
+from the trace, and concept questions. Its title, goal, text and questions are
+in the catalog of words (``course.chapters.<slug>``, ``course.numbers``,
+``course.concepts``); render/lessons.py computes the facts and answers.
 """
 
 from __future__ import annotations
@@ -16,12 +18,18 @@ from .words import entry
 @dataclass(frozen=True)
 class Chapter:
     slug: str
-    steps: tuple[str, ...]  # regular expressions over step ids shown as the live trace
-    pictures: tuple[str, ...]  # picture name prefixes
-    exercises: tuple[str, ...]  # step ids whose first tensor's shape is the answer
+    steps: tuple[str, ...] = ()  # regular expressions over step ids shown as the live trace
+    pictures: tuple[str, ...] = ()  # picture name prefixes
+    shapes: tuple[str, ...] = ()  # step ids whose first tensor's shape the reader predicts
+    numbers: tuple[str, ...] = ()  # number questions (course.numbers.<key>)
+    concepts: tuple[str, ...] = ()  # concept questions (course.concepts.<key>)
+    table: bool = False  # the table of stages
 
     def title(self, lang: str) -> str:
         return entry(lang, f"course.chapters.{self.slug}.title")
+
+    def goal(self, lang: str) -> str:
+        return entry(lang, f"course.chapters.{self.slug}.goal")
 
     def text(self, lang: str) -> str:
         return entry(lang, f"course.chapters.{self.slug}.text")
@@ -36,79 +44,57 @@ def chapter_of_scope(scope_kind: str) -> tuple[int, Chapter] | None:
     return None
 
 
+_BLOCK0 = "layers.0.blocks.0"
+_BLOCK1 = "layers.0.blocks.1"
+
 CHAPTERS: tuple[Chapter, ...] = (
-    Chapter(
-        "patch-embedding",
-        ("patch_embed.*",),
-        (),
-        ("patch_embed.patch_proj", "patch_embed.flatten"),
-    ),
+    Chapter("overview", pictures=("stage_story",), concepts=("why_shift_pairs",), table=True),
+    Chapter("patch-embedding", steps=(r"patch_embed\..*",), shapes=("patch_embed.patch_proj", "patch_embed.flatten")),
     Chapter(
         "window-partition",
-        (
-            "layers.0.blocks.0.window_partition.*",
-            "layers.0.blocks.0.partition_windows",
-            "layers.0.blocks.0.window_reverse.*",
-        ),
-        ("windows_stage1",),
-        (
-            "layers.0.blocks.0.window_partition.view",
-            "layers.0.blocks.0.window_partition.permute",
-            "layers.0.blocks.0.partition_windows",
-        ),
+        steps=(rf"{_BLOCK0}\.window_partition\..*", rf"{_BLOCK0}\.partition_windows", rf"{_BLOCK0}\.window_reverse\..*"),
+        pictures=("windows_stage1",),
+        shapes=(f"{_BLOCK0}.window_partition.view", f"{_BLOCK0}.window_partition.permute"),
+        numbers=("windows1",), concepts=("why_windows",),
     ),
     Chapter(
-        "w-msa",
-        ("layers.0.blocks.0.attn.*",),
-        (),
-        ("layers.0.blocks.0.attn.qkv", "layers.0.blocks.0.attn.scores", "layers.0.blocks.0.attn.attn_v"),
+        "w-msa", steps=(rf"{_BLOCK0}\.attn\..*",),
+        shapes=(f"{_BLOCK0}.attn.qkv", f"{_BLOCK0}.attn.scores", f"{_BLOCK0}.attn.attn_v"),
     ),
     Chapter(
         "relative-position-bias",
-        (
-            "layers.0.blocks.1.attn.bias_gather",
-            "layers.0.blocks.1.attn.bias_permute",
-            "layers.0.blocks.1.attn.add_bias",
-        ),
-        ("bias_",),
-        ("layers.0.blocks.1.attn.bias_permute",),
+        steps=(r"relative_position_index\..*", rf"{_BLOCK1}\.attn\.bias_gather", rf"{_BLOCK1}\.attn\.bias_permute",
+               rf"{_BLOCK1}\.attn\.add_bias"),
+        pictures=("bias_",), shapes=(f"{_BLOCK1}.attn.bias_permute",),
+        numbers=("index_row",), concepts=("why_relative_bias",),
     ),
     Chapter(
         "cyclic-shift-and-mask",
-        ("layers.0.create_mask.*", "layers.0.blocks.1.cyclic_shift", "layers.0.blocks.1.reverse_shift"),
-        ("shift_stage1", "mask_stage1"),
-        ("layers.0.create_mask.mask_windows", "layers.0.create_mask.mask_fill"),
+        steps=(r"layers\.0\.create_mask\..*", rf"{_BLOCK1}\.cyclic_shift", rf"{_BLOCK1}\.reverse_shift"),
+        pictures=("shift_stage1", "mask_stage1"), shapes=("layers.0.create_mask.mask_windows",),
+        numbers=("region_corner", "masked1"), concepts=("why_minus_100", "why_roll_back", "why_last_stage_unshifted"),
     ),
     Chapter(
         "sw-msa",
-        (
-            "layers.0.blocks.1.attn.mask_matrix",
-            "layers.0.blocks.1.attn.add_mask",
-            "layers.0.blocks.1.attn.mask_view",
-            "layers.0.blocks.1.attn.softmax",
-            "layers.0.blocks.1.attention",
-        ),
-        ("attention_",),
-        ("layers.0.blocks.1.attn.add_mask", "layers.0.blocks.1.attn.mask_view"),
+        steps=(rf"{_BLOCK1}\.attn\.mask_matrix", rf"{_BLOCK1}\.attn\.add_mask", rf"{_BLOCK1}\.attn\.mask_view",
+               rf"{_BLOCK1}\.attn\.softmax", rf"{_BLOCK1}\.attention"),
+        pictures=("attention_",), shapes=(f"{_BLOCK1}.attn.add_mask",),
     ),
     Chapter(
-        "patch-merging",
-        ("layers.0.downsample.*",),
-        ("patch_merging",),
-        ("layers.0.downsample.gather", "layers.0.downsample.cat", "layers.0.downsample.reduction"),
+        "swin-block",
+        steps=(rf"{_BLOCK0}\.(shortcut|norm1|residual|norm2|mlp_residual)", rf"{_BLOCK0}\.mlp\..*"),
+        shapes=(f"{_BLOCK0}.mlp.fc1",),
     ),
     Chapter(
-        "classification-head",
-        ("forward_head.*", "topk"),
-        ("top_predictions",),
-        ("forward_head.avgpool", "forward_head.head_flatten", "forward_head.head"),
+        "patch-merging", steps=(r"layers\.0\.downsample\..*",), pictures=("patch_merging",),
+        shapes=("layers.0.downsample.cat", "layers.0.downsample.reduction"),
+        numbers=("stage2_tokens",), concepts=("why_merge_doubles",),
     ),
     Chapter(
-        "shapes",
-        ("layers\\.\\d+\\.(input|output)",),
-        ("stage_story",),
-        ("layers.0.downsampled", "layers.1.downsampled", "layers.2.downsampled"),
+        "classification-head", steps=(r"forward_head\..*", "topk"), pictures=("top_predictions",),
+        shapes=("forward_head.avgpool", "forward_head.head"),
     ),
+    Chapter("shapes", steps=(r"layers\.\d+\.(input|output)",), shapes=("layers.0.downsampled",), table=True),
 )
 
 # The chapter that teaches each scope kind (reports link a scope to it).
@@ -118,8 +104,9 @@ _SCOPE_CHAPTERS = {
     "window_reverse": "window-partition",
     "WindowAttention": "w-msa",
     "create_mask": "cyclic-shift-and-mask",
-    "SwinTransformerBlock": "sw-msa",
+    "SwinTransformerBlock": "swin-block",
+    "Mlp": "swin-block",
     "PatchMerging": "patch-merging",
     "forward_head": "classification-head",
-    "BasicLayer": "shapes",
+    "BasicLayer": "overview",
 }

@@ -384,7 +384,8 @@ def _check_scalar(where: _Where, name: str, value: Any) -> None:
 
 
 # Scopes opened by traced functions, not modules: their ids extend the enclosing module's.
-_FUNCTION_SCOPES = frozenset({"window_partition", "window_reverse", "create_mask", "forward_head", "drop_path_f"})
+_FUNCTION_SCOPES = frozenset({"window_partition", "window_reverse", "create_mask", "forward_head", "drop_path_f",
+                              "relative_position_index"})
 
 
 def check_footer(where: _Where, footer: dict[str, Any], classes: int) -> None:

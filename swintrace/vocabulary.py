@@ -85,6 +85,12 @@ STEPS: dict[str, StepStyle] = {
     "gather": StepStyle(BLUE),
     "cat": StepStyle(BLUE),
     "reduction": StepStyle(LIME),
+    # relative_position_index (runs when the model is built; the course traces it)
+    "index_coords": StepStyle(PURPLE),
+    "index_flatten": StepStyle(BLUE),
+    "index_offsets": StepStyle(PURPLE),
+    "index_shift": StepStyle(PURPLE),
+    "index_rows": StepStyle(PURPLE),
 }
 
 # Heading level of each scope kind, as the seed nests them.
@@ -102,6 +108,7 @@ SCOPE_LEVELS: dict[str, int] = {
     "Mlp": 3,
     "DropPath": 3,
     "drop_path_f": 4,
+    "relative_position_index": 2,
 }
 
 # Scopes announced by one heading of their own instead of "<name> begins/ends"

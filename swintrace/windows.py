@@ -53,14 +53,25 @@ def relative_position_index(window_size: int) -> torch.Tensor:
     Returns (M*M, M*M) int64. Entry [i, j] encodes the offset of token i from
     token j: (dy + M - 1) * (2M - 1) + (dx + M - 1), the official convention.
     For M = 2 it is [[4, 3, 1, 0], [5, 4, 2, 1], [7, 6, 4, 3], [8, 7, 5, 4]].
+
+    The model builds it once, untraced; the course shows its steps by tracing
+    ``traced_function(relative_position_index)(M)``.
     """
     coords = torch.stack(
         torch.meshgrid(torch.arange(window_size), torch.arange(window_size), indexing="ij")
     )  # 2, M, M
+    step("index_coords", coords=coords, window_size=window_size)
     coords_flatten = torch.flatten(coords, 1)  # 2, M*M
+    step("index_flatten", coords_flatten=coords_flatten)
     relative_coords = coords_flatten[:, :, None] - coords_flatten[:, None, :]  # 2, M*M, M*M
+    step("index_offsets", relative_coords=relative_coords)
     relative_coords = relative_coords.permute(1, 2, 0).contiguous()  # M*M, M*M, 2
+    step("permute", relative_coords=relative_coords)
     relative_coords[:, :, 0] += window_size - 1  # rows offsets from 0 .. 2M-2
     relative_coords[:, :, 1] += window_size - 1  # column offsets from 0 .. 2M-2
+    step("index_shift", relative_coords=relative_coords)
     relative_coords[:, :, 0] *= 2 * window_size - 1  # row offset selects a block of 2M-1 entries
-    return relative_coords.sum(-1)  # M*M, M*M
+    step("index_rows", relative_coords=relative_coords)
+    relative_position_index = relative_coords.sum(-1)  # M*M, M*M
+    step("output", relative_position_index=relative_position_index)
+    return relative_position_index

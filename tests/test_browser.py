@@ -117,3 +117,42 @@ def test_hostile_file_name_stays_text(browser, tmp_path):
     assert "<img src=x onerror=alert(1)>.jpg" in page.inner_text("#summary")
     sources = page.eval_on_selector_all("img", "els => els.map(e => [e.getAttribute('src').slice(0, 22), e.hasAttribute('onerror')])")
     assert sources and all(src == "data:image/png;base64," and not handler for src, handler in sources)
+
+
+@pytest.fixture(scope="module")
+def teach_course(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("course") / "site"
+    assert main(["course", "--model", "swin_teach", "--weights", "random", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("width", [390, 1400])
+def test_course_exercises_are_answered_in_the_page(browser, teach_course, width):
+    """Every exercise of every chapter: a wrong answer is told so, the right one too; nothing scrolls sideways."""
+    checked = 0
+    for chapter in sorted((teach_course / "en").glob("[01]*.html")):
+        page, problems, requests, _ = _open(browser, chapter)
+        page.set_viewport_size({"width": width, "height": 844})
+        for form in page.query_selector_all("form.exercise"):
+            kind, answer = form.get_attribute("data-kind"), form.get_attribute("data-answer")
+            verdict = form.query_selector(".verdict")
+            if kind == "choice":
+                wrong = str((int(answer) + 1) % len(form.query_selector_all("input[type=radio]")))
+                form.query_selector(f"input[value='{wrong}']").check()
+                form.query_selector("button").click()
+                assert verdict.get_attribute("class") == "verdict wrong"
+                form.query_selector(f"input[value='{answer}']").check()
+            else:
+                form.query_selector("input[name=answer]").fill(answer + "1")
+                form.query_selector("button").click()
+                assert verdict.get_attribute("class") == "verdict wrong" and verdict.inner_text() == "Not yet: try again."
+                typed = f"torch.Size([{answer}])" if kind == "shape" else answer
+                form.query_selector("input[name=answer]").fill(typed)
+            form.query_selector("button").click()
+            assert verdict.get_attribute("class") == "verdict right" and verdict.inner_text() == "Right.", chapter.name
+            assert not form.query_selector("details.solution").evaluate("d => d.open")  # shown only when asked
+            checked += 1
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, chapter.name
+        assert problems == [] and all(url.startswith("file://") for url in requests)
+        page.close()
+    assert checked >= 25

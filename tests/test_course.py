@@ -12,33 +12,43 @@ from markdown_it import MarkdownIt
 import swintrace
 from swintrace.cli import main
 from swintrace.course_text import CHAPTERS
-from swintrace.render.text import shape_repr
 
-# Shapes of the teaching variant (32x32 input, 8x8 tokens, C = 8, window 2, 2 heads), by hand.
+# Shapes of the teaching variant (32x32 input, 8x8 tokens, C = 8, window 2, 2 heads, MLP 2C), by hand.
 EXPECTED = {
     "patch_embed.patch_proj": [1, 8, 8, 8],
     "patch_embed.flatten": [1, 64, 8],
     "layers.0.blocks.0.window_partition.view": [1, 4, 2, 4, 2, 8],
     "layers.0.blocks.0.window_partition.permute": [16, 2, 2, 8],
-    "layers.0.blocks.0.partition_windows": [16, 4, 8],
     "layers.0.blocks.0.attn.qkv": [3, 16, 2, 4, 4],
     "layers.0.blocks.0.attn.scores": [16, 2, 4, 4],
     "layers.0.blocks.0.attn.attn_v": [16, 4, 8],
     "layers.0.blocks.1.attn.bias_permute": [2, 4, 4],
     "layers.0.create_mask.mask_windows": [16, 4],
-    "layers.0.create_mask.mask_fill": [16, 4, 4],
     "layers.0.blocks.1.attn.add_mask": [1, 16, 2, 4, 4],
-    "layers.0.blocks.1.attn.mask_view": [16, 2, 4, 4],
-    "layers.0.downsample.gather": [1, 4, 4, 8],
+    "layers.0.blocks.0.mlp.fc1": [1, 64, 16],
     "layers.0.downsample.cat": [1, 4, 4, 32],
     "layers.0.downsample.reduction": [1, 16, 16],
     "forward_head.avgpool": [1, 32, 1],
-    "forward_head.head_flatten": [1, 32],
     "forward_head.head": [1, 10],
     "layers.0.downsampled": [1, 16, 16],
-    "layers.1.downsampled": [1, 4, 32],
-    "layers.2.downsampled": [1, 4, 32],  # the last stage does not merge
 }
+# The M = 2 relative position index of DESIGN.md (and seed 001).
+INDEX_M2 = [[4, 3, 1, 0], [5, 4, 2, 1], [7, 6, 4, 3], [8, 7, 5, 4]]
+
+
+def _masked_entries(H: int, W: int, M: int, shift: int) -> int:
+    """-100 entries of a whole shifted-window mask, from the mask's definition (no swintrace code):
+    label the map by the slices [0, -M), [-M, -shift), [-shift, end) of each axis, then count,
+    window by window, the pairs of tokens whose labels differ."""
+    def label(i: int, n: int) -> int:
+        return 0 if i < n - M else (1 if i < n - shift else 2)
+
+    total = 0
+    for top in range(0, H, M):
+        for left in range(0, W, M):
+            ids = [label(top + r, H) * 3 + label(left + c, W) for r in range(M) for c in range(M)]
+            total += sum(a != b for a in ids for b in ids)
+    return total
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +69,8 @@ class _Links(HTMLParser):
         for name in ("href", "src"):
             if attributes.get(name):
                 self.links.append(attributes[name])
-        if tag == "details" and "data-answer" in attributes:
-            self.exercises.append((attributes["data-step-id"], attributes["data-answer"]))
+        if tag == "form" and "data-answer" in attributes:
+            self.exercises.append(tuple(attributes.items()))
 
 
 def _parse(path: Path) -> _Links:
@@ -76,9 +86,11 @@ def test_every_chapter_in_both_languages(course):
                 page = course / lang / f"{number:02d}-{chapter.slug}{suffix}"
                 assert page.is_file(), page
                 assert chapter.title(lang) in page.read_text(encoding="utf-8")
-    assert len(CHAPTERS) == 9
-    english = (course / "en" / "04-relative-position-bias.md").read_text(encoding="utf-8")
-    chinese = (course / "zh" / "04-relative-position-bias.md").read_text(encoding="utf-8")
+    assert [chapter.slug for chapter in CHAPTERS] == [
+        "overview", "patch-embedding", "window-partition", "w-msa", "relative-position-bias", "cyclic-shift-and-mask",
+        "sw-msa", "swin-block", "patch-merging", "classification-head", "shapes"]
+    english = (course / "en" / "05-relative-position-bias.md").read_text(encoding="utf-8")
+    chinese = (course / "zh" / "05-relative-position-bias.md").read_text(encoding="utf-8")
     assert "[[4,3,1,0],[5,4,2,1],[7,6,4,3],[8,7,5,4]]" in english and "相对位置" in chinese
 
 
@@ -96,24 +108,75 @@ def test_links_resolve_and_nothing_is_remote(course):
         assert all("```" not in t.content for t in tokens if t.type == "fence")
 
 
-def test_exercise_answers_are_the_traced_shapes(course):
+def _exercises(page: Path) -> list[dict[str, str]]:
+    return [dict(match) for match in _parse(page).exercises]
+
+
+def test_shape_answers_are_the_traced_shapes_and_the_code_does_not_give_them_away(course):
     trace = swintrace.load_trace(course / "trace.jsonl")
     answered = {}
-    for page in (course / "en").glob("0*.html"):
-        for step_id, answer in _parse(page).exercises:
-            assert answer == shape_repr(trace[step_id].tensors[0].shape)
-            answered[step_id] = answer
-    assert answered == {step_id: shape_repr(shape) for step_id, shape in EXPECTED.items()}
-    for page in (course / "zh").glob("0*.html"):
-        assert all(answer == answered[step_id] for step_id, answer in _parse(page).exercises)
+    for page in sorted((course / "en").glob("0*.html")) + sorted((course / "en").glob("1*.html")):
+        text = page.read_text(encoding="utf-8")
+        for exercise in _exercises(page):
+            if exercise["data-kind"] != "shape":
+                continue
+            step_id = exercise["data-step-id"]
+            assert exercise["data-answer"] == ", ".join(map(str, trace[step_id].tensors[0].shape))
+            answered[step_id] = [int(n) for n in exercise["data-answer"].split(", ")]
+        for code in re.findall(r'<form class="exercise" data-kind="shape".*?<pre>(.*?)</pre>', text, flags=re.S):
+            assert "#" not in code, code  # the shape comment is the answer
+    assert answered == EXPECTED
+    for page in (course / "zh").glob("*.html"):
+        assert all(e["data-answer"] == ", ".join(map(str, EXPECTED[e["data-step-id"]]))
+                   for e in _exercises(page) if e["data-kind"] == "shape")
 
 
-def test_chapters_show_their_live_steps_and_pictures(course):
-    mask = (course / "en" / "05-cyclic-shift-and-mask.html").read_text(encoding="utf-8")
-    assert 'data-step-id="layers.0.create_mask.mask_fill"' in mask
-    assert "../images/en/mask_stage1.png" in mask and "../images/en/shift_stage1.png" in mask
-    shapes = (course / "en" / "09-shapes.html").read_text(encoding="utf-8")
-    assert "<td>8×8</td>" in shapes and "<td>2×2</td>" in shapes
+def test_number_answers_match_facts_computed_without_the_trace(course):
+    """Stage 1 of swin_teach: an 8x8 map, windows of 2, shift 1."""
+    answers = {}
+    for page in (course / "en").glob("*.html"):
+        questions = re.findall(r'<form class="exercise" data-kind="number" data-answer="(\d+)">\s*<p class="question">'
+                               r'<span class="kind">[^<]*</span>([^<]*)</p>', page.read_text(encoding="utf-8"))
+        answers |= {question: int(answer) for answer, question in questions}
+    by_topic = {next(word for word in ("-100", "bias table", "bottom-right", "patch merging", "windows")
+                     if word in question): answer for question, answer in answers.items()}
+    assert by_topic == {
+        "windows": (8 // 2) * (8 // 2),
+        "-100": _masked_entries(8, 8, 2, 1),
+        "bias table": INDEX_M2[1][0],  # pair (query 1, key 0)
+        "bottom-right": 8,  # the last of the 3 x 3 slices
+        "patch merging": (8 // 2) * (8 // 2),
+    }
+
+
+def test_the_masked_count_formula_agrees_with_the_model_at_swin_t_size():
+    """The independent count above, checked against the model's own mask for Swin-T's stage 1."""
+    import torch
+
+    model = swintrace.load_model("swin_t", depths=(2, 2, 2, 2), embed_dim=24)
+    mask = model.layers[0].create_mask(torch.zeros(1, 56 * 56, 24), 56, 56)  # nW, N, N
+    assert mask.shape == (64, 49, 49)
+    assert int((mask != 0).sum()) == _masked_entries(56, 56, 7, 3)
+
+
+def test_concept_questions_have_one_right_choice_and_a_solution(course):
+    found = 0
+    for page in (course / "zh").glob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        for answer, choices in re.findall(r'data-kind="choice" data-answer="(\d)">(.*?)</form>', text, flags=re.S):
+            options = re.findall(r'type="radio" name="exercise-\d+" value="(\d)"', choices)
+            assert options == [str(i) for i in range(len(options))] and 3 <= len(options) <= 4
+            assert int(answer) < len(options) and '<details class="solution">' in choices
+            found += 1
+    assert found >= 6  # including why the last stage (2x2 tokens, one window of 2) is not shifted
+
+
+def test_a_course_of_the_teaching_variant_quotes_the_teaching_variant(course):
+    text = "".join(page.read_text(encoding="utf-8") for page in (course / "en").glob("*.md"))
+    for swin_t_fact in ("3136", "3,136", "M = 7", "56×56", "96 channels", "4.49 G"):
+        assert swin_t_fact not in text
+    overview = (course / "en" / "01-overview.md").read_text(encoding="utf-8")
+    assert "swin_teach" in overview and "| 3 | 2×2 |" in overview  # the stage table, from the trace
 
 
 def test_course_output_must_be_a_folder(tmp_path, capsys):

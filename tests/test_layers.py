@@ -32,7 +32,7 @@ LAYERS = [
     # what users see: pictures, renderers, output files, notebook display
     {"pictures", "pictures.draw", "pictures.grids", "pictures.attention", "pictures.story",
      "render", "render.tensor_text", "render.text", "render.tree", "render.markdown", "render.html", "render.terminal",
-     "render.course", "output", "display"},
+     "render.lessons", "render.course", "output", "display"},
     # entry points
     {"cli", "__main__", ""},
 ]

@@ -4,17 +4,17 @@ Layout of the output folder::
 
     index.html, index.md          the languages
     en/index.html, en/index.md    the chapters of one language (and zh/…)
-    en/01-patch-embedding.html    one chapter: explanation, pictures, live steps, exercises
+    en/01-overview.html           one chapter: goal, explanation, pictures, live steps, exercises
     images/en/*.png               the pictures, their words in each language (and zh/…)
     trace.jsonl                   the trace everything was made from
 
 Every page opens from disk: links are relative, nothing comes from a network.
+Every number in a chapter comes from the trace (render/lessons.py).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from markdown_it import MarkdownIt
@@ -26,18 +26,11 @@ from ..files import Manifest, write_files
 from ..pictures import Picture, make_pictures
 from ..words import entry
 from .html import _Context, _environment, _nodes, _stages
+from .lessons import Exercise, Facts, course_facts, exercises
 from .markdown import _render_step
-from .text import shape_repr, step_title
+from .text import step_title
 
 _MARKDOWN = MarkdownIt("commonmark")
-
-
-@dataclass(frozen=True)
-class Exercise:
-    step_id: str
-    question: str
-    code: str
-    answer: str  # torch.Size([...]) of the step's first tensor, as traced
 
 
 def build_course(
@@ -53,6 +46,7 @@ def build_course(
     def write(relative: str, data: str | bytes) -> None:
         pages[relative] = data.encode("utf-8") if isinstance(data, str) else data
 
+    facts = course_facts(trace)
     pictures = {lang: make_pictures(trace, lang) for lang in languages}
     for lang in languages:
         for picture in pictures[lang]:
@@ -61,22 +55,25 @@ def build_course(
     languages_md = "# swintrace course\n\n" + "".join(f"* [{lang}]({lang}/index.md)\n" for lang in languages)
     write("index.md", languages_md)
     write("index.html", _page(lang=languages[0], title="swintrace course", home="index.html",
-                              chapters=[{"href": f"{lang}/index.html", "title": lang} for lang in languages]))
+                              chapters=[{"href": f"{lang}/index.html", "title": lang, "goal": None} for lang in languages]))
+    files = [f"{number:02d}-{chapter.slug}" for number, chapter in enumerate(CHAPTERS, start=1)]
     for lang in languages:
         words = entry(lang, "course")
-        files = [f"{number:02d}-{chapter.slug}" for number, chapter in enumerate(CHAPTERS, start=1)]
-        listing = [{"href": f"{name}.html", "title": chapter.title(lang)} for name, chapter in zip(files, CHAPTERS)]
+        listing = [{"href": f"{name}.html", "title": chapter.title(lang), "goal": chapter_goal(chapter, lang, facts)}
+                   for name, chapter in zip(files, CHAPTERS)]
         write(f"{lang}/index.html", _page(lang=lang, title=words["languages"], home="../index.html", chapters=listing))
         write(f"{lang}/index.md", f"# {words['languages']}\n\n" + "".join(
-            f"{number}. [{chapter.title(lang)}]({name}.md)\n"
+            f"{number}. [{chapter.title(lang)}]({name}.md): {chapter_goal(chapter, lang, facts)}\n"
             for number, (name, chapter) in enumerate(zip(files, CHAPTERS), start=1)))
         for index, (name, chapter) in enumerate(zip(files, CHAPTERS)):
             neighbours = {
                 "previous": listing[index - 1] if index > 0 else None,
                 "next": listing[index + 1] if index + 1 < len(listing) else None,
             }
-            write(f"{lang}/{name}.html", _chapter_html(trace, chapter, lang, pictures[lang], neighbours))
-            write(f"{lang}/{name}.md", _chapter_markdown(trace, chapter, lang, pictures[lang], files, index))
+            asked = exercises(trace, chapter, lang, facts)
+            write(f"{lang}/{name}.html", _chapter_html(trace, chapter, lang, pictures[lang], neighbours, facts, asked))
+            write(f"{lang}/{name}.md", _chapter_markdown(trace, chapter, lang, pictures[lang], files, index, facts,
+                                                         asked))
     manifest = Manifest(out)
     manifest.check(list(pages), force)
     files_out = {out / relative: data for relative, data in pages.items()}
@@ -85,21 +82,29 @@ def build_course(
     return [out / relative for relative in pages]
 
 
+def chapter_text(chapter: Chapter, lang: str, facts: Facts | None) -> str:
+    """The chapter's Markdown with the traced model's numbers filled in."""
+    text = chapter.text(lang)
+    if facts is None:
+        return re.sub(r"\{(\w+)\}", "?", text)  # a trace without a model's stages: no numbers to quote
+    return text.format(**facts.text)
+
+
+def chapter_goal(chapter: Chapter, lang: str, facts: Facts | None) -> str:
+    """The chapter's learning goal, its placeholders filled like the text's."""
+    goal = chapter.goal(lang)
+    return re.sub(r"\{(\w+)\}", "?", goal) if facts is None else goal.format(**facts.text)
+
+
 def chapter_steps(trace: Trace, chapter: Chapter) -> list[Event]:
+    """The steps a chapter shows: the first of each id that its patterns match."""
     patterns = [re.compile(pattern) for pattern in chapter.steps]
-    return [e for e in trace.events if e.type == "step" and e.call == 0
-            and any(p.fullmatch(e.id) for p in patterns)]
-
-
-def exercises(trace: Trace, chapter: Chapter, lang: str) -> list[Exercise]:
+    seen: set[str] = set()
     found = []
-    for step_id in chapter.exercises:
-        event = next((e for e in trace.events if e.type == "step" and e.id == step_id and e.call == 0), None)
-        if event is None or not event.tensors or not event.code:
-            continue
-        tensor = event.tensors[0]
-        found.append(Exercise(step_id, entry(lang, "course")["question"].format(name=tensor.name),
-                              "\n".join(event.code), shape_repr(tensor.shape)))
+    for event in trace.events:
+        if event.type == "step" and event.id not in seen and any(p.fullmatch(event.id) for p in patterns):
+            seen.add(event.id)
+            found.append(event)
     return found
 
 
@@ -107,49 +112,79 @@ def _chapter_pictures(chapter: Chapter, pictures: list[Picture]) -> list[Picture
     return [p for p in pictures if any(p.name.startswith(prefix) for prefix in chapter.pictures)]
 
 
-def _chapter_html(trace: Trace, chapter: Chapter, lang: str, pictures: list[Picture], neighbours: dict) -> str:
+def _chapter_html(trace: Trace, chapter: Chapter, lang: str, pictures: list[Picture], neighbours: dict,
+                  facts: Facts | None, asked: list[Exercise]) -> str:
     steps = chapter_steps(trace, chapter)
     nodes = _nodes(list(steps), _Context(lang))
     return _page(
-        lang=lang, title=chapter.title(lang), home="index.html",
-        explanation=Markup(_MARKDOWN.render(chapter.text(lang))),
+        lang=lang, title=chapter.title(lang), home="index.html", goal=chapter_goal(chapter, lang, facts),
+        warning=_random_warning(trace, chapter, lang),
+        explanation=Markup(_MARKDOWN.render(chapter_text(chapter, lang, facts))),
         pictures=[{"src": f"../images/{lang}/{p.name}.png", "alt": p.alt, "title": p.title}
                   for p in _chapter_pictures(chapter, pictures)],
-        stages=_stages(trace) if chapter.slug == "shapes" else [],
-        nodes=nodes, exercises=exercises(trace, chapter, lang), **neighbours,
+        stages=_stages(trace) if chapter.table else [],
+        nodes=nodes, exercises=asked, **neighbours,
     )
 
 
 def _chapter_markdown(trace: Trace, chapter: Chapter, lang: str, pictures: list[Picture],
-                      files: list[str], index: int) -> str:
+                      files: list[str], index: int, facts: Facts | None, asked: list[Exercise]) -> str:
     words = entry(lang, "course")
     out = [f"# {chapter.title(lang)}\n\n", f"[{words['home']}](index.md)"]
     if index > 0:
         out.append(f" · [← {CHAPTERS[index - 1].title(lang)}]({files[index - 1]}.md)")
     if index + 1 < len(files):
         out.append(f" · [{CHAPTERS[index + 1].title(lang)} →]({files[index + 1]}.md)")
-    out.append("\n\n" + chapter.text(lang) + "\n\n")
+    out.append(f"\n\n**{words['goal']}** {chapter_goal(chapter, lang, facts)}\n\n")
+    warning = _random_warning(trace, chapter, lang)
+    if warning:
+        out.append(f"> **⚠** {warning}\n\n")
+    out.append(chapter_text(chapter, lang, facts) + "\n\n")
     for picture in _chapter_pictures(chapter, pictures):
         out.append(f"![{picture.alt}](../images/{lang}/{picture.name}.png)\n\n")
-    if chapter.slug == "shapes":
+    if chapter.table:
         out.append(_stage_table_markdown(trace, lang))
+    _exercises_markdown(asked, words, out)
     steps = chapter_steps(trace, chapter)
     if steps:
         out.append(f"## {words['trace']}\n\n")
         for event in steps:
             out.append(f"### {step_title(event, lang, lead=True)} (`{event.id}`)\n\n")
             _render_step(event, lang, out)
-    found = exercises(trace, chapter, lang)
-    if found:
-        out.append(f"## {words['exercises']}\n\n")
-        for exercise in found:
-            out.append(f"<details><summary>{exercise.question}</summary>\n\n```python\n{exercise.code}\n```\n\n"
-                       f"{words['answer']} `{exercise.answer}`\n\n</details>\n\n")
     return "".join(out)
 
 
+def _random_warning(trace: Trace, chapter: Chapter, lang: str) -> str | None:
+    """Where predictions are shown, that random weights make them meaningless."""
+    random = trace.header.get("weights", {}).get("kind") == "random"
+    return entry(lang, "report.random_warning") if random and chapter.pictures == ("top_predictions",) else None
+
+
+def _exercises_markdown(asked: list[Exercise], words: dict, out: list[str]) -> None:
+    """The questions (before the traced steps, which would give shapes away), then the answers."""
+    if asked:
+        out.append(f"## {words['exercises']}\n\n")
+        for number, exercise in enumerate(asked, start=1):
+            out.append(f"{number}. {exercise.question}\n\n")
+            if exercise.code:
+                out.append(_indented(f"```python\n{exercise.code}\n```") + "\n\n")
+            for letter, choice in zip("ABCD", exercise.choices):
+                out.append(f"   - {letter}. {choice}\n")
+            out.append("\n" if exercise.choices else "")
+        out.append(f"## {words['answers']}\n\n")
+        for number, exercise in enumerate(asked, start=1):
+            shown = f"{'ABCD'[int(exercise.answer)]}. " if exercise.kind == "choice" else ""
+            out.append(f"{number}. {shown}{exercise.solution}\n")
+        out.append("\n")
+
+
+def _indented(text: str) -> str:
+    """A block inside a numbered list item."""
+    return "\n".join("   " + line if line else line for line in text.splitlines())
+
+
 def _stage_table_markdown(trace: Trace, lang: str) -> str:
-    """The shapes chapter's table of stages, as the HTML page shows it."""
+    """The table of stages, as the HTML page shows it."""
     rows = _stages(trace)
     if not rows:
         return ""
@@ -162,7 +197,7 @@ def _stage_table_markdown(trace: Trace, lang: str) -> str:
 
 
 def _page(**values) -> str:
-    defaults = {"explanation": None, "chapters": [], "pictures": [], "stages": [], "nodes": [],
+    defaults = {"explanation": None, "goal": None, "warning": None, "chapters": [], "pictures": [], "stages": [], "nodes": [],
                 "exercises": [], "previous": None, "next": None}
     lang = values["lang"]
     return _environment().get_template("course.html.j2").render(
