@@ -19,7 +19,7 @@ PURPLE = "#6f67e0"  # position bias
 AMBER = "#ff9702"  # residual paths, warnings, exercises
 # Paper and ink
 INK = "#1d2330"
-MUTED = "#6b7385"
+MUTED = "#5f6678"  # 5.4:1 on SOFT, 5.9:1 on PAPER (WCAG AA)
 LINE = "#e3e6ee"
 PAPER = "#ffffff"
 SOFT = "#f6f7fb"

@@ -120,6 +120,13 @@ DOCUMENTED_SCOPES = frozenset({"BasicLayer", "window_partition", "window_reverse
 TIGHT_ZH_HEADINGS = frozenset({"drop_path_f"})
 
 
+# Each color is a family of steps; reports name the family beside the color (report.families).
+FAMILIES: dict[str, str] = {
+    PINK: "input", ORANGE: "output", BLUE: "reshape", GREEN: "attention", RED: "mask",
+    PURPLE: "position", AMBER: "residual", CYAN: "norm", LIME: "linear",
+}
+
+
 def step_style(kind: str) -> StepStyle:
     """Style of a step kind; unknown kinds (from newer traces) get a neutral entry."""
     return STEPS.get(kind, StepStyle(BLUE))

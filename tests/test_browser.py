@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,18 @@ def _open(browser, path: Path):
 
 
 def _visible_steps(page) -> int:
-    return page.eval_on_selector_all("section.step", "els => els.filter(e => e.checkVisibility()).length")
+    return page.eval_on_selector_all("details.step", "els => els.filter(e => e.checkVisibility()).length")
+
+
+def _open_steps(page) -> int:
+    return page.eval_on_selector_all("details.step", "els => els.filter(e => e.open).length")
+
+
+def _shots() -> Path:
+    """Where screenshots are kept as test artifacts (SWINTRACE_SHOTS, else a temp folder)."""
+    folder = Path(os.environ.get("SWINTRACE_SHOTS") or tempfile.gettempdir()) / "swintrace-shots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def test_cat_report_opens_offline_and_works(browser, cat_report):
@@ -74,9 +86,14 @@ def test_cat_report_opens_offline_and_works(browser, cat_report):
     assert [url for url in requests if not url.startswith("file://")] == []
     load_ms = page.evaluate("performance.getEntriesByType('navigation')[0].duration")
     assert load_ms < 3000
-    total = page.eval_on_selector_all("section.step", "els => els.length")
-    assert total == cat_report.read_text(encoding="utf-8").count("data-step-id=") > 700
+    total = page.eval_on_selector_all("details.step", "els => els.length")
+    assert total == cat_report.read_text(encoding="utf-8").count('<details class="step f-') > 700
     assert _visible_steps(page) == total
+    # compact: steps start as one line each (those with pictures open), so the page is short
+    with_pictures = page.eval_on_selector_all("details.step", "els => els.filter(e => e.querySelector('figure')).length")
+    assert _open_steps(page) == with_pictures <= 16
+    height = page.evaluate("document.documentElement.scrollHeight")
+    assert height < 60_000
     if os.environ.get("SWINTRACE_SCREENSHOT"):
         page.screenshot(path=os.environ["SWINTRACE_SCREENSHOT"])
 
@@ -84,11 +101,13 @@ def test_cat_report_opens_offline_and_works(browser, cat_report):
     visible = _visible_steps(page)
     assert 0 < visible <= total // 20  # 12 softmax steps of 746
     shown = page.eval_on_selector_all(
-        "section.step", "els => els.filter(e => e.checkVisibility()).map(e => e.dataset.search)"
-    )
+        "details.step", "els => els.filter(e => e.checkVisibility()).map(e => e.id + ' ' + e.dataset.kind)")
     assert all("softmax" in text for text in shown)
+    assert page.inner_text("#match-count") == f"{visible} of {total} steps"
+    outline = page.eval_on_selector_all("#outline li", "els => els.filter(e => e.checkVisibility()).length")
+    assert 0 < outline < page.eval_on_selector_all("#outline li", "els => els.length")  # the outline filters too
     page.fill("#search", "")
-    assert _visible_steps(page) == total
+    assert _visible_steps(page) == total and page.inner_text("#match-count") == ""
 
     families = ["stage_story", "windows_stage1", "shift_stage1", "mask_stage1",
                 "bias_layers_0_blocks_1", "attention_layers_0_blocks_1_head0", "patch_merging"]
@@ -100,11 +119,81 @@ def test_cat_report_opens_offline_and_works(browser, cat_report):
     assert {f"picture-{name}" for name in families} <= {figure for figure, _, _ in decoded}
     assert all(width > 100 and alt > 40 for _, width, alt in decoded)
 
-    page.click("#collapse-all")
-    assert _visible_steps(page) == 0
     page.click("#expand-all")
-    assert _visible_steps(page) == total
+    assert _open_steps(page) == total
+    code = page.eval_on_selector_all("details.step .code", "els => els.filter(e => !e.textContent.trim()).length")
+    assert code == 0  # every shared code block was filled in
+    page.click("#collapse-all")
+    assert _open_steps(page) == 0
+    open_scopes = page.eval_on_selector_all("details.scope[open]", "els => els.map(e => e.className)")
+    assert open_scopes and all("level-1" in name or "level-2" in name for name in open_scopes)  # stages, blocks
+    assert page.is_visible("details.scope.level-2 > summary")
     assert problems == []
+
+
+@pytest.mark.parametrize(("width", "height"), [(390, 844), (1400, 900)])
+def test_cat_report_at_phone_and_laptop_width(browser, cat_report, width, height):
+    page, problems, _, _ = _open(browser, cat_report)
+    page.set_viewport_size({"width": width, "height": height})
+    page.wait_for_timeout(50)
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # nothing scrolls sideways
+    phone = width < 800
+    outline_box = page.eval_on_selector("#outline", "e => e.getBoundingClientRect().right")
+    if phone:  # the outline is a drawer behind a button
+        assert outline_box <= 0 and page.is_visible("#outline-toggle")
+        page.click("#outline-toggle")
+        page.wait_for_timeout(300)
+        assert page.eval_on_selector("#outline", "e => e.getBoundingClientRect().left") >= 0
+        page.click("#outline a[data-anchor='layers.1']")
+        page.wait_for_timeout(300)
+        assert page.eval_on_selector("#outline", "e => e.getBoundingClientRect().right") <= 0  # closed again
+    else:
+        assert page.is_visible("#outline") and not page.is_visible("#outline-toggle")
+        page.click("#outline a[data-anchor='layers.1']")
+    toolbar = page.eval_on_selector("#toolbar", "e => e.getBoundingClientRect().bottom")
+    stage = page.eval_on_selector("[id='layers.1'] > summary", "e => e.getBoundingClientRect().top")
+    assert toolbar <= stage < toolbar + 40  # the anchor lands below the sticky toolbar
+    labels = page.eval_on_selector_all("#outline a", "els => els.map(e => e.textContent)")
+    assert "Stage 2" in labels and "Block 1 · SW-MSA" in labels and "Block 0 · W-MSA" in labels
+
+    # a deep link opens the step and shows it below the toolbar
+    page.goto(cat_report.as_uri() + "#layers.1.blocks.1.attn.softmax")
+    page.wait_for_timeout(100)
+    step = "[id='layers.1.blocks.1.attn.softmax']"
+    assert page.eval_on_selector(step, "e => e.open")
+    top = page.eval_on_selector(step, "e => e.getBoundingClientRect().top")
+    assert page.eval_on_selector("#toolbar", "e => e.getBoundingClientRect().bottom") <= top < height
+    assert "softmax" in page.inner_text(step + " .code")
+    page.screenshot(path=str(_shots() / f"report-{width}.png"))
+
+    # pictures open full size in a lightbox, which closes on a click
+    page.click("#picture-mask_stage1 img")
+    assert page.is_visible("#lightbox")
+    natural = page.eval_on_selector("#lightbox img", "e => [e.getBoundingClientRect().width, e.naturalWidth]")
+    assert natural[0] > min(natural[1], width) * 0.8
+    page.click("#lightbox")
+    assert not page.is_visible("#lightbox")
+
+    # keys: / searches, j opens the next step
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.id") == "search"
+    page.keyboard.press("Escape")
+    before = _open_steps(page)
+    page.keyboard.press("j")
+    assert _open_steps(page) == before + 1 or page.evaluate("location.hash") != "#layers.1.blocks.1.attn.softmax"
+
+    # presentation mode and a printed handout
+    page.click("#present")
+    assert page.evaluate("document.body.classList.contains('present')")
+    size = page.eval_on_selector("body", "e => parseFloat(getComputedStyle(e).fontSize)")
+    assert size >= 20
+    page.click("#present")
+    page.evaluate("window.dispatchEvent(new Event('beforeprint'))")
+    page.emulate_media(media="print")
+    assert _open_steps(page) == page.eval_on_selector_all("details.step", "els => els.length")
+    assert not page.is_visible("#toolbar") and not page.is_visible("#outline")
+    assert problems == []
+    page.close()
 
 
 def test_hostile_file_name_stays_text(browser, tmp_path):
@@ -115,8 +204,10 @@ def test_hostile_file_name_stays_text(browser, tmp_path):
     page, problems, requests, dialogs = _open(browser, out)
     assert dialogs == [] and problems == []
     assert "<img src=x onerror=alert(1)>.jpg" in page.inner_text("#summary")
-    sources = page.eval_on_selector_all("img", "els => els.map(e => [e.getAttribute('src').slice(0, 22), e.hasAttribute('onerror')])")
-    assert sources and all(src == "data:image/png;base64," and not handler for src, handler in sources)
+    sources = page.eval_on_selector_all(
+        "img[src]", "els => els.map(e => [e.getAttribute('src').split(',')[0], e.hasAttribute('onerror')])")
+    assert sources and all(src in ("data:image/png;base64", "data:image/jpeg;base64") and not handler
+                           for src, handler in sources)
 
 
 @pytest.fixture(scope="module")

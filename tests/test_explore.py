@@ -104,7 +104,7 @@ def test_repr_html_is_valid_scoped_and_escaped(captured_trace, view):
     assert checker.errors == [] and checker.stack == []
     assert fragment.startswith('<div class="swintrace">') and "<script>" not in fragment
     assert "body {" not in fragment and "#outline" not in fragment  # never styles the notebook page
-    assert 'data-step-id="layers.0.blocks.1.attn.softmax"' in fragment
+    assert 'id="layers.0.blocks.1.attn.softmax"' in fragment
     if view == "trace":
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in fragment
 

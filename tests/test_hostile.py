@@ -443,4 +443,4 @@ def test_a_feature_map_with_an_infinite_token_still_draws(teach_lines, tmp_path)
     energy[0][0] = "inf"  # one infinite token among finite ones: (inf - low) / (inf - low) is NaN
     trace = swintrace.load_trace(_write(tmp_path / "nan.jsonl", rows))
     write_output(trace, tmp_path / "r.html")
-    assert "Stage by stage" in (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert 'id="picture-stage_story"' in (tmp_path / "r.html").read_text(encoding="utf-8")

@@ -89,11 +89,12 @@ class _Skeleton(HTMLParser):
         if tag == "details" and "data-scope-id" in attributes:
             self.lines.append("  " * self.depth + f"scope {attributes['data-scope-id']}")
             self.depth += 1
+        elif tag == "details" and attributes.get("class", "").startswith("step "):
+            self.lines.append("  " * self.depth + f"step {attributes['id']} {attributes['data-kind']}")
+            self.depth += 1
         elif tag == "details":
             self.depth += 1
-        elif tag == "section":
-            self.lines.append("  " * self.depth + f"step {attributes['data-step-id']} {attributes['data-kind']}")
-        elif tag == "div" and attributes.get("class") == "lead":
+        elif tag == "div" and attributes.get("class", "").startswith("lead "):
             self.lines.append("  " * self.depth + "lead")
 
     def handle_endtag(self, tag):
@@ -117,7 +118,7 @@ def test_html_is_self_contained_and_escaped(teach_trace):
     page = render_html(trace, "zh")
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;.jpg" in page
     assert "http://" not in page.replace("http://www.w3.org", "") and "https://" not in page
-    assert '<input type="search"' in page and page.count("data-step-id=") == sum(
+    assert '<input type="search"' in page and page.count('<details class="step f-') == sum(
         1 for e in teach_trace.events if e.type == "step"
     )
     assert 'lang="zh"' in page and "计算相似性权重" in page
@@ -199,7 +200,11 @@ def test_every_step_is_explained(teach_trace, lang):
 
     steps = [e for e in teach_trace.events if e.type == "step"]
     page = render_html(teach_trace, lang)
-    assert page.count('<details class="explain" open>') == len(steps)
+    # each step has a slot for its explanation, kept once per text in a <template>
+    assert page.count('<div data-ref="') == len(steps)
+    templates = dict(re.findall(r'<template id="(t\d+)">(.*?)</template>', page, flags=re.S))
+    for ref in re.findall(r'<div data-ref="(t\d+)">', page):
+        assert templates[ref].startswith('<details class="explain" open>')
     assert "<code>torch.roll</code>" in page  # code spans of the explanations are code
     plain = render_markdown(teach_trace, lang)
     explained = render_markdown(teach_trace, lang, explain=True)
@@ -208,3 +213,32 @@ def test_every_step_is_explained(teach_trace, lang):
     # a step's explanation is the one of its scope where the catalog has one
     assert explanation("view", "window_partition", lang) != explanation("view", "PatchMerging", lang)
     assert all(explanation(e.kind, "", lang) for e in steps)
+
+
+def _luminance(color: str) -> float:
+    color = color.lstrip("#")
+    color = "".join(c * 2 for c in color) if len(color) == 3 else color
+    channels = [int(color[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def _contrast(a: str, b: str) -> float:
+    high, low = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_text_colors_meet_wcag_aa():
+    """Body text, muted text and every color of highlighted code reach 4.5:1 on their backgrounds."""
+    from pygments.styles import get_style_by_name
+
+    from swintrace import palette
+    from swintrace.render.html import CODE_STYLE
+
+    for text in (palette.INK, palette.MUTED):
+        for background in (palette.PAPER, palette.SOFT):
+            assert _contrast(text, background) >= 4.5, (text, background)
+    code_colors = set()
+    for style in get_style_by_name(CODE_STYLE).styles.values():
+        code_colors |= set(re.findall(r"(?<!bg:)#([0-9a-fA-F]{3,6})\b", style))
+    assert code_colors and all(_contrast("#" + color, palette.SOFT) >= 4.5 for color in code_colors)

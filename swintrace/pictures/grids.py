@@ -24,6 +24,7 @@ from .draw import (
     canvas,
     finish,
     input_image,
+    label_width,
     text,
     zoom_for,
 )
@@ -66,23 +67,27 @@ def window_grid(trace: Trace, stage: int, lang: str = "en") -> Picture | None:
         return None
     base = input_image(trace)
     zoom = zoom_for(*base.size)
-    panel = base.resize((base.width * zoom, base.height * zoom), Image.NEAREST)
-    step = geometry["window"] * geometry["stride"] * zoom  # pixels per window
-    width = 2 * panel.width + 3 * MARGIN
-    height = panel.height + TITLE_HEIGHT + 2 * MARGIN + 16
-    title = say(
-        lang, "pictures.windows_title", stage=stage + 1, window=geometry["window"], pixels=step // zoom
-    )
-    image, draw = canvas(width, height, title, lang)
-    origins = [(MARGIN, TITLE_HEIGHT + 16), (2 * MARGIN + panel.width, TITLE_HEIGHT + 16)]
-    offsets = [
-        (0, 0),
-        (geometry["shift_h"] * geometry["stride"] * zoom, geometry["shift_w"] * geometry["stride"] * zoom),
-    ]
+    token = token_pixels(stage, geometry["stride"], zoom)  # picture pixels per token
+    panel = base.resize((base.width * token // geometry["stride"], base.height * token // geometry["stride"]),
+                        Image.NEAREST if token >= geometry["stride"] else Image.BILINEAR)
+    step = geometry["window"] * token  # pixels per window
     shifted = geometry["shift_h"] or geometry["shift_w"]
     labels = [
         say(lang, "pictures.windows_regular"),
         say(lang, "pictures.windows_shifted" if shifted else "pictures.windows_unshifted"),
+    ]
+    slot = max(panel.width, *(label_width(label, 12, lang) for label in labels))  # a panel and its label
+    width = 2 * slot + 3 * MARGIN
+    height = panel.height + TITLE_HEIGHT + 2 * MARGIN + 16
+    title = say(
+        lang, "pictures.windows_title", stage=stage + 1, window=geometry["window"],
+        pixels=geometry["window"] * geometry["stride"],
+    )
+    image, draw = canvas(width, height, title, lang)
+    origins = [(MARGIN, TITLE_HEIGHT + 16), (2 * MARGIN + slot, TITLE_HEIGHT + 16)]
+    offsets = [
+        (0, 0),
+        (geometry["shift_h"] * token, geometry["shift_w"] * token),
     ]
     for (x0, y0), (dy, dx), color, label in zip(origins, offsets, (GRID, SHIFTED_GRID), labels):
         image.paste(panel, (x0, y0))
@@ -102,14 +107,21 @@ def window_grid(trace: Trace, stage: int, lang: str = "en") -> Picture | None:
             "pictures.windows_alt",
             stage=stage + 1,
             window=geometry["window"],
-            pixels=step // zoom,
+            pixels=geometry["window"] * geometry["stride"],
             shift_h=geometry["shift_h"],
             shift_w=geometry["shift_w"],
             shift_h_px=geometry["shift_h"] * geometry["stride"],
             shift_w_px=geometry["shift_w"] * geometry["stride"],
         ),
-        meta={"zoom": zoom, "step": step, "origins": origins, "offsets": offsets, "size": panel.size},
+        meta={"zoom": zoom, "token": token, "step": step, "origins": origins, "offsets": offsets, "size": panel.size},
     )
+
+
+def token_pixels(stage: int, stride: int, zoom: int) -> int:
+    """Picture pixels per token of a stage: ``stride`` input pixels at ``zoom``; half that for
+    the later stages of an unzoomed input, whose windows are large (the picture stays legible
+    and takes a quarter of the room)."""
+    return stride * zoom // 2 if stage >= 1 and zoom == 1 and stride % 2 == 0 else stride * zoom
 
 
 def cyclic_shift(trace: Trace, stage: int, lang: str = "en") -> Picture | None:
@@ -120,7 +132,7 @@ def cyclic_shift(trace: Trace, stage: int, lang: str = "en") -> Picture | None:
     geometry, ids = found  # ids: Hp, Wp region ids in the shifted frame
     base = input_image(trace)
     stride, zoom = geometry["stride"], zoom_for(*base.size)
-    cell = stride * zoom
+    cell = token_pixels(stage, stride, zoom)
     Hp, Wp = ids.shape
     padded = Image.new("RGB", (Wp * stride, Hp * stride), WHITE)
     padded.paste(base, (0, 0))
@@ -128,10 +140,13 @@ def cyclic_shift(trace: Trace, stage: int, lang: str = "en") -> Picture | None:
     rolled = np.roll(
         pixels, shift=(-geometry["shift_h"] * stride, -geometry["shift_w"] * stride), axis=(0, 1)
     )
-    before = Image.fromarray(pixels).resize((Wp * cell, Hp * cell), Image.NEAREST)
-    after = Image.fromarray(rolled).resize((Wp * cell, Hp * cell), Image.NEAREST)
+    resample = Image.NEAREST if cell >= stride else Image.BILINEAR
+    before = Image.fromarray(pixels).resize((Wp * cell, Hp * cell), resample)
+    after = Image.fromarray(rolled).resize((Wp * cell, Hp * cell), resample)
     unrolled_ids = np.roll(ids, shift=(geometry["shift_h"], geometry["shift_w"]), axis=(0, 1))
-    width = 2 * before.width + 3 * MARGIN
+    labels = [say(lang, "pictures.shift_before"), say(lang, "pictures.shift_after")]
+    slot = max(before.width, *(label_width(label, 12, lang) for label in labels))  # a panel and its label
+    width = 2 * slot + 3 * MARGIN
     height = before.height + TITLE_HEIGHT + 2 * MARGIN + 16
     title = say(
         lang,
@@ -142,8 +157,8 @@ def cyclic_shift(trace: Trace, stage: int, lang: str = "en") -> Picture | None:
     )
     image, draw = canvas(width, height, title, lang)
     for x0, picture, id_map, label in (
-        (MARGIN, before, unrolled_ids, say(lang, "pictures.shift_before")),
-        (2 * MARGIN + before.width, after, ids, say(lang, "pictures.shift_after")),
+        (MARGIN, before, unrolled_ids, labels[0]),
+        (2 * MARGIN + slot, after, ids, labels[1]),
     ):
         y0 = TITLE_HEIGHT + 16
         tinted = _tint(picture, id_map, cell)

@@ -27,7 +27,8 @@ from ..events import Event, TensorSummary, Trace
 from ..flops import StageRow, cost_rows, count_text, stage_rows
 from ..palette import css_variables
 from ..pictures import Picture
-from ..vocabulary import SCOPE_LEVELS, explanation, step_style
+from ..pictures.draw import thumbnail_jpeg
+from ..vocabulary import FAMILIES, SCOPE_LEVELS, explanation, step_style
 from ..vocabulary import step_title as kind_title
 from ..words import entry
 from .text import (
@@ -51,6 +52,8 @@ from .tree import ScopeNode, build_calls, leads
 # Shape comments in our code ("# B*nW, M*M, C") name the dimensions of the assigned tensor.
 # The left side of an assignment whose shape comment names dimensions: names, commas, spaces.
 _TARGETS = re.compile(r"[\w, ]*")
+# Pygments' colors for code: every one of xcode's reaches 4.5:1 on our code background (WCAG AA).
+CODE_STYLE = "xcode"
 # Outline depth: model, stages, blocks, and the operations inside a block.
 _OUTLINE_LEVELS = 4
 
@@ -72,7 +75,14 @@ class _Node:
     color: str = ""
     note: str | None = None
     explain: Markup | None = None  # what the step does and why (the catalog's explain section)
+    explain_ref: str | None = None  # ... or the id of the <template> holding it
     explain_label: str = ""
+    family: str = ""  # the step's family, named (never told by color alone)
+    family_key: str = "reshape"  # ... and its key, which the CSS colors (f-attention)
+    shape: str = ""  # the first tensor's shape on the step's one-line summary: "1×64×8"
+    open: bool = False  # steps start folded to one line; those with pictures start open
+    outline: str = ""  # a scope's label in the outline: "Stage 2", "Block 1 · SW-MSA"
+    code_ref: str | None = None
     code: Markup | None = None
     source: str | None = None
     search: str = ""
@@ -99,9 +109,10 @@ def render_html(trace: Trace, lang: str = "en", pictures: list[Picture] | None =
         by_step.setdefault(picture.step_id, []).append(
             {"title": picture.title, "alt": picture.alt, "data": picture.base64, "name": picture.name})
     nodes: list[_Node] = []
+    shared: dict[str, str] = {}
     for number, call in enumerate(calls):
         nodes.extend(_nodes(call, _Context(lang, f"c{number}-" if prefix else "", by_step if number == 0 else {},
-                                           course)))
+                                           course, shared=shared)))
     model = trace.header.get("model", {})
     top = top_predictions(trace)
     return _environment().get_template("report.html.j2").render(
@@ -109,7 +120,7 @@ def render_html(trace: Trace, lang: str = "en", pictures: list[Picture] | None =
         title=f"{words['title']}: {model.get('variant') or model.get('class', '')}",
         words=words,
         summary=summary_rows(trace, lang),
-        thumbnail=trace.header.get("input", {}).get("thumbnail_png"),
+        thumbnail=thumbnail_jpeg(trace),
         random_weights=trace.header.get("weights", {}).get("kind") == "random",
         nonfinite=_nonfinite(trace, lang, "c0-" if prefix else ""),
         costs=_costs(trace, lang),
@@ -118,6 +129,8 @@ def render_html(trace: Trace, lang: str = "en", pictures: list[Picture] | None =
         summary_pictures=by_step.get("", []),
         outline=_outline(nodes, 1),
         nodes=nodes,
+        shared=[(ref, Markup(markup)) for markup, ref in shared.items()],
+        steps=sum(1 for e in trace.events if e.type == "step"),
         footer=f"swintrace {__version__} · {len(trace.events)} events",
     )
 
@@ -155,13 +168,15 @@ def _environment() -> jinja2.Environment:
     # Every page's colors come from the palette; highlighted code's from pygments.
     environment.globals["palette_css"] = Markup(css_variables())
     environment.globals["code_css"] = Markup(code_css())
+    environment.globals["family_css"] = Markup("".join(
+        f".swintrace .f-{family} {{ --kind-color: {color}; }}\n" for color, family in FAMILIES.items()))
     return environment
 
 
 @functools.lru_cache(maxsize=1)
 def code_css() -> str:
     """Pygments' colors for highlighted code, scoped like walkthrough.css."""
-    return HtmlFormatter(style="friendly").get_style_defs(".swintrace .code")
+    return HtmlFormatter(style=CODE_STYLE).get_style_defs(".swintrace .code")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -197,6 +212,15 @@ class _Context:
     course: str | None = None  # href of the course's folder for this language, or None: no chapter links
     scope_kind: str = ""  # kind of the scope the nodes are in
     linked: set[str] = field(default_factory=set)  # chapters already linked: each once, at its first scope
+    # Markup that many steps repeat (code, explanations), kept once: markup -> id of its <template>;
+    # None: inline in every step (the notebook view, where scripts may not run).
+    shared: dict[str, str] | None = None
+
+    def share(self, markup: Markup | None) -> tuple[Markup | None, str | None]:
+        """(inline markup, None), or (None, template id) when repeated markup is kept once."""
+        if markup is None or self.shared is None:
+            return markup, None
+        return None, self.shared.setdefault(str(markup), f"t{len(self.shared)}")
 
 
 def _nodes(children: list[ScopeNode | Event], context: _Context) -> list[_Node]:
@@ -208,6 +232,7 @@ def _nodes(children: list[ScopeNode | Event], context: _Context) -> list[_Node]:
             style = step_style(step.kind)
             result.append(_Node(
                 is_lead=True, title=step_title(step, lang, lead=True), color=style.color,
+                family_key=FAMILIES.get(style.color, "reshape"),
                 heading=kind_title(step.kind, lang) if style.lead_level else None,
             ))
         if isinstance(child, ScopeNode):
@@ -229,7 +254,7 @@ def _scope_node(scope: ScopeNode, context: _Context) -> _Node:
     return _Node(
         is_scope=True, id=scope.id, anchor=_anchor(context.prefix, scope.id), kind=scope.kind,
         level=SCOPE_LEVELS.get(scope.kind, 3), heading=scope_heading(scope.enter, lang, begin=True),
-        doc=scope_doc(scope.enter, lang), chapter=link,
+        doc=scope_doc(scope.enter, lang), chapter=link, outline=_outline_label(scope, lang),
         children=_nodes(scope.children, replace(context, scope_kind=scope.kind)),
     )
 
@@ -239,21 +264,35 @@ def _step_node(event: Event, context: _Context) -> _Node:
     pictures = context.pictures.get(event.id, [])
     style = step_style(event.kind)
     title = step_title(event, lang)
+    explained = _with_code(explanation(event.kind, context.scope_kind, lang))
+    explain, explain_ref = context.share(_explain_box(explained, entry(lang, "report.explain")) if explained else None)
+    if explain is not None:  # inline: the template draws the box
+        explain = explained
+    code, code_ref = context.share(Markup(_highlighted("\n".join(event.code))) if event.code else None)
     tensors = [_tensor(event, summary, lang) for summary in event.tensors]
-    shapes = " ".join("x".join(map(str, t.shape)) + " " + str(list(t.shape)) for t in event.tensors)
+    shapes = " ".join("x".join(map(str, t.shape)) for t in event.tensors[1:])  # the first is on the summary
     return _Node(
         id=event.id, anchor=_anchor(prefix, event.id), kind=event.kind, title=title, color=style.color,
         note=step_note(event, lang),
-        explain=_with_code(explanation(event.kind, context.scope_kind, lang)),
-        explain_label=entry(lang, "report.explain"),
-        code=Markup(_highlighted("\n".join(event.code))) if event.code else None,
+        explain=explain, explain_ref=explain_ref, explain_label=entry(lang, "report.explain"),
+        family=entry(lang, f"report.families.{FAMILIES.get(style.color, 'reshape')}"),
+        family_key=FAMILIES.get(style.color, "reshape"),
+        shape="×".join(map(str, event.tensors[0].shape)) if event.tensors else "",
+        open=bool(pictures),
+        code=code, code_ref=code_ref,
         source=event.source,
-        search=" ".join((title, kind_title(event.kind, "en"), event.id, event.kind, shapes)).lower(),
+        # the page searches each step's one-line summary and kind; other words it should find go here
+        search=" ".join(part for part in (kind_title(event.kind, "en") if lang != "en" else "", shapes) if part).lower(),
         modules=list(event.modules.items()),
         tensors=tensors,
         scalars=[(name, scalar_repr(value)) for name, value in event.scalars.items()],
         pictures=pictures,
     )
+
+
+def _explain_box(text: Markup, label_text: str) -> Markup:
+    """The folding box of an explanation, as kept once in a <template>."""
+    return Markup('<details class="explain" open><summary>{}</summary><p>{}</p></details>').format(label_text, text)
 
 
 def _with_code(text: str | None) -> Markup | None:
@@ -344,13 +383,25 @@ def _stage_sizes(trace: Trace) -> tuple[SwinConfig, list[tuple[int, int]]] | Non
     return config, sizes
 
 
+def _outline_label(scope: ScopeNode, lang: str) -> str:
+    """What the outline calls a scope: stages, blocks with their attention, named parts."""
+    parts = scope.id.split(".")
+    if scope.kind == "BasicLayer" and len(parts) == 2:
+        return entry(lang, "report.outline_stage").format(n=int(parts[1]) + 1)
+    if scope.kind == "SwinTransformerBlock":
+        attention = next((c.kind for c in scope.children if isinstance(c, Event) and c.kind in ("w_msa", "sw_msa")),
+                         "w_msa")
+        return entry(lang, "report.outline_block").format(m=parts[-1], attention=attention.upper().replace("_", "-"))
+    named = {"PatchMerging": "outline_merging", "PatchEmbed": "outline_embedding", "forward_head": "outline_head",
+             "create_mask": "outline_mask"}
+    return entry(lang, f"report.{named[scope.kind]}") if scope.kind in named else scope.kind
+
+
 def _outline(nodes: list[_Node], level: int) -> list[dict[str, Any]]:
     items = []
     for node in nodes:
         if not node.is_scope:
             continue
         children = _outline(node.children, level + 1) if level < _OUTLINE_LEVELS else []
-        last = node.id.rsplit(".", 1)[-1]
-        label_text = f"{node.kind} {last}" if last.isdigit() else node.kind
-        items.append({"anchor": node.anchor, "label": label_text, "level": level, "children": children})
+        items.append({"anchor": node.anchor, "label": node.outline, "level": level, "children": children})
     return items
