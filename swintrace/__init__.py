@@ -7,8 +7,13 @@
     trace.save("trace.jsonl")
     same = swintrace.load_trace("trace.jsonl")
 
-The model and its loading (``load_model``, ``SwinTransformer``) are imported on
-first use (PEP 562): reading and rendering traces never loads the model's code.
+    trace = swintrace.trace_image(model, "cat.jpg")   # preprocessing included
+    trace.report("report.html", lang="zh")            # the format from the extension
+    table = trace.to_pandas()                         # one row per step (pandas optional)
+
+The model and its loading (``load_model``, ``SwinTransformer``, ``trace_image``)
+are imported on first use (PEP 562): reading and rendering traces never loads
+the model's code.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from .tracefile import load_trace
 from .tracing import tracing
 
 # Public names imported on first use -> the module that defines them.
-_LAZY = {"load_model": ".loading", "SwinTransformer": ".model"}
+_LAZY = {"load_model": ".loading", "SwinTransformer": ".model", "trace_image": ".api", "make_pictures": ".pictures"}
 
 __all__ = [
     "VARIANTS",
@@ -38,6 +43,8 @@ __all__ = [
     "__version__",
     "load_model",
     "load_trace",
+    "make_pictures",
+    "trace_image",
     "tracing",
 ]
 

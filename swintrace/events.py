@@ -35,6 +35,8 @@ EVENT_TYPES = ("enter", "step", "exit")
 # How notebooks show a trace or a step: set by swintrace.display (the renderers' layer,
 # above this one), which ``import swintrace`` loads. None: Jupyter falls back to repr.
 html_view: Callable[[Trace], str] | None = None
+# Writes a trace as a report (output.write_output); registered from above, like html_view.
+report_writer: Callable[..., Path] | None = None
 
 
 def encode_number(value: float) -> float | str:
@@ -319,7 +321,27 @@ class Trace:
     __hash__ = None  # type: ignore[assignment]  # mutable: not hashable
 
     def __repr__(self) -> str:
-        return f"Trace(header={self.header!r}, events=<{len(self.events)} events>, footer={self.footer!r})"
+        """One line: model, events, forwards, input shape and the best prediction."""
+        model = self.header.get("model", {})
+        name = model.get("variant") or model.get("class") or "?"
+        forwards = len({e.call for e in self.events}) if self.events else 0
+        shape = self.header.get("input", {}).get("shape")
+        top = (self.footer.get("topk") or [[]])[0]
+        best = f", top {top[0].get('label')!r} {top[0].get('probability', float('nan')):.3f}" if top else ""
+        return f"<Trace {name}: {len(self.events)} events, {forwards} forward(s), input {shape}{best}>"
+
+    def report(self, path: str | os.PathLike[str], lang: str = "en", **options: Any) -> Path:
+        """Write this trace as ``path`` says (.html, .md or .jsonl), all or nothing; the
+        options of ``swintrace run`` (``pictures``, ``explain``, ``course``). Returns the path."""
+        if report_writer is None:
+            raise RuntimeError("import swintrace to write reports")
+        return report_writer(self, path, lang, **options)
+
+    def to_pandas(self) -> Any:
+        """One row per step (id, kind, stage, block, tensors, shapes, statistics) as a pandas DataFrame."""
+        from .table import to_pandas
+
+        return to_pandas(self)
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self.events)

@@ -22,7 +22,7 @@ LAYERS = [
     {"_version", "errors", "config", "palette", "words", "vocabulary", "geometry", "flops", "course_text", "files", "source",
      "templates"},  # templates/ is installed as swintrace.templates (a package of data files)
     # the trace as data: events, their file format and its validation (torch-free)
-    {"events", "validate", "tracefile"},
+    {"events", "validate", "tracefile", "table"},
     # recording a forward: tracing() and what runs while the model runs
     {"summary", "records", "capture", "recorder", "tracing"},
     # the instrumented model
@@ -32,7 +32,7 @@ LAYERS = [
     # what users see: pictures, renderers, output files, notebook display
     {"pictures", "pictures.draw", "pictures.grids", "pictures.attention", "pictures.story",
      "render", "render.tensor_text", "render.text", "render.tree", "render.markdown", "render.html", "render.terminal",
-     "render.lessons", "render.course", "output", "display"},
+     "render.lessons", "render.course", "output", "display", "api"},
     # entry points
     {"cli", "__main__", ""},
 ]

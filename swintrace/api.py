@@ -1,0 +1,83 @@
+"""Tracing an image from Python in one call, as ``swintrace run`` does::
+
+    import swintrace
+    model = swintrace.load_model("swin_t", weights="pretrained")
+    trace = swintrace.trace_image(model, "cat.jpg")   # a path, a PIL image or a tensor
+    trace.report("report.html", lang="zh")            # .html, .md or .jsonl
+    table = trace.to_pandas()                         # one row per step
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import torch
+from PIL import Image, ImageOps
+
+from .capture import PictureOptions
+from .errors import UserError
+from .events import Trace
+from .images import EvalTransform, load_image, thumbnail_png, to_rgb, to_tensor
+from .model import SwinTransformer
+from .pretrained import PRETRAINED
+from .tracing import tracing
+
+
+def trace_image(
+    model: SwinTransformer,
+    image: str | os.PathLike[str] | Image.Image | torch.Tensor,
+    *,
+    seed: int = 0,
+    stats: bool = True,
+    pictures: PictureOptions | bool = True,
+    **options: Any,
+) -> Trace:
+    """Trace one forward of ``model`` on ``image``, prepared as the model's weights expect.
+
+    ``image``: an image file or a PIL image (EXIF orientation applied, converted
+    to RGB, then the evaluation transform of the named weights in use, or the
+    standard one for the model's size), or a tensor already normalised,
+    ``(3, H, W)`` or ``(B, 3, H, W)``. ``seed`` seeds what is random in the
+    forward (drop path in training mode); ``stats`` and ``pictures`` are on, as
+    in ``swintrace run``; other ``options`` go to ``tracing()``.
+    The model runs where its parameters are; nothing is read back during the forward.
+    """
+    if not isinstance(model, SwinTransformer):
+        raise UserError(f"trace_image needs a swintrace model (swintrace.load_model), got {type(model).__name__}")
+    device = next(model.parameters()).device
+    tensor, described = _prepare(model, image)
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(seed)
+        with tracing(stats=stats, pictures=pictures, header={"input": described}, **options) as trace:
+            model(tensor.to(device))
+    return trace
+
+
+def _prepare(model: SwinTransformer, image: Any) -> tuple[torch.Tensor, dict[str, Any]]:
+    """((B, 3, H, W) input, the trace header's description of it)."""
+    if isinstance(image, torch.Tensor):
+        batch = image.unsqueeze(0) if image.ndim == 3 else image  # B, 3, H, W
+        return batch, {"description": f"tensor of shape {list(batch.shape)}"}
+    transform = _transform(model)
+    if isinstance(image, Image.Image):
+        display = transform.apply(to_rgb(ImageOps.exif_transpose(image)))
+        description = f"image ({image.width}x{image.height}), {transform.describe()}"
+        tensor = to_tensor(display)  # 1, 3, H, W
+    elif isinstance(image, (str, os.PathLike)):
+        loaded = load_image(image, transform)
+        display, description, tensor = loaded.display, loaded.description, loaded.tensor
+    else:
+        raise UserError(f"trace_image takes an image path, a PIL image or a tensor, got {type(image).__name__}")
+    return tensor, {"description": description, "thumbnail_png": thumbnail_png(display),
+                    "transform": dataclasses.asdict(transform)}
+
+
+def _transform(model: SwinTransformer) -> EvalTransform:
+    """The evaluation transform of the model's named weights, else the standard one for its size."""
+    source = model.weights_source
+    named = PRETRAINED.get(source.get("name") or "") if source.get("kind") == "pretrained" else None
+    if named is not None and named.variant == model.variant:
+        return named.transform
+    return EvalTransform.standard(model.config.img_size)
