@@ -30,7 +30,8 @@ from .tracefile import load_trace
 from .tracing import tracing
 
 # Public names imported on first use -> the module that defines them.
-_LAZY = {"load_model": ".loading", "SwinTransformer": ".model", "trace_image": ".api", "make_pictures": ".pictures"}
+_LAZY = {"load_model": ".loading", "SwinTransformer": ".model", "trace_image": ".api", "make_pictures": ".pictures",
+         "from_model": ".adopt"}
 
 __all__ = [
     "VARIANTS",
@@ -41,6 +42,7 @@ __all__ = [
     "Trace",
     "UserError",
     "__version__",
+    "from_model",
     "load_model",
     "load_trace",
     "make_pictures",

@@ -45,7 +45,7 @@ def trace_image(
     The model runs where its parameters are; nothing is read back during the forward.
     """
     if not isinstance(model, SwinTransformer):
-        raise UserError(f"trace_image needs a swintrace model (swintrace.load_model), got {type(model).__name__}")
+        raise UserError.of("trace_image_model", type=type(model).__name__)
     device = next(model.parameters()).device
     tensor, described = _prepare(model, image)
     with torch.random.fork_rng(devices=[]), torch.no_grad():
@@ -69,7 +69,7 @@ def _prepare(model: SwinTransformer, image: Any) -> tuple[torch.Tensor, dict[str
         loaded = load_image(image, transform)
         display, description, tensor = loaded.display, loaded.description, loaded.tensor
     else:
-        raise UserError(f"trace_image takes an image path, a PIL image or a tensor, got {type(image).__name__}")
+        raise UserError.of("trace_image_input", type=type(image).__name__)
     return tensor, {"description": description, "thumbnail_png": thumbnail_png(display),
                     "transform": dataclasses.asdict(transform)}
 

@@ -27,6 +27,6 @@ class PictureOptions:
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"layers\.\d+\.blocks\.\d+", self.block):
-            raise UserError(f"--block must look like layers.0.blocks.1, got {self.block!r}")
+            raise UserError.of("block_format", block=repr(self.block))
         if self.head < 0:
-            raise UserError(f"--head must be >= 0, got {self.head}")
+            raise UserError.of("head_negative", head=self.head)

@@ -24,12 +24,13 @@ if TYPE_CHECKING:
     from .images import EvalTransform
 
 from ._version import __version__
-from .config import VARIANTS
+from .config import ALIASES, VARIANTS, variant_of
 from .errors import UserError, printable
 from .files import committing
 from .output import check_output, write_output
 from .tracefile import load_trace
 from .validate import MAX_SLICE
+from .words import say
 
 log = logging.getLogger("swintrace")
 
@@ -100,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--size", type=_bounded(1, 4096), help="input side in pixels (default: the variant's)")
     run.add_argument("--no-crop", action="store_true",
                      help="resize the shorter side to --size and keep the aspect ratio, no center crop")
-    run.add_argument("--model", choices=tuple(VARIANTS),
-                     help="model variant (default: the named weights' variant, else swin_t)")
+    run.add_argument("--model", type=_model_name, metavar="VARIANT",
+                     help="model variant, or its timm or Hugging Face name (default: the named weights' variant, else swin_t)")
     run.add_argument("--weights", default="pretrained",
                      help="'pretrained' (default: the variant's ImageNet weights, downloaded once; seeded "
                      "random weights with a warning when they cannot be had), 'random', a pretrained name "
@@ -154,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     course.add_argument("--out", required=True, help="output folder (created if missing)")
     course.add_argument("--lang", choices=("en", "zh"), help="one language (default: English and Chinese)")
     course.add_argument("--image", help="an image file to trace (default: standard normal noise)")
-    course.add_argument("--model", choices=tuple(VARIANTS), help="model variant (default: swin_t)")
+    course.add_argument("--model", type=_model_name, metavar="VARIANT",
+                        help="model variant, or its timm or Hugging Face name (default: swin_t)")
     course.add_argument("--weights", default="pretrained",
                         help="'pretrained' (default), 'random', a pretrained name or a checkpoint file")
     course.add_argument("--seed", type=SEED, default=0, help="seed for random weights and input")
@@ -242,7 +244,7 @@ def _show(args: argparse.Namespace) -> None:
     except BrokenPipeError:
         raise
     except OSError as error:
-        raise UserError(f"cannot write to the standard output: {error.strerror or error}") from None
+        raise UserError.of("stdout", why=error.strerror or error) from None
 
 
 def _course(args: argparse.Namespace) -> None:
@@ -255,9 +257,9 @@ def _course(args: argparse.Namespace) -> None:
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        raise UserError(f"--out must be a folder, and {out} is a file")
+        raise UserError.of("course_out_file", out=out)
     if any(parent.exists() and not parent.is_dir() for parent in out.parents):
-        raise UserError(f"--out {out}: a part of this path is a file, not a folder")
+        raise UserError.of("course_out_parent", out=out)
     variant = _variant(args.model, args.weights)
     images, described = _make_input(variant, args.weights, args.image, "random", args.seed,
                                     VARIANTS[variant].img_size)
@@ -272,7 +274,7 @@ def _course(args: argparse.Namespace) -> None:
         try:
             written = build_course(trace, out, (args.lang,) if args.lang else ("en", "zh"), force=args.force)
         except OSError as error:
-            raise UserError(f"cannot write the course into {out}: {error.strerror or error}") from None
+            raise UserError.of("course_write", out=out, why=error.strerror or error) from None
     log.info("wrote %d files into %s", len(written), out)
 
 
@@ -280,7 +282,7 @@ def _check_block(model: torch.nn.Module, block: str) -> None:
     """--block must name a block of this model."""
     blocks = [name for name, _ in model.named_modules() if re.fullmatch(r"layers\.\d+\.blocks\.\d+", name)]
     if block not in blocks:
-        raise UserError(f"--block {block}: no such block in this model; blocks are {blocks[0]} … {blocks[-1]}")
+        raise UserError.of("no_block", block=block, first=blocks[0], last=blocks[-1])
 
 
 def _variant(model: str | None, weights: str | None) -> str:
@@ -332,8 +334,16 @@ def _query(text: str | None) -> tuple[int, int] | None:
     try:
         y, x = (int(part) for part in text.split(","))
     except ValueError:
-        raise UserError(f"--query takes Y,X pixels such as 112,112, got {text!r}") from None
+        raise UserError.of("query_format", text=repr(text)) from None
     return y, x
+
+
+def _model_name(text: str) -> str:
+    """--model: one of our variants, or the ecosystem's name for it."""
+    try:
+        return variant_of(text)
+    except UserError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _models(args: argparse.Namespace) -> None:
@@ -346,7 +356,7 @@ def _models(args: argparse.Namespace) -> None:
 
     table = Table(title="swintrace model variants")
     for column in ("variant", "input", "embed_dim", "depths", "heads", "window", "parameters", "FLOPs",
-                   "named weights"):
+                   "named weights", "also known as"):
         table.add_column(column)
     for name, config in VARIANTS.items():
         import torch
@@ -358,6 +368,7 @@ def _models(args: argparse.Namespace) -> None:
             name, f"{config.img_size}x{config.img_size}", str(config.embed_dim), str(list(config.depths)),
             str(list(config.num_heads)), str(config.window_size), f"{parameters / 1e6:.2f} M",
             _giga(total_flops(config, config.img_size, config.img_size)), weights,
+            "\n".join(alias for alias, (variant, _) in ALIASES.items() if variant == name),
         )
     Console(width=None if sys.stdout.isatty() else 160).print(table)
 
@@ -382,7 +393,7 @@ def _device(choice: str) -> torch.device:
     import torch
 
     if choice == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available here")
+        raise UserError.of("no_cuda")
     if choice == "auto":
         choice = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(choice)
@@ -449,7 +460,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as error:
         if args.debug:
             raise
-        print(f"swintrace: error: {printable(str(error))}", file=sys.stderr)
+        lang = getattr(args, "lang", None) or "en"  # errors of a --lang zh command are said in Chinese
+        print(f"swintrace: {say(lang, 'errors.prefix')}: {printable(error.in_language(lang))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except (KeyboardInterrupt, _Interrupted) as interruption:
         signum = getattr(interruption, "signum", 2)

@@ -11,7 +11,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import UserError
+from .errors import Listed, UserError, Words
 
 
 @dataclass(frozen=True)
@@ -55,31 +55,29 @@ class SwinConfig:
     def __post_init__(self) -> None:
         problems = []
         if self.img_size < 1:
-            problems.append(f"img_size must be >= 1, got {self.img_size}")
+            problems.append(Words("config_at_least_one", name="img_size", value=self.img_size))
         if self.patch_size < 1:
-            problems.append(f"patch_size must be >= 1, got {self.patch_size}")
+            problems.append(Words("config_at_least_one", name="patch_size", value=self.patch_size))
         if self.in_chans < 1 or self.num_classes < 1 or self.embed_dim < 1:
-            problems.append("in_chans, num_classes and embed_dim must be >= 1")
+            problems.append(Words("config_sizes"))
         if self.window_size < 1:
-            problems.append(f"window_size must be >= 1, got {self.window_size}")
+            problems.append(Words("config_at_least_one", name="window_size", value=self.window_size))
         if not self.depths or len(self.depths) != len(self.num_heads):
-            problems.append(
-                f"depths {tuple(self.depths)} and num_heads {tuple(self.num_heads)} "
-                "must be non-empty and of the same length"
-            )
+            problems.append(Words("config_stage_lengths", depths=tuple(self.depths),
+                                  num_heads=tuple(self.num_heads)))
         if any(d < 1 for d in self.depths):
-            problems.append(f"every depth must be >= 1, got {tuple(self.depths)}")
+            problems.append(Words("config_depths", depths=tuple(self.depths)))
         for stage, heads in enumerate(self.num_heads):
             dim = self.embed_dim * 2**stage
             if heads < 1 or dim % heads:
-                problems.append(f"stage {stage}: {heads} heads do not divide {dim} channels")
+                problems.append(Words("config_heads", stage=stage, heads=heads, dim=dim))
         if self.mlp_ratio <= 0:
-            problems.append(f"mlp_ratio must be > 0, got {self.mlp_ratio}")
+            problems.append(Words("config_mlp_ratio", value=self.mlp_ratio))
         for name in ("drop_rate", "attn_drop_rate", "drop_path_rate"):
             if not 0.0 <= getattr(self, name) < 1.0:
-                problems.append(f"{name} must be in [0, 1), got {getattr(self, name)}")
+                problems.append(Words("config_rate", name=name, value=getattr(self, name)))
         if problems:
-            raise UserError("invalid Swin config: " + "; ".join(problems))
+            raise UserError.of("config_invalid", problems=Listed(problems))
 
     @property
     def num_stages(self) -> int:
@@ -119,7 +117,7 @@ class SwinConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise UserError(f"unknown Swin config fields: {', '.join(unknown)}")
+            raise UserError.of("config_unknown_fields", fields=", ".join(unknown))
         values = dict(data)
         for name in ("depths", "num_heads"):
             if name in values:
@@ -171,12 +169,41 @@ VARIANTS: dict[str, SwinConfig] = {
 }
 
 
+# The names the ecosystem gives our variants -> (our variant, whether the weights that name
+# publishes are the ones our named weights are). timm's defaults for the large and 384 models
+# are the official ImageNet-22k-then-1k release, as ours; for tiny, small and base timm and
+# Hugging Face publish the official ImageNet-1k release, ours are torchvision's retraining.
+ALIASES: dict[str, tuple[str, bool]] = {
+    "swin_tiny_patch4_window7_224": ("swin_t", False),
+    "swin_small_patch4_window7_224": ("swin_s", False),
+    "swin_base_patch4_window7_224": ("swin_b", False),
+    "swin_large_patch4_window7_224": ("swin_l", True),
+    "swin_base_patch4_window12_384": ("swin_b_384", True),
+    "swin_large_patch4_window12_384": ("swin_l_384", True),
+    "microsoft/swin-tiny-patch4-window7-224": ("swin_t", False),
+    "microsoft/swin-small-patch4-window7-224": ("swin_s", False),
+    "microsoft/swin-base-patch4-window7-224": ("swin_b", False),
+    "microsoft/swin-large-patch4-window7-224": ("swin_l", False),
+    "microsoft/swin-base-patch4-window12-384": ("swin_b_384", False),
+    "microsoft/swin-large-patch4-window12-384": ("swin_l_384", False),
+}
+
+
+def variant_of(name: str) -> str:
+    """Our variant for one of its names (``swin_t``, a timm name, a Hugging Face id; any case)."""
+    key = name.strip().lower()
+    if key in VARIANTS:
+        return key
+    if key in ALIASES:
+        return ALIASES[key][0]
+    raise UserError.of("unknown_variant", variant=repr(name), choices=", ".join(VARIANTS))
+
+
 def get_config(variant: str, **overrides: Any) -> SwinConfig:
-    """The named variant's config with ``overrides`` applied."""
+    """The named variant's config (any of its names) with ``overrides`` applied."""
+    variant = variant_of(variant) if isinstance(variant, str) else variant
     if variant not in VARIANTS:
-        raise UserError(
-            f"unknown model variant {variant!r}; choose one of: {', '.join(VARIANTS)}"
-        )
+        raise UserError.of("unknown_variant", variant=repr(variant), choices=", ".join(VARIANTS))
     if not overrides:
         return VARIANTS[variant]
     data = VARIANTS[variant].to_dict()

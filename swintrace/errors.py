@@ -3,11 +3,79 @@
 The CLI prints such an error as one line on stderr and exits with code 2; any
 other exception is a bug and keeps its traceback (under ``--debug``).
 It subclasses ValueError so that library callers can catch it as one.
+
+An error made with ``UserError.of(key, **values)`` takes its words from the
+catalog (``errors.<key>``): its text is English, and ``in_language("zh")``
+says it in Chinese for a command run with ``--lang zh``. Its values may hold
+words of the catalog too (``Words``: a noun, one of several problems; ``Listed``:
+several of them): the error says them in its own language.
 """
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .words import say, say_safely
 
 
 class UserError(ValueError):
     """A problem with the user's input, options, files or configuration."""
+
+    def __init__(self, message: str, *, key: str | None = None, values: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.values = values or {}
+
+    @classmethod
+    def of(cls, key: str, /, **values: Any) -> UserError:
+        """The catalog's error ``errors.<key>``, filled from ``values`` (its text in English)."""
+        return cls(say("en", f"errors.{key}", **_said(values, "en")), key=key, values=values)
+
+    def in_language(self, lang: str) -> str:
+        """The message in ``lang`` (errors not from the catalog stay as they were raised)."""
+        if self.key is None or lang == "en":
+            return str(self)
+        return say_safely(lang, f"errors.{self.key}", _said(self.values, lang))
+
+
+class Words:
+    """The catalog's ``errors.<key>`` as a value of an error (a noun, one problem of several)."""
+
+    def __init__(self, key: str, /, **values: Any) -> None:
+        self.key = key
+        self.values = values
+
+    def in_language(self, lang: str) -> str:
+        if lang == "en":  # the error's own text: a template that does not fit its values is a bug
+            return say("en", f"errors.{self.key}", **_said(self.values, "en"))
+        return say_safely(lang, f"errors.{self.key}", _said(self.values, lang))
+
+    def __str__(self) -> str:
+        return self.in_language("en")
+
+
+class Listed:
+    """Values of an error said one after another, ``separator`` (``errors.separator``) between them."""
+
+    def __init__(self, parts: Iterable[Any], separator: Words | None = None) -> None:
+        self.parts = list(parts)
+        self.separator = separator or Words("separator")
+
+    def in_language(self, lang: str) -> str:
+        return self.separator.in_language(lang).join(str(_said_one(part, lang)) for part in self.parts)
+
+    def __str__(self) -> str:
+        return self.in_language("en")
+
+
+def _said_one(value: Any, lang: str) -> Any:
+    return value.in_language(lang) if isinstance(value, (UserError, Words, Listed)) else value
+
+
+def _said(values: dict[str, Any], lang: str) -> dict[str, Any]:
+    """``values`` with the catalog's words among them said in ``lang``."""
+    return {name: _said_one(value, lang) for name, value in values.items()}
 
 
 def printable(text: str) -> str:

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, Words
 
 # Longest file name most file systems take.
 NAME_MAX = 255
@@ -47,30 +47,33 @@ def _commit() -> Iterator[None]:
 def check_name(path: Path) -> None:
     """An output name the file system will take (checked before any work is done)."""
     if len(path.name.encode("utf-8", "surrogateescape")) > NAME_MAX:
-        raise UserError(f"the output name is longer than {NAME_MAX} bytes: {path.name[:40]}…")
+        raise UserError.of("output_name_too_long", limit=NAME_MAX, name=path.name[:40])
 
 
-def read_regular_file(path: Path, limit: int, what: str) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes (never a FIFO, device or folder)."""
+def read_regular_file(path: Path, limit: int, what: Words) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes (never a FIFO, device or folder).
+
+    ``what`` names the file in error messages ("trace file").
+    """
     try:
         status = path.stat()
     except FileNotFoundError:
-        raise UserError(f"{what} not found: {path}") from None
+        raise UserError.of("file_not_found", what=what, path=path) from None
     except OSError as error:
-        raise UserError(f"cannot read {what} {path}: {error.strerror or error}") from None
+        raise UserError.of("file_unreadable", what=what, path=path, why=error.strerror or error) from None
     if stat.S_ISDIR(status.st_mode):
-        raise UserError(f"{what} path is a directory: {path}")
+        raise UserError.of("file_is_directory", what=what, path=path)
     if not stat.S_ISREG(status.st_mode):
-        raise UserError(f"{what} is not a regular file (a pipe or a device?): {path}")
+        raise UserError.of("file_not_regular", what=what, path=path)
     if status.st_size > limit:
-        raise UserError(f"{what} is larger than {limit >> 20} MiB: {path}")
+        raise UserError.of("file_too_large", what=what, mib=limit >> 20, path=path)
     try:
         with path.open("rb") as stream:
             data = stream.read(limit + 1)
     except OSError as error:
-        raise UserError(f"cannot read {what} {path}: {error.strerror or error}") from None
+        raise UserError.of("file_unreadable", what=what, path=path, why=error.strerror or error) from None
     if len(data) > limit:
-        raise UserError(f"{what} is larger than {limit >> 20} MiB: {path}")
+        raise UserError.of("file_too_large", what=what, mib=limit >> 20, path=path)
     return data
 
 
@@ -84,7 +87,7 @@ def write_files(files: Mapping[Path, bytes]) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             created.extend(reversed(missing))
             if target.is_dir():
-                raise UserError(f"cannot write {target}: it is a folder")
+                raise UserError.of("write_target_is_folder", path=target)
             # The temporary name is short and ours: a long target name still fits.
             temporary = target.with_name(f".swintrace-{secrets.token_hex(6)}.tmp")
             descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -118,7 +121,7 @@ class Manifest:
         self.owned: set[str] = set()
         if self.path.is_file():
             try:
-                listed = json.loads(read_regular_file(self.path, 1 << 20, "manifest"))
+                listed = json.loads(read_regular_file(self.path, 1 << 20, Words("manifest_file")))
                 self.owned = {name for name in listed.get("files", []) if isinstance(name, str)}
             except (ValueError, AttributeError, UserError):
                 self.owned = set()
@@ -129,10 +132,8 @@ class Manifest:
             return
         foreign = [name for name in relatives if (self.folder / name).exists() and name not in self.owned]
         if foreign:
-            raise UserError(
-                f"{self.folder} already holds {len(foreign)} file(s) swintrace did not write there "
-                f"(e.g. {foreign[0]}); choose an empty folder, or pass --force to replace them"
-            )
+            raise UserError.of("folder_holds_foreign_files", folder=self.folder, count=len(foreign),
+                               example=foreign[0])
 
     def entry(self, relatives: list[str]) -> bytes:
         """The manifest's new contents, listing ``relatives`` too."""

@@ -64,10 +64,7 @@ class EvalTransform:
         """The resized (and cropped) RGB image the model sees."""
         width, height = image.size
         if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
-            raise UserError(
-                f"refused: the image is {width}x{height}, an extreme aspect ratio "
-                f"(more than {MAX_ASPECT_RATIO}:1); crop it to the part you want traced"
-            )
+            raise UserError.of("image_aspect_extreme", width=width, height=height, ratio=MAX_ASPECT_RATIO)
         if self.square:
             new_size = (self.resize, self.resize)
         elif width <= height:
@@ -75,10 +72,8 @@ class EvalTransform:
         else:
             new_size = (max(1, int(self.resize * width / height)), self.resize)
         if new_size[0] * new_size[1] > MAX_RESIZED_PIXELS:
-            raise UserError(
-                f"refused: the image is {width}x{height}, and resizing it would ask for "
-                f"{new_size[0]}x{new_size[1]} pixels; use an image with a less extreme aspect ratio"
-            )
+            raise UserError.of("image_resize_too_large", width=width, height=height,
+                               new_width=new_size[0], new_height=new_size[1])
         resized = image.resize(new_size, Image.BICUBIC)
         if self.crop is None or self.square:
             return resized
@@ -113,22 +108,22 @@ def load_image(path: str | Path, transform: EvalTransform | int) -> LoadedImage:
 
 def _open(source: Path) -> Image.Image:
     if not source.exists():
-        raise UserError(f"image not found: {source}")
+        raise UserError.of("image_not_found", path=source)
     if source.is_dir():
-        raise UserError(f"image path is a directory: {source}")
+        raise UserError.of("image_is_directory", path=source)
     if not stat.S_ISREG(source.stat().st_mode):
-        raise UserError(f"image is not a regular file (a pipe or a device?): {source}")
+        raise UserError.of("image_not_regular", path=source)
     if source.stat().st_size == 0:
-        raise UserError(f"image file is empty: {source}")
+        raise UserError.of("image_empty", path=source)
     try:
         image = Image.open(source)
         image.load()
     except Image.DecompressionBombError as error:
-        raise UserError(f"refused {source.name}: {error}") from None
+        raise UserError.of("image_decompression_bomb", name=source.name, why=error) from None
     except UnidentifiedImageError:
-        raise UserError(f"not an image Pillow can read: {source}") from None
+        raise UserError.of("image_unrecognized", path=source) from None
     except (OSError, SyntaxError, ValueError) as error:
-        raise UserError(f"cannot read image {source}: {error}") from None
+        raise UserError.of("image_unreadable", path=source, why=error) from None
     return image
 
 
@@ -189,5 +184,5 @@ def class_labels(num_classes: int) -> tuple[str, ...] | None:
 
 def check_size(size: int) -> int:
     if not 1 <= size <= 4096:
-        raise UserError(f"--size must be between 1 and 4096, got {size}")
+        raise UserError.of("size_out_of_range", size=size)
     return size

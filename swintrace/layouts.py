@@ -8,7 +8,9 @@
   stage i is ``features.{2i+1}.j``, its merge ``features.{2i+2}``; the MLP is
   ``mlp.0`` / ``mlp.3``.
 * ``huggingface`` — ``SwinForImageClassification``: ``swin.embeddings…``,
-  ``swin.encoder.layers.i.blocks.j`` with separate ``query``/``key``/``value``,
+  ``swin.encoder.layers.i.blocks.j`` with separate ``query``/``key``/``value``
+  (transformers 4.x; 5.x names them ``q_proj``/``k_proj``/``v_proj``/``o_proj``
+  and keeps the table in ``relative_position_bias``: both are read, 4.x is written),
   ``swin.layernorm``, ``classifier``.
 
 Buffers (``relative_position_index``, ``attn_mask``) are dropped: the model
@@ -118,6 +120,12 @@ def _official_to_torchvision(state_dict: StateDict) -> StateDict:
 
 
 # -- Hugging Face -----------------------------------------------------------
+# transformers 5.x names of a block's parameters (read only; the rest is as in 4.x)
+_HF5_BLOCK = {
+    "attention.relative_position_bias.relative_position_bias_table": "attn.relative_position_bias_table",
+    "attention.o_proj.": "attn.proj.",
+}
+# transformers 4.x (read and written)
 _HF_BLOCK = {
     "layernorm_before.": "norm1.",
     "attention.self.relative_position_bias_table": "attn.relative_position_bias_table",
@@ -148,11 +156,12 @@ def _huggingface_to_official(state_dict: StateDict) -> StateDict:
             out[key] = value  # reported as unexpected by the loader
             continue
         prefix, rest = f"layers.{match.group(1)}.{match.group(2)}.", match.group(3)
-        qkv = re.match(r"attention\.self\.(query|key|value)\.(weight|bias)$", rest)
+        qkv = re.match(r"attention\.(?:self\.(query|key|value)|(q|k|v)_proj)\.(weight|bias)$", rest)
         if qkv:
-            split.setdefault(f"{prefix}attn.qkv.{qkv.group(2)}", {})[qkv.group(1)] = value
+            name = qkv.group(1) or _QKV["qkv".index(qkv.group(2))]
+            split.setdefault(f"{prefix}attn.qkv.{qkv.group(3)}", {})[name] = value
             continue
-        for theirs, ours in _HF_BLOCK.items():
+        for theirs, ours in (_HF5_BLOCK | _HF_BLOCK).items():
             if rest.startswith(theirs):
                 rest = ours + rest[len(theirs):]
                 break

@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from .config import get_config
-from .errors import UserError
+from .config import ALIASES, get_config, variant_of
+from .errors import UserError, Words
 from .images import class_labels
+from .layouts import detect_layout, to_official
 from .model import SwinTransformer
 from .pretrained import PRETRAINED, WeightsUnavailable, fetch
-from .weights import load_checkpoint
+from .weights import load_checkpoint, load_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +27,10 @@ PRETRAINED_DEFAULT = "pretrained"
 
 def load_model(
     variant: str,
-    weights: str | os.PathLike[str] | None = None,
+    weights: str | os.PathLike[str] | dict[str, Any] | nn.Module | None = None,
     *,
     seed: int = 0,
+    pretrained: bool = False,
     **overrides: Any,
 ) -> SwinTransformer:
     """A Swin Transformer of the named variant, in eval mode.
@@ -41,17 +44,35 @@ def load_model(
       random weights with a warning; ``model.weights_source`` says which, and why;
     * a pretrained name (``"swin_t"``, see ``pretrained.PRETRAINED``): those
       weights, or a UserError when they cannot be had;
-    * a checkpoint path (official, timm, torchvision or Hugging Face layout).
+    * a checkpoint path (official, timm, torchvision or Hugging Face layout);
+    * a state dict or a model (``nn.Module``) of any of those layouts, whose
+      weights are copied in (``swintrace.from_model`` also infers the variant).
 
+    ``variant``: ours (``swin_t``) or the ecosystem's name for it (timm's
+    ``swin_tiny_patch4_window7_224``, Hugging Face's ``microsoft/swin-tiny-patch4-window7-224``).
+    ``pretrained=True``: the same as ``weights="pretrained"``; where the name
+    promises other published weights than ours, the log says which are used.
     ``overrides``: config fields to change, e.g. ``window_size=4``.
     The global random state is left as it was.
     """
+    alias = variant
+    variant = variant_of(variant)
+    if pretrained and weights is None:
+        weights = PRETRAINED_DEFAULT
     config = get_config(variant, **overrides)
+    if alias.strip().lower() in ALIASES and not ALIASES[alias.strip().lower()][1] and weights == PRETRAINED_DEFAULT:
+        log.warning("swintrace: note: %s names weights that swintrace does not fetch; it uses its own for %s: %s",
+                    alias, variant, PRETRAINED[variant].source)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = SwinTransformer(config, variant=variant)
     model.weights_source = {"kind": "random", "seed": seed}
     model.class_labels = class_labels(config.num_classes)
+    if isinstance(weights, (dict, nn.Module)):  # a state dict or a model of any layout
+        model.weights_source = _load_object(model, weights)
+        return model.eval()
+    if weights is not None and not isinstance(weights, (str, os.PathLike)):
+        raise UserError.of("weights_object", type=type(weights).__name__)
     name = None if weights is None else str(weights)
     if name is None or name == RANDOM:
         pass
@@ -69,13 +90,20 @@ def load_model(
     elif not Path(name).exists() and name in PRETRAINED:
         _load_named(model, name)
     elif not Path(name).exists():
-        raise UserError(
-            f"weights file not found: {name} (named weights: {', '.join(PRETRAINED)}; "
-            f"or '{PRETRAINED_DEFAULT}', '{RANDOM}')"
-        )
+        raise UserError.of("weights_name_not_found", name=name, names=", ".join(PRETRAINED),
+                           pretrained=PRETRAINED_DEFAULT, random=RANDOM)
     else:
         model.weights_source = load_checkpoint(model, Path(name))
     return model.eval()
+
+
+def _load_object(model: SwinTransformer, weights: dict[str, Any] | nn.Module) -> dict[str, Any]:
+    """Copy a state dict or a model's weights (official, timm, torchvision or Hugging Face names) into ``model``."""
+    state = weights.state_dict() if isinstance(weights, nn.Module) else weights
+    tensors = {key: value.detach().cpu() for key, value in state.items() if isinstance(value, torch.Tensor)}
+    layout = detect_layout(tensors)
+    load_state_dict(model, to_official(tensors, layout), label=Words("state_dict_label", layout=layout))
+    return {"kind": "state_dict", "layout": layout, "source": type(weights).__name__}
 
 
 def _load_named(model: SwinTransformer, name: str) -> None:

@@ -460,12 +460,9 @@ def _check_input(model: SwinTransformer, args: tuple[Any, ...], kwargs: dict[str
     """Refuse anything but a batch of images (B, in_chans, H, W) with B, H, W >= 1."""
     x = args[0] if args else kwargs.get("x")
     if not isinstance(x, torch.Tensor):
-        raise UserError(f"expected an image tensor of shape (B, C, H, W), got {type(x).__name__}")
+        raise UserError.of("input_not_tensor", type=type(x).__name__)
     if x.ndim != 4 or x.shape[1] != model.config.in_chans or 0 in x.shape:
-        raise UserError(
-            f"expected images of shape (B, {model.config.in_chans}, H, W) with B, H, W >= 1, "
-            f"got shape {tuple(x.shape)}"
-        )
+        raise UserError.of("input_shape", channels=model.config.in_chans, shape=tuple(x.shape))
 
 
 def _init_weights(module: nn.Module) -> None:

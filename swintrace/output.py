@@ -19,12 +19,10 @@ def check_output(path: str | Path, allowed: tuple[str, ...] = FORMATS) -> Path:
     """The output path, after checking its extension and that it is not a folder."""
     out = Path(path)
     if out.suffix.lower() not in allowed:
-        raise UserError(
-            f"cannot write {out.name!r}: the format comes from the extension; use {', '.join(allowed)}"
-        )
+        raise UserError.of("output_format_unknown", name=repr(out.name), formats=", ".join(allowed))
     check_name(out)
     if out.is_dir():
-        raise UserError(f"output path is a directory: {out}")
+        raise UserError.of("output_is_directory", path=out)
     return out
 
 
@@ -64,7 +62,7 @@ def write_output(trace: Trace, path: str | Path, lang: str = "en", pictures: boo
     try:
         write_files(files)
     except OSError as error:
-        raise UserError(f"cannot write {out}: {error.strerror or error}") from None
+        raise UserError.of("output_unwritable", path=out, why=error.strerror or error) from None
     return out
 
 
@@ -78,7 +76,7 @@ def _course_href(out: Path, lang: str, course: str | Path | None) -> str | None:
     chapters = folder / lang
     if not (chapters / "index.html").is_file():
         if course is not None:
-            raise UserError(f"--course {course}: no course in {lang} there (write one with 'swintrace course --out DIR')")
+            raise UserError.of("course_missing", course=course, lang=lang)
         return None
     relative = os.path.relpath(chapters.resolve(), out.parent.resolve())
     return quote(Path(relative).as_posix())

@@ -79,7 +79,7 @@ class PictureCapture:
         else:
             query_y, query_x = self.options.query
         if not (0 <= query_y < image_h and 0 <= query_x < image_w):
-            raise UserError(f"--query {query_y},{query_x} is outside the {image_h}x{image_w} input")
+            raise UserError.of("query_outside", y=query_y, x=query_x, height=image_h, width=image_w)
         token_y = min(query_y // stride, H - 1)
         token_x = min(query_x // stride, W - 1)
         moved_y, moved_x = (token_y - shift_h) % Hp, (token_x - shift_w) % Wp
@@ -93,7 +93,8 @@ class PictureCapture:
         window, token = self.target
         heads = attn.shape[-3]
         if self.options.head >= heads:
-            raise UserError(f"--head {self.options.head}: block {self.options.block} has {heads} heads")
+            raise UserError.of("head_out_of_range", head=self.options.head, block=self.options.block,
+                               heads=heads)
         if attn.ndim == 5:  # B, nW, heads, N, N (the mask is being added)
             return attn[0, window, self.options.head, token]
         return attn[window, self.options.head, token]  # B*nW, heads, N, N: image 0's windows come first

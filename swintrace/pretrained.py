@@ -31,7 +31,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from .errors import UserError
 from .images import EvalTransform
@@ -81,10 +81,18 @@ PRETRAINED: dict[str, Pretrained] = {
 class WeightsUnavailable(UserError):
     """Named weights that are neither cached nor downloadable now (offline, firewall, server down)."""
 
-    def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, reason: str = "network", *, key: str | None = None,
+                 values: dict[str, Any] | None = None) -> None:
+        super().__init__(message, key=key, values=values)
         # "offline" (SWINTRACE_OFFLINE is set) or "network" (the download failed)
         self.reason = reason
+
+    @classmethod
+    def of(cls, key: str, /, *, reason: str = "network", **values: Any) -> WeightsUnavailable:
+        """The catalog's error ``errors.<key>`` (see ``UserError.of``), for ``reason``."""
+        error = cast(WeightsUnavailable, super().of(key, **values))
+        error.reason = reason
+        return error
 
 
 def offline() -> bool:
@@ -101,7 +109,7 @@ def cache_dir() -> Path:
 
 def entry(name: str) -> Pretrained:
     if name not in PRETRAINED:
-        raise UserError(f"unknown weights name {name!r}; named weights: {', '.join(PRETRAINED)}")
+        raise UserError.of("unknown_weights", name=repr(name), names=", ".join(PRETRAINED))
     return PRETRAINED[name]
 
 
@@ -116,11 +124,8 @@ def fetch(name: str, progress: bool = True) -> Path:
         _verify(wanted, target, file_sha256(target))
         return target
     if offline():
-        raise WeightsUnavailable(
-            f"the {name} weights are not in {target.parent} and {OFFLINE_VARIABLE} is set; "
-            f"unset it to download them once from {wanted.url}, or pass --weights PATH",
-            "offline",
-        )
+        raise WeightsUnavailable.of("weights_offline", reason="offline", name=name, folder=target.parent,
+                                    variable=OFFLINE_VARIABLE, url=wanted.url)
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{wanted.filename}.", dir=target.parent)
     try:
@@ -154,16 +159,12 @@ def _open_url(url: str) -> Any:
     opener.start()
     opener.join(CONNECT_TIMEOUT)
     if opener.is_alive():
-        raise WeightsUnavailable(
-            f"cannot reach {url} within {CONNECT_TIMEOUT:.0f} s; download it yourself and pass --weights PATH",
-            "network",
-        )
+        raise WeightsUnavailable.of("download_timeout", reason="network", url=url,
+                                    seconds=f"{CONNECT_TIMEOUT:.0f}")
     error = outcome.get("error")
     if error is not None:
         reason = getattr(error, "reason", None) or error
-        raise WeightsUnavailable(
-            f"cannot download {url} ({reason}); download it yourself and pass --weights PATH", "network"
-        )
+        raise WeightsUnavailable.of("download_failed", reason="network", url=url, why=reason)
     return outcome["response"]
 
 
@@ -184,7 +185,8 @@ def _download(url: str, stream: IO[bytes], progress: bool) -> str:
                     digest.update(chunk)
                     bar.advance(task, len(chunk))
             except OSError as error:
-                raise WeightsUnavailable(f"download of {url} broke off ({error}); try again", "network") from None
+                raise WeightsUnavailable.of("download_broke_off", reason="network", url=url,
+                                            why=error) from None
     return digest.hexdigest()
 
 
@@ -204,7 +206,5 @@ def _verify(wanted: Pretrained, path: Path, digest: str) -> None:
     recorded = path.with_name(wanted.filename + ".sha256")
     for expected in (wanted.sha256_prefix, recorded.read_text().strip() if recorded.exists() else None):
         if expected is not None and not digest.startswith(expected):
-            raise UserError(
-                f"{path.name}: SHA-256 {digest[:16]}… does not match the expected {expected[:16]}…; "
-                f"delete {path} and download again"
-            )
+            raise UserError.of("weights_hash_mismatch", name=path.name, digest=digest[:16],
+                               expected=expected[:16], path=path)

@@ -227,11 +227,8 @@ class Recorder:
         """Keep a whole tensor (moved to the host when the forward ends)."""
         self.captured_bytes += tensor.numel() * tensor.element_size()
         if self.captured_bytes > self.options.capture_limit:
-            raise UserError(
-                f"capturing {step_id}/{name} brings the captured tensors to "
-                f"{_size(self.captured_bytes)}, over the limit of {_size(self.options.capture_limit)}: "
-                "narrow the capture patterns or raise capture_limit"
-            )
+            raise UserError.of("capture_limit", tensor=f"{step_id}/{name}", size=_size(self.captured_bytes),
+                               limit=_size(self.options.capture_limit))
         self.trace.captured[f"{step_id}/{name}"] = tensor.detach().clone()
 
     def _record_prediction(self, logits: Any) -> None:

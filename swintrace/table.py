@@ -46,5 +46,5 @@ def to_pandas(trace: Any) -> Any:
     try:
         import pandas
     except ImportError:
-        raise UserError("trace.to_pandas() needs pandas, which is not installed: pip install pandas") from None
+        raise UserError.of("no_pandas") from None
     return pandas.DataFrame(rows(trace), columns=list(COLUMNS))

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from .errors import UserError, Words
 from .events import SCHEMA_VERSION, Event, Trace, decode_number
 from .files import read_regular_file
 from .validate import check_rows
@@ -23,17 +23,17 @@ MAX_CAPTURE_BYTES = 8 << 30
 
 
 def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON (non-finite numbers are written as strings)")
+    raise UserError.of("trace_constant", name=name)
 
 
 def load_trace(path: str | os.PathLike[str]) -> Trace:
     """Read a trace written by ``Trace.save``, validating all of it (see validate.py)."""
     source = Path(path)
-    data = read_regular_file(source, MAX_TRACE_BYTES, "trace file")
+    data = read_regular_file(source, MAX_TRACE_BYTES, Words("trace_file"))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise UserError(f"not a trace file (not UTF-8 text): {source}") from None
+        raise UserError.of("trace_not_utf8", path=source) from None
     # Lines end at "\n" only: U+2028 and friends may stand inside a JSON string.
     lines = text.split("\n")
     if lines and lines[-1] == "":
@@ -43,21 +43,23 @@ def load_trace(path: str | os.PathLike[str]) -> Trace:
         try:
             rows.append(json.loads(line, parse_constant=_refuse_constant))
         except json.JSONDecodeError as error:
-            raise UserError(f"{source}:{number}: not JSON ({error.msg})") from None
-        except (ValueError, RecursionError) as error:
-            reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)[:200]
-            raise UserError(f"{source}:{number}: not a trace line ({reason})") from None
+            raise UserError.of("trace_line_not_json", path=source, line=number, why=error.msg) from None
+        except RecursionError:
+            raise UserError.of("trace_line_too_deep", path=source, line=number) from None
+        except ValueError as error:  # a non-finite constant (UserError), or a number too long
+            why = error if isinstance(error, UserError) else str(error)[:200]
+            raise UserError.of("trace_line_invalid", path=source, line=number, why=why) from None
     if (len(rows) < 2 or not isinstance(rows[0], dict) or rows[0].get("type") != "header"
             or not isinstance(rows[-1], dict) or rows[-1].get("type") != "footer"):
-        raise UserError(f"not a swintrace trace (no header/footer lines): {source}")
+        raise UserError.of("trace_no_header_footer", path=source)
     header = {k: v for k, v in rows[0].items() if k != "type"}
     version = header.get("schema_version")
     if version != SCHEMA_VERSION:
         newer = isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION
-        raise UserError(
-            f"{source}: trace schema version {str(version)[:20]}, this swintrace reads {SCHEMA_VERSION}"
-            + ("; a newer swintrace wrote it: upgrade swintrace" if newer else "")
-        )
+        found = {"path": source, "version": str(version)[:20], "expected": SCHEMA_VERSION}
+        if newer:
+            raise UserError.of("trace_schema_newer", **found)
+        raise UserError.of("trace_schema_version", **found)
     footer = {k: v for k, v in rows[-1].items() if k != "type"}
     check_rows(str(source), [header, *rows[1:-1], footer])
     for predictions in footer.get("topk", []):
@@ -76,9 +78,10 @@ def _load_captured(source: Path, side: Path) -> dict[str, Any]:
     from safetensors.torch import load
 
     if not side.exists():
-        raise UserError(f"{source}: its captured tensors {side.name} are missing")
-    data = read_regular_file(side, MAX_CAPTURE_BYTES, "captured tensors file")
+        raise UserError.of("captures_missing", path=source, name=side.name)
+    data = read_regular_file(side, MAX_CAPTURE_BYTES, Words("captures_file"))
     try:
         return load(data)
     except (SafetensorError, ValueError, OSError) as error:
-        raise UserError(f"{source}: {side.name} is not a safetensors file ({str(error)[:200]})") from None
+        raise UserError.of("captures_not_safetensors", path=source, name=side.name,
+                           why=str(error)[:200]) from None

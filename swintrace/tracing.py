@@ -30,6 +30,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import platform
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -155,6 +156,12 @@ def tracing(
     finally:
         _RECORDER.reset(token)
         recorder.close()
+    if recorder.call < 0:  # the block ran, and no instrumented module or function was called
+        warnings.warn(
+            "tracing() recorded nothing: only swintrace's own models are instrumented; "
+            "swintrace.from_model(model) turns a timm, torchvision or Hugging Face Swin into one",
+            stacklevel=3,
+        )
 
 
 def _base_header(options: TraceOptions) -> dict[str, Any]:

@@ -412,5 +412,5 @@ def check_rows(source: str, rows: list[Any]) -> None:
     for position, row in enumerate(rows[1:-1]):
         check_event(_Where(source, position + 2), row, position, slice_len, stack, config)
     if stack:
-        raise UserError(f"{source}: the trace ends with scope {stack[-1]!r} still open")
+        raise UserError.of("trace_scope_open", path=source, scope=repr(stack[-1]))
     check_footer(_Where(source, len(rows)), footer, classes)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .config import VARIANTS
-from .errors import UserError
+from .errors import Listed, UserError, Words
 from .layouts import detect_layout, to_official
 
 # Buffers of the official code that we recompute instead of loading.
@@ -34,11 +34,11 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint file, unwrapped from ``{"model": ...}`` style containers."""
     source = Path(path)
     if not source.exists():
-        raise UserError(f"weights file not found: {source}")
+        raise UserError.of("weights_not_found", path=source)
     if source.is_dir():
-        raise UserError(f"weights path is a directory, not a file: {source}")
+        raise UserError.of("weights_is_directory", path=source)
     if not stat.S_ISREG(source.stat().st_mode):
-        raise UserError(f"weights path is not a regular file (a pipe or a device?): {source}")
+        raise UserError.of("weights_not_regular", path=source)
     if _is_safetensors(source):  # by content: any name or extension
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -46,26 +46,21 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         try:
             return _checked(source, load_file(str(source)))
         except (SafetensorError, OSError, ValueError) as error:
-            raise UserError(f"cannot read safetensors file {source}: {_first_line(error)}") from None
+            raise UserError.of("safetensors_unreadable", path=source, why=_first_line(error)) from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about pickle protocols of old files
             loaded = torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        raise UserError(
-            f"refused to load {source}: it is not a plain weights file ({_first_line(error)})"
-        ) from None
+        raise UserError.of("checkpoint_refused", path=source, why=_first_line(error)) from None
     except Exception as error:  # noqa: BLE001 - any failure to parse a user's file is theirs to fix
-        raise UserError(
-            f"cannot read checkpoint {source}: not a PyTorch checkpoint or safetensors file "
-            f"({_first_line(error)})"
-        ) from None
+        raise UserError.of("checkpoint_unreadable", path=source, why=_first_line(error)) from None
     for container in ("model", "state_dict", "model_state", "module"):
         if isinstance(loaded, dict) and isinstance(loaded.get(container), dict):
             loaded = loaded[container]
             break
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
-        raise UserError(f"{source} holds no state dict of tensors")
+        raise UserError.of("checkpoint_no_state_dict", path=source)
     return _checked(source, loaded)
 
 
@@ -80,13 +75,13 @@ def _checked(source: Path, tensors: dict[str, torch.Tensor]) -> dict[str, torch.
     """Weights are dense floating-point tensors (recomputed integer buffers aside)."""
     for key, tensor in tensors.items():
         if not isinstance(key, str):
-            raise UserError(f"{source} holds a key that is not a name: {str(key)[:40]!r}")
+            raise UserError.of("checkpoint_key_not_name", path=source, name=repr(str(key)[:40]))
         if tensor.layout != torch.strided:
-            raise UserError(f"{source}: {key} is a {str(tensor.layout).removeprefix('torch.')} tensor; "
-                            "weights must be dense")
+            raise UserError.of("checkpoint_not_dense", path=source, name=key,
+                               layout=str(tensor.layout).removeprefix("torch."))
         if not key.endswith(_RECOMPUTED_SUFFIXES) and tensor.dtype not in _WEIGHT_DTYPES:
-            raise UserError(f"{source}: {key} has dtype {str(tensor.dtype).removeprefix('torch.')}; "
-                            "weights must be floating point (float16, bfloat16, float32 or float64)")
+            raise UserError.of("checkpoint_not_float", path=source, name=key,
+                               dtype=str(tensor.dtype).removeprefix("torch."))
     return tensors
 
 
@@ -95,7 +90,7 @@ def _first_line(error: BaseException) -> str:
     return (text.splitlines()[0][:160] if text else type(error).__name__) or type(error).__name__
 
 
-def load_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], label: str) -> None:
+def load_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], label: str | Words) -> None:
     """Copy ``state_dict`` (our key names) into ``model`` after checking every key and shape."""
     expected = model.state_dict()
     given = {
@@ -106,19 +101,27 @@ def load_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], label
     missing = [key for key in expected if key not in given]
     unexpected = [key for key in given if key not in expected]
     misshaped = [
-        f"{key} {tuple(given[key].shape)} (expected {tuple(value.shape)})"
+        Words("misfit_shape_entry", name=key, shape=tuple(given[key].shape), expected=tuple(value.shape))
         for key, value in expected.items()
         if key in given and given[key].shape != value.shape
     ]
     problems = []
-    for what, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshaped)):
-        if keys:
-            more = f" and {len(keys) - _LISTED_KEYS} more" if len(keys) > _LISTED_KEYS else ""
-            problems.append(f"{what}: {', '.join(keys[:_LISTED_KEYS])}{more}")
+    if missing:
+        problems.append(Words("misfit_missing", **_first_keys(missing)))
+    if unexpected:
+        problems.append(Words("misfit_unexpected", **_first_keys(unexpected)))
+    if misshaped:
+        problems.append(Words("misfit_shape", **_first_keys(misshaped)))
     if problems:
         variant = getattr(model, "variant", None) or type(model).__name__
-        raise UserError(f"{label} does not fit {variant}: " + "; ".join(problems))
+        raise UserError.of("weights_misfit", label=label, variant=variant, problems=Listed(problems))
     model.load_state_dict(given, strict=True)
+
+
+def _first_keys(keys: list[Any]) -> dict[str, Any]:
+    """The values of a misfit's words: the first keys, and how many more there are."""
+    more = Words("misfit_more", count=len(keys) - _LISTED_KEYS) if len(keys) > _LISTED_KEYS else ""
+    return {"keys": Listed(keys[:_LISTED_KEYS], Words("comma")), "more": more}
 
 
 def load_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -131,11 +134,12 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> dict[str,
     layout = detect_layout(state_dict)
     converted = to_official(state_dict, layout)
     try:
-        load_state_dict(model, converted, label=f"checkpoint {source.name} ({layout} layout)")
+        load_state_dict(model, converted, label=Words("checkpoint_label", name=source.name, layout=layout))
     except UserError as error:
         guess = guess_variant(converted)
-        hint = f"; its shapes fit {guess}: pass --model {guess}" if guess else ""
-        raise UserError(f"{error}{hint}") from None
+        if guess:
+            raise UserError.of("checkpoint_fits_other", misfit=error, guess=guess) from None
+        raise
     return {"kind": "file", "path": str(source), "layout": layout, "sha256": file_sha256(source)}
 
 

@@ -50,6 +50,19 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys, args, message):
     assert len(err) == 1 and err[0].startswith("swintrace: error: ") and message in err[0]
 
 
+def test_user_errors_are_said_in_the_language_of_the_command(tmp_path, capsys):
+    argv = ["run", "--image", "/nonexistent.jpg", "--model", "swin_teach", "--weights", "random",
+            "--out", str(tmp_path / "r.html")]
+    assert main([*argv, "--lang", "zh"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("swintrace: 错误: "), err
+    message = err[0].removeprefix("swintrace: 错误: ")
+    assert any("\u4e00" <= char <= "\u9fff" for char in message) and "/nonexistent.jpg" in message, err
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["swintrace: error: image not found: /nonexistent.jpg"]
+
+
 def test_failed_run_leaves_an_existing_file_intact(tmp_path):
     out = tmp_path / "t.jsonl"
     out.write_bytes(b"precious")

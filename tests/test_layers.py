@@ -28,7 +28,7 @@ LAYERS = [
     # the instrumented model
     {"windows", "layers", "picture_steps", "model"},
     # building a model: weights, images, named downloads
-    {"layouts", "weights", "pretrained", "images", "loading"},
+    {"layouts", "weights", "pretrained", "images", "loading", "adopt"},
     # what users see: pictures, renderers, output files, notebook display
     {"pictures", "pictures.draw", "pictures.grids", "pictures.attention", "pictures.story",
      "render", "render.tensor_text", "render.text", "render.tree", "render.markdown", "render.html", "render.terminal",

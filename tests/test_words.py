@@ -6,6 +6,7 @@ import html
 import re
 import string
 from importlib import resources
+from pathlib import Path
 
 import pytest
 import torch
@@ -163,3 +164,37 @@ def test_chinese_reports_and_course_are_chinese(teach_model, tmp_path):
     # and the same scan does find English where there is some
     english = {"report.md": render_markdown(trace, "en", links)}
     assert len(_english_runs(english)) > 20
+
+
+# An error's words: ``UserError.of("key", ...)`` (or a subclass's ``of``), and words inside its
+# values, ``Words("key", ...)``; the catalog's own ``errors.<key>`` named in full (the CLI's prefix).
+_ERROR_KEY_USES = (
+    re.compile(r"\b(?:UserError|WeightsUnavailable)\.of\(\s*\"(\w+)\""),
+    re.compile(r"\bWords\(\s*\"(\w+)\""),
+    re.compile(r"[\"']errors\.(\w+)[\"']"),
+)
+
+
+def _error_keys_used() -> dict[str, list[str]]:
+    package = resources.files("swintrace")
+    used: dict[str, list[str]] = {}
+    for path in sorted(Path(str(package)).rglob("*.py")):
+        source = path.read_text("utf-8")
+        for pattern in _ERROR_KEY_USES:
+            for key in pattern.findall(source):
+                used.setdefault(key, []).append(path.name)
+    return used
+
+
+def test_every_error_key_is_in_the_catalog_and_every_error_is_used():
+    used = _error_keys_used()
+    assert len(used) > 50  # the scan does find the package's errors
+    for lang in LANGUAGES:
+        errors = catalog(lang)["errors"]
+        assert not {key: files for key, files in used.items() if key not in errors}, lang
+        assert set(errors) - set(used) - {"prefix", "warning"} == set(), lang
+    # and what a message says in Chinese is Chinese: no run of English words but code and options
+    for key, text in catalog("zh")["errors"].items():
+        # quoted text, options, placeholders and the model's name are not prose
+        prose = re.sub(r"'[^']*'|--[\w-]+(?: [A-Z]+)?|\{\w+\}|Swin(?: Transformer)?(?: V\d)?", " ", text)
+        assert not _ENGLISH_RUN.findall(prose), (key, text)

@@ -19,7 +19,7 @@ def check_language(lang: str) -> str:
     if lang not in LANGUAGES:
         from ..errors import UserError
 
-        raise UserError(f"unknown language {lang!r}; choose one of: {', '.join(LANGUAGES)}")
+        raise UserError.of("unknown_language", lang=repr(lang), choices=", ".join(LANGUAGES))
     return lang
 
 
