@@ -346,13 +346,13 @@ def _dim_name(part: str) -> str:
 
 def _stages(trace: Trace) -> list[StageRow]:
     """The geometry of each stage as traced (empty when the trace lacks it)."""
-    found = _stage_sizes(trace)
+    found = traced_stage_sizes(trace)
     return stage_rows(*found) if found else []
 
 
 def _costs(trace: Trace, lang: str) -> dict[str, Any] | None:
     """The cost table: one row per part of the network (labels in ``lang``), and the totals."""
-    found = _stage_sizes(trace)
+    found = traced_stage_sizes(trace)
     if not found:
         return None
     rows = []
@@ -368,7 +368,7 @@ def _costs(trace: Trace, lang: str) -> dict[str, Any] | None:
             "parameter_units": count_text(parameters), "flops": count_text(flops)}
 
 
-def _stage_sizes(trace: Trace) -> tuple[SwinConfig, list[tuple[int, int]]] | None:
+def traced_stage_sizes(trace: Trace) -> tuple[SwinConfig, list[tuple[int, int]]] | None:
     """(config, each stage's input (H, W) in tokens) from a trace, or None."""
     config_data = trace.header.get("model", {}).get("config")
     if not config_data:
@@ -377,7 +377,7 @@ def _stage_sizes(trace: Trace) -> tuple[SwinConfig, list[tuple[int, int]]] | Non
     sizes = []
     for stage in range(config.num_stages):
         event = next((e for e in trace.events if e.type == "step" and e.id == f"layers.{stage}.input"), None)
-        if event is None or "H" not in event.scalars:
+        if event is None or not isinstance(event.scalars.get("H"), int) or not isinstance(event.scalars.get("W"), int):
             return None
         sizes.append((event.scalars["H"], event.scalars["W"]))
     return config, sizes

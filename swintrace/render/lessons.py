@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from ..config import SwinConfig
 from ..course_text import Chapter
 from ..events import Event, Trace
 from ..flops import StageRow, cost_rows, count_text, stage_rows
 from ..geometry import padded_size, runtime_shift
 from ..words import entry
+from .html import traced_stage_sizes
 
 
 @dataclass(frozen=True)
@@ -50,16 +50,10 @@ class Facts:
 
 def course_facts(trace: Trace) -> Facts | None:
     """The facts of a trace of a Swin model (None for a trace without its model's stages)."""
-    config_data = trace.header.get("model", {}).get("config")
-    if not config_data:
+    found = traced_stage_sizes(trace)
+    if found is None:
         return None
-    config = SwinConfig.from_dict(config_data)
-    sizes = []
-    for stage in range(config.num_stages):
-        event = step_event(trace, f"layers.{stage}.input")
-        if event is None or not isinstance(event.scalars.get("H"), int) or not isinstance(event.scalars.get("W"), int):
-            return None
-        sizes.append((event.scalars["H"], event.scalars["W"]))
+    config, sizes = found
     rows = stage_rows(config, sizes)
     first, last = rows[0], rows[-1]
     M, C = first.window, config.embed_dim
