@@ -121,7 +121,7 @@ def test_cell_numbers_never_show_minus_zero_and_fit_their_cell():
 _TERMS_KEPT_IN_ENGLISH = {
     "swin transformer", "feature map", "window size", "patch size", "cyclic shift", "reverse cyclic shift",
     "partition windows", "merge windows", "attention mask", "patch merging", "patch embedding",
-    "window partition", "sw-msa block", "w-msa block", "relative position bias", "top-k",
+    "window partition", "sw-msa block", "w-msa block", "swin block", "relative position bias", "top-k",
 }
 _ENGLISH_RUN = re.compile(r"[A-Za-z][A-Za-z'\-]*(?:[ \t]+[A-Za-z][A-Za-z'\-]*)+")
 _CODE_TITLE = re.compile(r"(END: )?for \w+ in self")  # step titles that are the loop's code
