@@ -20,7 +20,7 @@ import math
 import re
 from typing import Any
 
-from .errors import UserError
+from .errors import UserError, Words
 
 MAX_STRING = 20_000  # a module repr, a code line, a description
 MAX_CODE_LINES = 400
@@ -53,29 +53,33 @@ class _Where:
         self.source = source
         self.line = line
 
-    def fail(self, field: str, problem: str) -> UserError:
-        return UserError(f"{self.source}:{self.line}: {field}: {problem}")
+    def fail(self, field: str, problem: Words | UserError | str) -> UserError:
+        """``file:line: field: problem``, said in the language of the command (``problem``: the
+        catalog's words, an error of the catalog, or a library's text kept as it is)."""
+        return UserError.of("trace_field", path=self.source, line=self.line, field=field, problem=problem)
 
 
 def _string(where: _Where, field: str, value: Any, limit: int = MAX_STRING, pattern: re.Pattern | None = None) -> str:
     if not isinstance(value, str):
-        raise where.fail(field, f"expected a string, got {type(value).__name__}")
+        raise where.fail(field, Words("field_not_string", type=type(value).__name__))
     if len(value) > limit:
-        raise where.fail(field, f"longer than {limit} characters")
+        raise where.fail(field, Words("field_too_long", limit=limit))
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise where.fail(field, "holds a lone surrogate, not text") from None
+        raise where.fail(field, Words("field_lone_surrogate")) from None
     if pattern is not None and not pattern.fullmatch(value):
-        raise where.fail(field, "holds characters an id or name never has")
+        raise where.fail(field, Words("field_bad_characters"))
     return value
 
 
 def _integer(where: _Where, field: str, value: Any, low: int, high: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
-        raise where.fail(field, f"expected an integer, got {type(value).__name__}")
+        raise where.fail(field, Words("field_not_integer", type=type(value).__name__))
     if not low <= value <= high:
-        raise where.fail(field, f"{value if abs(value) < 10**12 else 'a huge number'} is outside [{low}, {high}]")
+        if abs(value) >= 10**12:
+            raise where.fail(field, Words("field_huge_outside", low=low, high=high))
+        raise where.fail(field, Words("field_outside", value=value, low=low, high=high))
     return value
 
 
@@ -84,25 +88,25 @@ def _number(where: _Where, field: str, value: Any) -> float:
     if isinstance(value, str) and value in _NUMBER_WORDS:
         return float(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise where.fail(field, f"expected a number, got {type(value).__name__}")
+        raise where.fail(field, Words("field_not_number", type=type(value).__name__))
     if isinstance(value, int) and abs(value) > 2**63:
-        raise where.fail(field, "a huge integer")
+        raise where.fail(field, Words("field_huge_integer"))
     return float(value)
 
 
 def _mapping(where: _Where, field: str, value: Any, limit: int = 64) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise where.fail(field, f"expected an object, got {type(value).__name__}")
+        raise where.fail(field, Words("field_not_object", type=type(value).__name__))
     if len(value) > limit:
-        raise where.fail(field, f"more than {limit} entries")
+        raise where.fail(field, Words("field_too_many", limit=limit))
     return value
 
 
 def _sequence(where: _Where, field: str, value: Any, limit: int) -> list[Any]:
     if not isinstance(value, list):
-        raise where.fail(field, f"expected a list, got {type(value).__name__}")
+        raise where.fail(field, Words("field_not_list", type=type(value).__name__))
     if len(value) > limit:
-        raise where.fail(field, f"more than {limit} entries")
+        raise where.fail(field, Words("field_too_many", limit=limit))
     return value
 
 
@@ -118,7 +122,7 @@ def _plain(where: _Where, field: str, value: Any, depth: int = 0) -> None:
         for item in _sequence(where, field, value, 64):
             _plain(where, field, item, depth + 1)
     else:
-        raise where.fail(field, f"not a plain value ({type(value).__name__})")
+        raise where.fail(field, Words("field_not_plain", type=type(value).__name__))
 
 
 def _array_shape(where: _Where, field: str, values: Any, shape: list[int]) -> None:
@@ -128,7 +132,7 @@ def _array_shape(where: _Where, field: str, values: Any, shape: list[int]) -> No
         return
     items = _sequence(where, field, values, shape[0])
     if len(items) != shape[0]:
-        raise where.fail(field, f"{len(items)} entries where the shape says {shape[0]}")
+        raise where.fail(field, Words("field_shape_entries", count=len(items), expected=shape[0]))
     for item in items:
         _array_shape(where, field, item, shape[1:])
 
@@ -138,30 +142,30 @@ def check_summary(where: _Where, field: str, data: Any, slice_len: int, whole: b
     summary = _mapping(where, field, data, 16)
     for key in ("name", "shape", "dtype", "device", "index"):
         if key not in summary:
-            raise where.fail(field, f"has no {key!r}")
+            raise where.fail(field, Words("field_missing", name=repr(key)))
     _string(where, f"{field}.name", summary["name"], MAX_NAME, _KIND)
     shape = [_integer(where, f"{field}.shape", n, 0, 2**31) for n in _sequence(where, f"{field}.shape",
                                                                                summary["shape"], MAX_DIMS)]
     if math.prod(shape) > 2**40:
-        raise where.fail(f"{field}.shape", "more elements than any model of this size holds")
+        raise where.fail(f"{field}.shape", Words("field_too_many_elements"))
     if not isinstance(summary["dtype"], str) or summary["dtype"] not in DTYPES:
-        raise where.fail(f"{field}.dtype", f"unknown dtype {str(summary['dtype'])[:40]!r}")
+        raise where.fail(f"{field}.dtype", Words("field_unknown_dtype", dtype=repr(str(summary["dtype"])[:40])))
     _string(where, f"{field}.device", summary["device"], 32, re.compile(r"[a-z]+(:\d{1,3})?"))
     if whole:
         if summary["index"] != "" or math.prod(shape) > MAX_ARRAY_VALUES:
-            raise where.fail(field, f"a picture's array must be whole and hold at most {MAX_ARRAY_VALUES} values")
+            raise where.fail(field, Words("field_picture_array", limit=MAX_ARRAY_VALUES))
         kept = shape
     else:
         expected = "[" + ",".join(f":{slice_len}" for _ in shape) + "]" if shape else ""
         if summary["index"] != expected:
-            raise where.fail(f"{field}.index", f"expected {expected!r} for the trace's slice length")
+            raise where.fail(f"{field}.index", Words("field_slice_index", expected=repr(expected)))
         kept = [min(n, slice_len) for n in shape]
     if summary.get("values") is not None:
         _array_shape(where, f"{field}.values", summary["values"], kept)
     if summary.get("stats") is not None:
         stats = _mapping(where, f"{field}.stats", summary["stats"], 8)
         if set(stats) - {"min", "max", "mean", "std", "nonfinite"} or not {"min", "max", "mean", "std"} <= set(stats):
-            raise where.fail(f"{field}.stats", "expected min, max, mean and std")
+            raise where.fail(f"{field}.stats", Words("field_stats"))
         for key, value in stats.items():
             if key == "nonfinite":
                 _integer(where, f"{field}.stats.nonfinite", value, 0, math.prod(shape))
@@ -193,7 +197,7 @@ def check_header(where: _Where, header: dict[str, Any]) -> tuple[int, Any, int]:
         if query is not None:
             points = _sequence(where, "options.pictures.query", query, 2)
             if len(points) != 2:
-                raise where.fail("options.pictures.query", "expected [y, x]")
+                raise where.fail("options.pictures.query", Words("field_point"))
             for point in points:
                 _integer(where, "options.pictures.query", point, 0, MAX_INPUT_SIDE)
     described = _mapping(where, "input", header.get("input", {}), 16)
@@ -202,7 +206,7 @@ def check_header(where: _Where, header: dict[str, Any]) -> tuple[int, Any, int]:
         sides = [_integer(where, "input.shape", n, 1, MAX_INPUT_SIDE)
                  for n in _sequence(where, "input.shape", shape, 4)]
         if len(sides) != 4 or sides[0] > MAX_BATCH or sides[2] * sides[3] > MAX_INPUT_PIXELS:
-            raise where.fail("input.shape", "expected [batch, channels, height, width] of a real input")
+            raise where.fail("input.shape", Words("field_input_shape"))
     for key in ("description", "dtype", "device"):
         if key in described:
             _string(where, f"input.{key}", described[key], 1000)
@@ -217,13 +221,15 @@ def check_header(where: _Where, header: dict[str, Any]) -> tuple[int, Any, int]:
         try:
             config = SwinConfig.from_dict(config_data)
         except (UserError, TypeError, ValueError) as error:
-            raise where.fail("model.config", str(error)[:300]) from None
+            # the config's own words when they are short; a library's text (TypeError) as it is
+            why = error if isinstance(error, UserError) and len(str(error)) <= 300 else str(error)[:300]
+            raise where.fail("model.config", why) from None
         _check_config_size(where, config)
         if shape is not None and sides[1] != config.in_chans:
-            raise where.fail("input.shape", f"{sides[1]} channels, the model takes {config.in_chans}")
+            raise where.fail("input.shape", Words("field_channels", channels=sides[1], expected=config.in_chans))
         classes = config.num_classes
         if pictures is not None and not is_module_name(pictures["block"], config):
-            raise where.fail("options.pictures.block", "no such block in the trace's model")
+            raise where.fail("options.pictures.block", Words("field_no_block"))
     weights = _mapping(where, "weights", header.get("weights", {}), 16)
     for key, value in weights.items():
         _plain(where, f"weights.{key}", value)
@@ -239,7 +245,7 @@ def _check_config_size(where: _Where, config: Any) -> None:
             or config.num_stages > 8 or config.window_size > 64 or config.num_classes > 100_000
             or max(config.num_heads) > 1024 or config.mlp_ratio > 16 or config.patch_size > 64
             or config.in_chans > 64):
-        raise where.fail("model.config", "larger than any Swin Transformer this tool traces")
+        raise where.fail("model.config", Words("field_config_too_large"))
 
 
 # The dotted module names of a Swin Transformer with its numbers written N (tests/test_layers.py
@@ -279,9 +285,9 @@ def _check_thumbnail(where: _Where, text: Any) -> None:
         data = base64.b64decode(text, validate=True)
         with Image.open(io.BytesIO(data)) as image:  # reads the header only
             if image.format != "PNG" or max(image.size) > MAX_THUMBNAIL_SIDE:
-                raise where.fail("input.thumbnail_png", f"not a PNG of at most {MAX_THUMBNAIL_SIDE} pixels a side")
+                raise where.fail("input.thumbnail_png", Words("field_thumbnail_size", limit=MAX_THUMBNAIL_SIDE))
     except (binascii.Error, ValueError, OSError, Image.DecompressionBombError):
-        raise where.fail("input.thumbnail_png", "not a base64 PNG") from None
+        raise where.fail("input.thumbnail_png", Words("field_not_base64_png")) from None
 
 
 def check_event(where: _Where, data: Any, seq: int, slice_len: int, stack: list[str], config: Any) -> None:
@@ -289,24 +295,24 @@ def check_event(where: _Where, data: Any, seq: int, slice_len: int, stack: list[
     event = _mapping(where, "event", data, 32)
     kind = event.get("type")
     if kind not in ("enter", "step", "exit"):
-        raise where.fail("type", "expected enter, step or exit")
+        raise where.fail("type", Words("field_event_type"))
     if event.get("seq") != seq or isinstance(event.get("seq"), bool):
-        raise where.fail("seq", f"expected {seq} (events in order)")
+        raise where.fail("seq", Words("field_seq", seq=seq))
     event_id = _string(where, "id", event.get("id"), MAX_NAME, _ID)
     _string(where, "kind", event.get("kind"), MAX_NAME, _KIND)
     depth = _integer(where, "depth", event.get("depth"), 0, MAX_DEPTH)
     _integer(where, "call", event.get("call", 0), 0, MAX_CALLS)
     expected_depth = len(stack) - 1 if kind == "exit" else len(stack)
     if depth != expected_depth:
-        raise where.fail("depth", f"{depth} where the scopes open around it say {expected_depth}")
+        raise where.fail("depth", Words("field_depth", depth=depth, expected=expected_depth))
     if kind == "enter":
         module = event_id.split("@")[0]
         if config is not None and event.get("kind") not in _FUNCTION_SCOPES and not is_module_name(module, config):
-            raise where.fail("id", "names no module of the trace's model")
+            raise where.fail("id", Words("field_no_module"))
         stack.append(event_id)
     elif kind == "exit":
         if not stack or stack[-1] != event_id:
-            raise where.fail("id", "closes a scope that is not open")
+            raise where.fail("id", Words("field_scope_not_open"))
         stack.pop()
     code = _sequence(where, "code", event.get("code", []), MAX_CODE_LINES)
     for line in code:
@@ -321,7 +327,7 @@ def check_event(where: _Where, data: Any, seq: int, slice_len: int, stack: list[
     for height, width in (("H", "W"), ("Hp", "Wp")):
         if isinstance(scalars.get(height), int) and isinstance(scalars.get(width), int) \
                 and scalars[height] * scalars[width] > MAX_INPUT_PIXELS:
-            raise where.fail(f"scalars.{height}", "a map larger than any input")
+            raise where.fail(f"scalars.{height}", Words("field_map_too_large"))
     for name, value in _mapping(where, "modules", event.get("modules", {}), 32).items():
         _string(where, "modules", name, MAX_NAME, re.compile(r"self\.[A-Za-z0-9_.]+|[A-Za-z_][A-Za-z0-9_]*"))
         _string(where, f"modules.{name}", value)
@@ -339,7 +345,7 @@ def _integers(where: _Where, field: str, values: Any, low: int, high: int) -> li
     for value in _flatten(values):
         number = _number(where, field, value)
         if not (math.isfinite(number) and number == int(number) and low <= number <= high):
-            raise where.fail(field, f"expected integers in [{low}, {high}]")
+            raise where.fail(field, Words("field_integers", low=low, high=high))
         result.append(int(number))
     return result
 
@@ -353,7 +359,7 @@ def _check_picture_arrays(where: _Where, arrays: dict[str, Any]) -> None:
     if "query" in arrays:
         query = _integers(where, "arrays.query", arrays["query"].get("values") or [], 0, 2**31)
         if len(query) != 7 or not 1 <= query[6] <= 64 or query[5] >= query[6] ** 2:
-            raise where.fail("arrays.query", "expected [y, x, token_y, token_x, window, token, M] of a window")
+            raise where.fail("arrays.query", Words("field_query_array"))
     if "regions" in arrays:
         _integers(where, "arrays.regions", arrays["regions"].get("values") or [], 0, 8)
     if "index" in arrays:
@@ -401,7 +407,7 @@ def check_footer(where: _Where, footer: dict[str, Any], classes: int) -> None:
             _string(where, f"{field}.label", prediction.get("label"), MAX_NAME)
             probability = _number(where, f"{field}.probability", prediction.get("probability"))
             if not (math.isnan(probability) or 0.0 <= probability <= 1.0):
-                raise where.fail(f"{field}.probability", "not in [0, 1]")
+                raise where.fail(f"{field}.probability", Words("field_probability"))
 
 
 def check_rows(source: str, rows: list[Any]) -> None:

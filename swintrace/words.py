@@ -36,7 +36,7 @@ def entry(lang: str, key: str) -> Any:
     return node
 
 
-def say(lang: str, key: str, **values: Any) -> str:
+def say(lang: str, key: str, /, **values: Any) -> str:
     """The sentence at ``key`` in ``lang``, its placeholders filled from ``values``."""
     return entry(lang, key).format(**values)
 

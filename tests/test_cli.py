@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -113,6 +114,25 @@ def test_render_refuses_jsonl_and_unknown_files(tmp_path, teach_trace_file, caps
     assert main(["render", str(tmp_path / "absent.jsonl"), "--out", str(tmp_path / "x.md")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert "use .html, .md" in err[0] and "trace file not found" in err[1]
+
+
+def test_trace_errors_are_said_in_the_language_of_the_command(tmp_path, teach_trace_file, capsys):
+    rows = [json.loads(line) for line in teach_trace_file.read_text(encoding="utf-8").splitlines()]
+    line = next(number for number, row in enumerate(rows, 1) if row.get("tensors"))
+    rows[line - 1]["tensors"][0]["dtype"] = "object"  # one corrupted field (as test_hostile.py's "unknown dtype")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    argv = ["render", str(bad), "--out", str(tmp_path / "r.html")]
+    assert main([*argv, "--lang", "zh"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("swintrace: 错误: "), err
+    message = err[0].removeprefix("swintrace: 错误: ")
+    assert message.startswith(f"{bad}:{line}：tensors[0].dtype：") and "'object'" in message, err
+    assert any("\u4e00" <= char <= "\u9fff" for char in message) and "unknown" not in message, err
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"swintrace: error: {bad}:{line}: tensors[0].dtype: unknown dtype 'object'"]
+    assert not (tmp_path / "r.html").exists()
 
 
 def test_show_prints_a_filtered_tree(teach_trace_file, capsys):
