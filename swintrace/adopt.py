@@ -22,7 +22,7 @@ from .errors import UserError, Words
 from .images import class_labels
 from .layouts import detect_layout, to_official
 from .model import SwinTransformer
-from .weights import load_state_dict
+from .weights import check_weights, load_state_dict
 
 StateDict = dict[str, torch.Tensor]
 
@@ -36,10 +36,16 @@ def from_model(model: nn.Module | StateDict) -> SwinTransformer:
     are multiples of the patch size; elsewhere torchvision drops the remainder
     in its patch embedding and we pad, as the official code does).
     """
-    state_dict = _state_dict(model)
+    state_dict = state_dict_of(model)
     layout = detect_layout(state_dict)
-    official = to_official(state_dict, layout)
-    config = infer_config(official, image_size=_image_size(model))
+    try:
+        official = to_official(state_dict, layout)
+        config = model.config if isinstance(model, SwinTransformer) else infer_config(official, _image_size(model))
+    except (KeyError, IndexError, ValueError, ZeroDivisionError, TypeError) as error:
+        if isinstance(error, UserError):
+            raise
+        raise UserError.of("adopt_not_swin", missing=str(error)[:80]) from None
+    _check_shapes(config, official)  # before anything is allocated: a few wrong numbers could ask for gigabytes
     variant = _named_variant(config)
     built = SwinTransformer(config, variant=variant)
     load_state_dict(built, official, label=Words("adopt_label", layout=layout, type=type(model).__name__))
@@ -48,17 +54,37 @@ def from_model(model: nn.Module | StateDict) -> SwinTransformer:
     return built.eval()
 
 
-def _state_dict(model: Any) -> StateDict:
+def state_dict_of(model: Any) -> StateDict:
+    """The checked weights of a state dict or a model: string names, dense floating-point tensors."""
     if isinstance(model, dict):
         state = model
     elif hasattr(model, "state_dict") and callable(model.state_dict):
-        state = model.state_dict()
+        try:
+            state = model.state_dict()
+        except Exception as error:  # a user's module: whatever it raises is theirs to fix
+            raise UserError.of("adopt_state_dict", type=type(model).__name__, why=str(error)[:160]) from None
     else:
         raise UserError.of("adopt_type", type=type(model).__name__)
-    tensors = {key: value.detach().cpu() for key, value in state.items() if isinstance(value, torch.Tensor)}
+    if not isinstance(state, dict):
+        raise UserError.of("adopt_type", type=type(state).__name__)
+    tensors = {key: value for key, value in state.items() if isinstance(value, torch.Tensor)}
     if not tensors:
         raise UserError.of("adopt_empty", type=type(model).__name__)
-    return tensors
+    check_weights(type(model).__name__, tensors)
+    return {key: value.detach().cpu() for key, value in tensors.items()}
+
+
+def _check_shapes(config: SwinConfig, state_dict: StateDict) -> None:
+    """Every parameter of the model ``config`` describes has the shape ``state_dict`` gives it
+    (checked on the meta device, which allocates nothing)."""
+    with torch.device("meta"):
+        expected = {key: tuple(value.shape) for key, value in SwinTransformer(config).state_dict().items()
+                    if not key.endswith(("relative_position_index", "attn_mask"))}
+    given = {key: tuple(value.shape) for key, value in state_dict.items()
+             if not key.endswith(("relative_position_index", "attn_mask"))}
+    if expected != given:
+        wrong = sorted(set(expected) ^ set(given)) or [key for key in expected if expected[key] != given[key]]
+        raise UserError.of("adopt_shapes", keys=", ".join(map(str, wrong[:5])))
 
 
 def infer_config(state_dict: StateDict, image_size: int | None = None) -> SwinConfig:
@@ -115,7 +141,7 @@ def _image_size(model: Any) -> int | None:
         size = getattr(getattr(model, "patch_embed", None), "img_size", None)
     if isinstance(size, (tuple, list)) and len(size) == 2 and size[0] == size[1]:
         size = size[0]
-    return size if isinstance(size, int) and size > 0 else None
+    return size if isinstance(size, int) and not isinstance(size, bool) and 0 < size <= 4096 else None
 
 
 def _named_variant(config: SwinConfig) -> str | None:
@@ -130,8 +156,8 @@ def _labels(model: Any, classes: int) -> tuple[str, ...] | None:
     """The source's class names where it has them (Hugging Face's id2label), else ImageNet's for 1000."""
     id2label = getattr(getattr(model, "config", None), "id2label", None)
     if isinstance(id2label, dict) and len(id2label) == classes:
-        try:
-            return tuple(str(id2label[index]) for index in range(classes))
-        except KeyError:
-            pass
+        labels = [id2label.get(index) for index in range(classes)]
+        if all(isinstance(label, str) and 0 < len(label) <= 200 and label.isprintable()
+               and label.encode("utf-8", "surrogatepass").decode("utf-8", "replace") == label for label in labels):
+            return tuple(labels)  # type: ignore[arg-type]
     return class_labels(classes)

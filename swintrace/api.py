@@ -46,12 +46,15 @@ def trace_image(
     """
     if not isinstance(model, SwinTransformer):
         raise UserError.of("trace_image_model", type=type(model).__name__)
-    device = next(model.parameters()).device
+    parameter = next(model.parameters())
     tensor, described = _prepare(model, image)
+    if tensor.is_sparse or tensor.is_meta or not (tensor.is_floating_point() and not tensor.is_complex()):
+        raise UserError.of("trace_image_tensor", dtype=str(tensor.dtype).removeprefix("torch."),
+                           layout=str(tensor.layout).removeprefix("torch."))
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
         with tracing(stats=stats, pictures=pictures, header={"input": described}, **options) as trace:
-            model(tensor.to(device))
+            model(tensor.to(device=parameter.device, dtype=parameter.dtype))  # as the model's weights
     return trace
 
 
@@ -62,7 +65,12 @@ def _prepare(model: SwinTransformer, image: Any) -> tuple[torch.Tensor, dict[str
         return batch, {"description": f"tensor of shape {list(batch.shape)}"}
     transform = _transform(model)
     if isinstance(image, Image.Image):
-        display = transform.apply(to_rgb(ImageOps.exif_transpose(image)))
+        try:
+            display = transform.apply(to_rgb(ImageOps.exif_transpose(image)))
+        except (OSError, ValueError, ZeroDivisionError) as error:  # closed, truncated, empty, odd modes
+            if isinstance(error, UserError):
+                raise
+            raise UserError.of("trace_image_pil", why=str(error)[:160] or type(error).__name__) from None
         description = f"image ({image.width}x{image.height}), {transform.describe()}"
         tensor = to_tensor(display)  # 1, 3, H, W
     elif isinstance(image, (str, os.PathLike)):

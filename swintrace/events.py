@@ -321,14 +321,22 @@ class Trace:
     __hash__ = None  # type: ignore[assignment]  # mutable: not hashable
 
     def __repr__(self) -> str:
-        """One line: model, events, forwards, input shape and the best prediction."""
-        model = self.header.get("model", {})
-        name = model.get("variant") or model.get("class") or "?"
+        """One line: model, events, forwards, input shape and the best prediction (any field it
+        cannot read, as a hand-built trace may have, is left out; text is escaped and cut)."""
         forwards = len({e.call for e in self.events}) if self.events else 0
-        shape = self.header.get("input", {}).get("shape")
-        top = (self.footer.get("topk") or [[]])[0]
-        best = f", top {top[0].get('label')!r} {top[0].get('probability', float('nan')):.3f}" if top else ""
-        return f"<Trace {name}: {len(self.events)} events, {forwards} forward(s), input {shape}{best}>"
+        try:
+            model = self.header.get("model") or {}
+            name = str(model.get("variant") or model.get("class") or "?")
+            shape = f", input {self.header.get('input', {}).get('shape')}"
+        except AttributeError:
+            name, shape = "?", ""
+        try:
+            best = self.footer["topk"][0][0]
+            top = f", top {str(best['label'])[:40]!r} {float(best['probability']):.3f}"
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+            top = ""
+        text = f"<Trace {name[:40]}: {len(self.events)} events, {forwards} forward(s){shape}{top}>"
+        return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
     def report(self, path: str | os.PathLike[str], lang: str = "en", **options: Any) -> Path:
         """Write this trace as ``path`` says (.html, .md or .jsonl), all or nothing; the

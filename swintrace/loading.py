@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .adopt import state_dict_of
 from .config import ALIASES, get_config, variant_of
 from .errors import UserError, Words
 from .images import class_labels
@@ -99,8 +100,7 @@ def load_model(
 
 def _load_object(model: SwinTransformer, weights: dict[str, Any] | nn.Module) -> dict[str, Any]:
     """Copy a state dict or a model's weights (official, timm, torchvision or Hugging Face names) into ``model``."""
-    state = weights.state_dict() if isinstance(weights, nn.Module) else weights
-    tensors = {key: value.detach().cpu() for key, value in state.items() if isinstance(value, torch.Tensor)}
+    tensors = state_dict_of(weights)
     layout = detect_layout(tensors)
     load_state_dict(model, to_official(tensors, layout), label=Words("state_dict_label", layout=layout))
     return {"kind": "state_dict", "layout": layout, "source": type(weights).__name__}

@@ -40,6 +40,9 @@ def write_output(trace: Trace, path: str | Path, lang: str = "en", pictures: boo
     ``course``: a course folder (``swintrace course --out DIR``) that an HTML
     report's scopes link to; None: ``course`` beside the report when it holds one.
     """
+    from .render.text import check_language
+
+    check_language(lang)
     out = check_output(path)
     suffix = out.suffix.lower()
     files: dict[Path, bytes] = {}

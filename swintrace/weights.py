@@ -44,7 +44,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         try:
-            return _checked(source, load_file(str(source)))
+            return check_weights(source, load_file(str(source)))
         except (SafetensorError, OSError, ValueError) as error:
             raise UserError.of("safetensors_unreadable", path=source, why=_first_line(error)) from None
     try:
@@ -61,7 +61,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
             break
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
         raise UserError.of("checkpoint_no_state_dict", path=source)
-    return _checked(source, loaded)
+    return check_weights(source, loaded)
 
 
 def _is_safetensors(path: Path) -> bool:
@@ -71,12 +71,13 @@ def _is_safetensors(path: Path) -> bool:
     return len(start) == 9 and 2 <= int.from_bytes(start[:8], "little") <= 100 << 20 and start[8:9] == b"{"
 
 
-def _checked(source: Path, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Weights are dense floating-point tensors (recomputed integer buffers aside)."""
+def check_weights(source: Path | str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Weights are dense floating-point tensors with string names (recomputed integer buffers aside);
+    ``source`` names where they came from in the error."""
     for key, tensor in tensors.items():
         if not isinstance(key, str):
             raise UserError.of("checkpoint_key_not_name", path=source, name=repr(str(key)[:40]))
-        if tensor.layout != torch.strided:
+        if tensor.layout != torch.strided or tensor.is_meta:
             raise UserError.of("checkpoint_not_dense", path=source, name=key,
                                layout=str(tensor.layout).removeprefix("torch."))
         if not key.endswith(_RECOMPUTED_SUFFIXES) and tensor.dtype not in _WEIGHT_DTYPES:

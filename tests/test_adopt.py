@@ -78,3 +78,48 @@ def test_load_model_takes_a_state_dict_or_a_module_as_weights(teach_model):
         assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), teach_model.state_dict().values()))
     with pytest.raises(swintrace.UserError, match="weights= takes"):
         swintrace.load_model("swin_teach", weights=3.5)
+
+
+def test_hostile_state_dicts_are_refused_in_one_line_and_allocate_nothing_big(teach_model):
+    state = dict(teach_model.state_dict())
+    qkv = "layers.0.blocks.0.attn.qkv.weight"
+    hostile = [
+        {**state, "head.weight": torch.zeros(10**9, 0)},  # no elements, yet a 10^9-class head
+        {**state, "layers.0.blocks.0.mlp.fc1.weight": torch.zeros(10**9, 0)},
+        {**state, qkv: state[qkv].long()},  # integers would load silently as truncated weights
+        {**state, qkv: state[qkv].to_sparse()},
+        {key: value for key, value in state.items() if not key.startswith("layers.")},
+        {**state, 5: torch.zeros(1)},
+        {key: value for key, value in state.items() if "relative_position_bias_table" not in key},
+        {**state, "patch_embed.proj.weight": torch.zeros(0, 3, 4, 4)},
+    ]
+    for weights in hostile:
+        with pytest.raises(swintrace.UserError):
+            swintrace.from_model(weights)
+    with pytest.raises(swintrace.UserError, match="not float|floating"):
+        swintrace.load_model("swin_teach", weights={**state, qkv: state[qkv].long()})
+
+    class Broken(torch.nn.Module):
+        def state_dict(self, *args, **kwargs):
+            raise RuntimeError("boom")
+
+    with pytest.raises(swintrace.UserError, match="boom"):
+        swintrace.from_model(Broken())
+
+
+def test_from_model_of_our_own_model_keeps_its_config_and_labels_are_checked(teach_model):
+    ours = swintrace.load_model("swin_teach", window_size=4, img_size=64)
+    assert swintrace.from_model(ours).config == ours.config
+
+    class Labelled(torch.nn.Module):
+        def __init__(self, labels):
+            super().__init__()
+            self.config = type("Config", (), {"id2label": labels})()
+
+        def state_dict(self, *args, **kwargs):
+            return teach_model.state_dict()
+
+    fine = swintrace.from_model(Labelled({i: f"shape {i}" for i in range(10)}))
+    assert fine.class_labels[9] == "shape 9"
+    for bad in ({i: "x" * 300 for i in range(10)}, {i: "\ud800" for i in range(10)}, {i: object() for i in range(10)}):
+        assert swintrace.from_model(Labelled(bad)).class_labels == teach_model.class_labels  # "class N"

@@ -76,3 +76,30 @@ def test_to_pandas_without_pandas_says_how_to_get_it(teach_model, monkeypatch):
     monkeypatch.setitem(sys.modules, "pandas", None)  # as if it were not installed
     with pytest.raises(swintrace.UserError, match="pip install pandas"):
         trace.to_pandas()
+
+
+def test_trace_image_follows_the_model_dtype_and_refuses_odd_inputs(teach_model):
+    half = swintrace.load_model("swin_teach", seed=3).double()
+    trace = swintrace.trace_image(half, Image.new("RGB", (40, 40), "white"), pictures=False)
+    assert trace.header["input"]["shape"] == [1, 3, 32, 32]
+    for tensor in (torch.zeros(1, 3, 32, 32, dtype=torch.int8), torch.zeros(1, 3, 32, 32, dtype=torch.complex64),
+                   torch.zeros(1, 3, 32, 32, device="meta")):
+        with pytest.raises(swintrace.UserError, match="dense floating-point"):
+            swintrace.trace_image(teach_model, tensor)
+    closed = Image.new("RGB", (40, 40))
+    closed.close()
+    for image in (closed, Image.new("RGB", (0, 0))):
+        with pytest.raises(swintrace.UserError):
+            swintrace.trace_image(teach_model, image)
+
+
+def test_report_refuses_an_unknown_language_and_repr_survives_a_hand_built_trace(teach_model, tmp_path):
+    trace = swintrace.trace_image(teach_model, CAT, pictures=False)
+    with pytest.raises(swintrace.UserError, match="unknown language"):
+        trace.report(tmp_path / "r.html", lang="fr")
+    for footer in ({"topk": [[1]]}, {"topk": {"a": 1}}, {"topk": 5}, {"topk": [[{"label": "x", "probability": None}]]}):
+        assert repr(swintrace.Trace(footer=footer)).startswith("<Trace ?: 0 events")
+    text = repr(swintrace.Trace(header={"model": {"variant": "\x1b[2J"}},
+                                footer={"topk": [[{"label": "y" * 10_000, "probability": 0.5}]]}))
+    assert "\x1b" not in text and len(text) < 200
+    assert repr(swintrace.Trace(header={"model": None, "input": [1]})).startswith("<Trace ?")
