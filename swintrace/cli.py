@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-pictures", action="store_true", help="no pictures (and no data recorded for them)")
     run.add_argument("--block", default="layers.0.blocks.1", help="block whose attention is drawn")
     run.add_argument("--head", type=_bounded(0, 1023), default=0, help="attention head drawn")
+    run.add_argument("--explore", metavar="BLOCK,...",
+                     help="blocks whose attention the HTML report's window explorer holds (default: the first "
+                     "two blocks of the first and of the last stage)")
     run.add_argument("--query", help="query patch for the attention picture, as Y,X pixels of the input "
                      "(default: in a shifted block, a patch of the bottom-right window, which the mask splits)")
     _report_options(run)
@@ -204,11 +207,13 @@ def _run(args: argparse.Namespace) -> None:
         model = load_model(variant, weights=args.weights, seed=args.seed).to(device)
     log.debug("weights: %s; input: %s on %s", model.weights_source, described["description"], device)
     model.train(args.train)
+    explored = None if args.explore is None else tuple(part.strip() for part in args.explore.split(",") if part.strip())
     if not args.no_pictures:
-        _check_block(model, args.block)
+        for block in (args.block, *(explored or ())):
+            _check_block(model, block)
     images = images.to(device)
     header = {"input": described}
-    pictures = False if args.no_pictures else PictureOptions(args.block, args.head, _query(args.query))
+    pictures = False if args.no_pictures else PictureOptions(args.block, args.head, _query(args.query), explored)
     with progress("tracing", args.quiet), torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(args.seed)
         with tracing(slice=args.slice, stats=not args.no_stats, header=header, pictures=pictures) as trace:

@@ -148,11 +148,16 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 def to_tensor(image: Image.Image) -> torch.Tensor:
     """RGB image -> (1, 3, H, W) float32, normalised with ImageNet mean and std."""
-    pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy())  # H, W, 3
-    tensor = pixels.permute(2, 0, 1).float().div(255.0)  # 3, H, W
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return ((tensor - mean) / std).unsqueeze(0)  # 1, 3, H, W
+    return to_tensor_batch(np.asarray(image, dtype=np.uint8)[None])
+
+
+def to_tensor_batch(pixels: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 3) uint8 RGB -> (N, 3, H, W) float32, normalised with ImageNet mean and std."""
+    batch = torch.from_numpy(np.array(pixels, dtype=np.uint8))  # N, H, W, 3 (a copy torch may write)
+    tensor = batch.permute(0, 3, 1, 2).float().div(255.0)  # N, 3, H, W
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (tensor - mean) / std  # N, 3, H, W
 
 
 def thumbnail_png(image: Image.Image, side: int = THUMBNAIL_SIDE) -> str:

@@ -4,12 +4,15 @@ Everything here is small and bounded: per stage the region map of the mask
 (Hp x Wp ids) and the feature energy (channel L2 norm of image 0, H x W);
 for the one chosen block the bias table and index, and for the chosen query
 patch and head the four attention rows (N values each) of its window:
-q·kᵀ·scale, + bias, + mask, softmax. Never whole attention tensors.
-``SwinTransformer.picture_capture`` hands one to the recorder.
+q·kᵀ·scale, + bias, + mask, softmax. For the window explorer, the softmax of a
+few chosen blocks whole for image 0, 8-bit per row (``explored_attention``), at
+most ``MAX_EXPLORE_BYTES`` a block. ``SwinTransformer.picture_capture`` hands
+one to the recorder.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -23,6 +26,16 @@ from .summary import Summary, SummaryBatch
 
 _STAGE_INPUT = re.compile(r"^layers\.(\d+)\.input$")
 _ROW_STEPS = ("scores", "add_bias", "add_mask", "softmax")
+_BLOCK_ATTENTION = re.compile(r"^(layers\.(\d+)\.blocks\.\d+)\.attn\.(bias_gather|softmax)$")
+# The explorer's attention codes of one block take at most this many bytes: beyond it,
+# the first windows only (then, if one window is too big, its first heads).
+MAX_EXPLORE_BYTES = 1 << 20
+
+
+def default_explored(config: SwinConfig) -> tuple[str, ...]:
+    """The explorer's blocks: the first two (W-MSA, SW-MSA) of the first and of the last stage."""
+    stages = dict.fromkeys((0, config.num_stages - 1))
+    return tuple(f"layers.{stage}.blocks.{index}" for stage in stages for index in range(min(2, config.depths[stage])))
 
 
 class PictureCapture:
@@ -34,6 +47,18 @@ class PictureCapture:
         self.trace = trace
         self.stage_sizes: dict[int, tuple[int, int]] = {}  # stage -> (H, W) of its input
         self.target: tuple[int, int] | None = None  # (window, token) of the query in the chosen block
+        self._explored: tuple[str, ...] | None = None
+
+    @property
+    def explored(self) -> tuple[str, ...]:
+        """The blocks whose whole attention the explorer gets (recorded in the header's options)."""
+        if self._explored is None:
+            config = SwinConfig.from_dict(self.trace.header["model"]["config"])
+            self._explored = self.options.explore if self.options.explore is not None else default_explored(config)
+            recorded = self.trace.header.get("options", {}).get("pictures")
+            if isinstance(recorded, dict):
+                recorded["explore"] = list(self._explored)
+        return self._explored
 
     def on_step(self, step_id: str, kind: str, values: dict[str, Any]) -> list[tuple[str, Summary]]:
         """The (name, summary) arrays this step carries for pictures (often none)."""
@@ -56,6 +81,17 @@ class PictureCapture:
             attn = values.get("attn")
             if isinstance(attn, torch.Tensor):
                 arrays.append(("row", self.batch.whole(self._row(attn))))
+        explored = _BLOCK_ATTENTION.match(step_id)
+        if explored and explored.group(1) in self.explored:
+            block_id, stage, step_name = explored.group(1), int(explored.group(2)), explored.group(3)
+            table = values.get("relative_position_bias_table")
+            if step_name == "bias_gather" and block_id != block and isinstance(table, torch.Tensor):
+                arrays.append(("table", self.batch.whole(table)))
+            attn = values.get("attn")
+            if step_name == "softmax" and isinstance(attn, torch.Tensor) and stage in self.stage_sizes:
+                codes, peaks = explored_attention(attn, *self.stage_sizes[stage])
+                arrays.append(("explore_codes", self.batch.whole(codes)))
+                arrays.append(("explore_peaks", self.batch.whole(peaks)))
         return arrays
 
     def _locate_query(self, values: dict[str, Any]) -> torch.Tensor:
@@ -98,6 +134,28 @@ class PictureCapture:
         if attn.ndim == 5:  # B, nW, heads, N, N (the mask is being added)
             return attn[0, window, self.options.head, token]
         return attn[window, self.options.head, token]  # B*nW, heads, N, N: image 0's windows come first
+
+
+def explored_attention(attn: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Image 0's attention weights, 8 bits per weight: (codes, peaks).
+
+    ``attn``: the softmax (B*nW, heads, N, N), image 0's nW windows first, for a
+    stage of H x W tokens. Row r of window w and head h is kept as
+    ``codes[w, h, r] = round(255 * weight / peaks[w, h, r])`` with ``peaks`` the
+    row's largest weight, so a weight comes back within peak / 510. Codes are
+    (windows kept, heads kept, N, N) uint8; peaks (windows kept, heads kept, N)
+    float32. At most MAX_EXPLORE_BYTES of codes: the first windows (row-major),
+    and of a window too big alone, its first heads. No value leaves the device here.
+    """
+    heads, N = attn.shape[-3], attn.shape[-1]
+    M = math.isqrt(N)
+    windows = -(-H // M) * -(-W // M)
+    kept_heads = min(heads, max(1, MAX_EXPLORE_BYTES // (N * N)))
+    kept_windows = min(windows, max(1, MAX_EXPLORE_BYTES // (kept_heads * N * N)))
+    kept = attn[:kept_windows, :kept_heads].float()  # windows kept, heads kept, N, N
+    peaks = kept.amax(dim=-1, keepdim=True).nan_to_num(0.0)  # windows kept, heads kept, N, 1
+    codes = (kept / peaks.clamp_min(1e-30)).mul(255.0).nan_to_num(0.0).round().clamp(0.0, 255.0)
+    return codes.to(torch.uint8), peaks.squeeze(-1)
 
 
 def _split_window_token(H: int, W: int, Hp: int, Wp: int, M: int, shift_h: int, shift_w: int) -> tuple[int, int]:

@@ -20,6 +20,8 @@ import math
 import re
 from typing import Any
 
+import numpy as np
+
 from .errors import UserError, Words
 
 MAX_STRING = 20_000  # a module repr, a code line, a description
@@ -200,6 +202,8 @@ def check_header(where: _Where, header: dict[str, Any]) -> tuple[int, Any, int]:
                 raise where.fail("options.pictures.query", Words("field_point"))
             for point in points:
                 _integer(where, "options.pictures.query", point, 0, MAX_INPUT_SIDE)
+        for block in _sequence(where, "options.pictures.explore", pictures.get("explore") or [], 64):
+            _string(where, "options.pictures.explore", block, MAX_NAME, _BLOCK)
     described = _mapping(where, "input", header.get("input", {}), 16)
     shape = described.get("shape")
     if shape is not None:
@@ -365,6 +369,26 @@ def _check_picture_arrays(where: _Where, arrays: dict[str, Any]) -> None:
     if "index" in arrays:
         rows = arrays["table"]["shape"][0] if "table" in arrays and arrays["table"]["shape"] else 0
         _integers(where, "arrays.index", arrays["index"].get("values") or [], 0, max(rows - 1, 0))
+    if "explore_codes" in arrays or "explore_peaks" in arrays:
+        _check_explored(where, arrays.get("explore_codes"), arrays.get("explore_peaks"))
+
+
+def _check_explored(where: _Where, codes: dict[str, Any] | None, peaks: dict[str, Any] | None) -> None:
+    """The explorer's attention: uint8 codes (windows, heads, N, N) with N a square, and each
+    row's peak weight (windows, heads, N) in [0, 1] (picture_steps.explored_attention)."""
+    if codes is None or peaks is None or codes.get("values") is None or peaks.get("values") is None:
+        raise where.fail("arrays.explore_codes", Words("field_explore_arrays"))
+    shape = codes["shape"]
+    if (codes["dtype"] != "uint8" or len(shape) != 4 or shape[2] != shape[3] or shape[3] < 1
+            or math.isqrt(shape[3]) ** 2 != shape[3] or list(peaks["shape"]) != list(shape[:3])):
+        raise where.fail("arrays.explore_codes", Words("field_explore_arrays"))
+    values = np.asarray(codes["values"], dtype=np.float64)
+    if not (np.isfinite(values).all() and (values == np.round(values)).all()
+            and values.min(initial=0) >= 0 and values.max(initial=0) <= 255):
+        raise where.fail("arrays.explore_codes", Words("field_integers", low=0, high=255))
+    row_peaks = np.asarray(peaks["values"], dtype=np.float64)
+    if not (np.isfinite(row_peaks).all() and row_peaks.min(initial=0) >= 0 and row_peaks.max(initial=0) <= 1):
+        raise where.fail("arrays.explore_peaks", Words("field_explore_peaks"))
 
 
 # Scalars renderers and pictures compute with: map sides, counts, shifts, rates.

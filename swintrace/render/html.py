@@ -31,6 +31,7 @@ from ..pictures.draw import thumbnail_jpeg
 from ..vocabulary import FAMILIES, SCOPE_LEVELS, explanation, step_style
 from ..vocabulary import step_title as kind_title
 from ..words import entry
+from .explorer import explorer_data
 from .text import (
     check_language,
     first_nonfinite,
@@ -91,6 +92,7 @@ class _Node:
     scalars: list[tuple[str, str]] = field(default_factory=list)
     children: list[_Node] = field(default_factory=list)
     pictures: list[dict[str, str]] = field(default_factory=list)
+    explore: dict[str, str] | None = None  # a link to the window explorer with this step's block: id, text, title
 
 
 def render_html(trace: Trace, lang: str = "en", pictures: list[Picture] | None = None,
@@ -112,10 +114,12 @@ def render_html(trace: Trace, lang: str = "en", pictures: list[Picture] | None =
     shared: dict[str, str] = {}
     for number, call in enumerate(calls):
         nodes.extend(_nodes(call, _Context(lang, f"c{number}-" if prefix else "", by_step if number == 0 else {},
-                                           course, shared=shared)))
+                                           course, shared=shared, explorer=bool(pictures) and number == 0)))
     model = trace.header.get("model", {})
     top = top_predictions(trace)
+    explorer = explorer_data(trace, lang, _scope_anchors(trace, "c0-" if prefix else "")) if pictures else None
     return _environment().get_template("report.html.j2").render(
+        explorer=explorer,
         lang=lang,
         title=f"{words['title']}: {model.get('variant') or model.get('class', '')}",
         words=words,
@@ -215,6 +219,7 @@ class _Context:
     # Markup that many steps repeat (code, explanations), kept once: markup -> id of its <template>;
     # None: inline in every step (the notebook view, where scripts may not run).
     shared: dict[str, str] | None = None
+    explorer: bool = False  # the page has the window explorer: explored blocks' softmax steps link to it
 
     def share(self, markup: Markup | None) -> tuple[Markup | None, str | None]:
         """(inline markup, None), or (None, template id) when repeated markup is kept once."""
@@ -287,7 +292,21 @@ def _step_node(event: Event, context: _Context) -> _Node:
         tensors=tensors,
         scalars=[(name, scalar_repr(value)) for name, value in event.scalars.items()],
         pictures=pictures,
+        explore=_explore_link(event, lang) if context.explorer else None,
     )
+
+
+def _explore_link(event: Event, lang: str) -> dict[str, str] | None:
+    """The link back to the explorer on the softmax step of a block whose attention it holds."""
+    if event.kind != "softmax" or event.array("explore_codes") is None or not event.id.endswith(".attn.softmax"):
+        return None
+    words = entry(lang, "explorer")
+    return {"block": event.id[: -len(".attn.softmax")], "text": words["explore_link"], "title": words["explore_link_title"]}
+
+
+def _scope_anchors(trace: Trace, prefix: str) -> dict[str, str]:
+    """The element id of every scope of the first forward (the explorer links to its blocks)."""
+    return {event.id: _anchor(prefix, event.id) for event in trace.events if event.type == "enter"}
 
 
 def _explain_box(text: Markup, label_text: str) -> Markup:

@@ -1,0 +1,129 @@
+"""The window explorer's data: what the report's interactive section draws, from a trace alone.
+
+Per stage: the token map (H x W), its window M, the padded map (Hp x Wp), the
+cyclic shift of its SW-MSA blocks, and the model's own region map of the mask
+(one digit 0-8 per padded token). Per explored block (``--explore``): the
+attention weights of image 0, 8 bits per weight with each row's peak
+(``picture_steps.explored_attention``), and the block's relative position bias
+table. The page's script (``templates/explorer.js``) only indexes these: where
+a patch lands, which window holds it and what it attends to are the formulas of
+the model's own code, restated in the script's comments.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+
+from ..config import SwinConfig
+from ..events import Event, Trace
+from ..geometry import padded_size, runtime_shift
+from ..pictures.draw import thumbnail_jpeg
+from ..words import entry
+from .text import check_language
+
+
+def explorer_data(trace: Trace, lang: str = "en", anchors: dict[str, str] | None = None) -> dict[str, Any] | None:
+    """The explorer's data of ``trace``, or None when the trace lacks it (pictures off).
+
+    ``anchors``: the report's element id of each block scope, for links to its steps.
+    """
+    check_language(lang)
+    config_data = trace.header.get("model", {}).get("config")
+    shape = trace.header.get("input", {}).get("shape")
+    if not config_data or not shape or len(shape) != 4:
+        return None
+    config = SwinConfig.from_dict(config_data)
+    steps = {event.id: event for event in trace.events if event.type == "step"}
+    stages = []
+    for stage in range(config.num_stages):
+        event = steps.get(f"layers.{stage}.input")
+        if event is None or not isinstance(event.scalars.get("H"), int) or not isinstance(event.scalars.get("W"), int):
+            return None
+        stages.append(_stage(config, stage, event.scalars["H"], event.scalars["W"], steps))
+    blocks = [block for block in (_block(trace, steps, block_id, stages, anchors or {})
+                                  for block_id in _explored_ids(trace)) if block is not None]
+    if not blocks:
+        return None
+    return {
+        "image": {"height": shape[2], "width": shape[3], "jpeg": thumbnail_jpeg(trace)},
+        "batch": shape[0],
+        "patch": config.patch_size,
+        "stages": stages,
+        "start": _start(stages[0]),
+        "blocks": blocks,
+        "words": entry(lang, "explorer"),
+    }
+
+
+def _start(stage: dict[str, Any]) -> list[int]:
+    """The patch chosen at first: in a shifting stage 1, the first token of the bottom-right
+    shifted window, which the mask splits into regions (as the attention picture's query); else the centre."""
+    shift_h, shift_w = stage["shift"]
+    if not (shift_h or shift_w):
+        return [stage["H"] // 2, stage["W"] // 2]
+    return [min(stage["Hp"] - stage["M"] + shift_h, stage["H"] - 1), min(stage["Wp"] - stage["M"] + shift_w, stage["W"] - 1)]
+
+
+def _explored_ids(trace: Trace) -> list[str]:
+    pictures = trace.header.get("options", {}).get("pictures") or {}
+    return [block for block in pictures.get("explore") or [] if isinstance(block, str)]
+
+
+def _stage(config: SwinConfig, stage: int, H: int, W: int, steps: dict[str, Event]) -> dict[str, Any]:
+    """One stage's geometry, as the model computes it (BasicLayer.create_mask, SwinTransformerBlock)."""
+    window, shift = config.stage_window(stage)
+    Hp, Wp = padded_size(H, window), padded_size(W, window)
+    shift_h, shift_w = runtime_shift(Hp, Wp, window, shift)
+    regions_event = steps.get(f"layers.{stage}.create_mask.mask_regions")
+    regions = regions_event.array("regions") if regions_event is not None else None
+    region_digits = None
+    if regions is not None and regions.array is not None and list(regions.array.shape) == [Hp, Wp]:
+        region_digits = "".join(str(int(v)) for v in np.asarray(regions.array).reshape(-1))  # Hp*Wp digits 0-8
+    return {"stage": stage, "H": H, "W": W, "M": window, "Hp": Hp, "Wp": Wp, "shift": [shift_h, shift_w],
+            "stride": config.patch_size * 2**stage, "regions": region_digits}
+
+
+def _block(trace: Trace, steps: dict[str, Event], block_id: str, stages: list[dict[str, Any]],
+           anchors: dict[str, str]) -> dict[str, Any] | None:
+    """One explored block: its attention codes, row peaks and bias table, base64, with their sizes."""
+    softmax, gather = steps.get(f"{block_id}.attn.softmax"), steps.get(f"{block_id}.attn.bias_gather")
+    codes = softmax.array("explore_codes") if softmax is not None else None
+    peaks = softmax.array("explore_peaks") if softmax is not None else None
+    table = gather.array("table") if gather is not None else None
+    if codes is None or peaks is None or table is None or codes.array is None or peaks.array is None:
+        return None
+    stage_index, block_index = int(block_id.split(".")[1]), int(block_id.split(".")[3])
+    if stage_index >= len(stages):
+        return None
+    stage = stages[stage_index]
+    windows_kept, heads_kept, N, _ = codes.array.shape
+    M = stage["M"]
+    table_values = np.asarray(table.array, dtype=np.float32)  # (2M-1)^2, heads
+    heads = table_values.shape[1] if table_values.ndim == 2 else 0
+    if N != M * M or table_values.shape[0] != (2 * M - 1) ** 2 or heads_kept > heads:
+        return None
+    shifted = block_index % 2 == 1 and any(stage["shift"])
+    code_bytes = np.ascontiguousarray(codes.array, dtype=np.uint8).tobytes()
+    return {
+        "id": block_id,
+        "anchor": anchors.get(block_id, ""),
+        "stage": stage_index,
+        "shifted": shifted,
+        "heads": heads,
+        "heads_kept": heads_kept,
+        "windows": (stage["Hp"] // M) * (stage["Wp"] // M),
+        "windows_kept": windows_kept,
+        "N": N,
+        "bytes": len(code_bytes),
+        "codes": base64.b64encode(code_bytes).decode("ascii"),  # windows kept * heads kept * N * N uint8
+        "peaks": _float32(peaks.array),  # windows kept * heads kept * N float32
+        "table": _float32(table_values),  # (2M-1)^2 * heads float32
+    }
+
+
+def _float32(values: Any) -> str:
+    """Little-endian float32 bytes as base64 (what a JavaScript Float32Array reads)."""
+    return base64.b64encode(np.ascontiguousarray(values, dtype="<f4").tobytes()).decode("ascii")

@@ -1,0 +1,298 @@
+// The window explorer: point at a patch, follow it through every stage (render/explorer.py gives
+// the data). Plain JavaScript and canvas, no library; every formula is the model's own:
+//   token of patch (y, x) at stage s:     (y >> s, x >> s)                  (PatchMerging halves the map)
+//   W-MSA window of token (ty, tx):       (ty / M | 0) * (Wp / M) + (tx / M | 0)   (window_partition)
+//   after the cyclic shift by (sh, sw):   ((ty - sh) mod Hp, (tx - sw) mod Wp)    (torch.roll by -shift)
+//   region of a shifted position:         the model's own region map (create_mask's img_mask)
+//   masked key: same SW-MSA window, other region (attn_mask = -100 where the region ids differ)
+//   bias of key j for query i:            table[(dy + M - 1) * (2M - 1) + dx + M - 1, head], (dy, dx) = i - j
+(function () {
+  "use strict";
+  const holder = document.getElementById("explorer-data");
+  if (!holder) return;
+  const data = JSON.parse(holder.textContent);
+  const words = data.words;
+  const $ = (id) => document.getElementById(id);
+  const fill = (text, values) => text.replace(/\{(\w+)\}/g, (match, key) => (key in values ? String(values[key]) : match));
+  const bytesOf = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const REGION_COLORS = ["#cfe3f7", "#f7d9c4", "#d5ecd0", "#eadcf5", "#f6efbf", "#cde9ea", "#f3cfd9", "#dedede", "#e2e8c8"];
+  const ACCENT = "#c0392b", WINDOW = "#1f5fae", MASKED = "rgba(60, 64, 72, 0.72)";
+  const blocks = data.blocks.map((block) => Object.assign({}, block, {
+    codeBytes: bytesOf(block.codes),
+    peakValues: new Float32Array(bytesOf(block.peaks).buffer),
+    tableValues: new Float32Array(bytesOf(block.table).buffer),
+  }));
+  const stage0 = data.stages[0];
+  const state = { y: data.start[0], x: data.start[1], block: 0, head: 0 };
+  let image = null;
+
+  // Where a patch lands in one stage, and in one block's window partition.
+  function place(stage, shifted) {
+    const s = stage.stage;
+    const ty = Math.min(state.y >> s, stage.H - 1), tx = Math.min(state.x >> s, stage.W - 1);
+    const [sh, sw] = shifted ? stage.shift : [0, 0];
+    const py = (ty - sh + stage.Hp) % stage.Hp, px = (tx - sw + stage.Wp) % stage.Wp;
+    const M = stage.M, across = stage.Wp / M;
+    return { ty, tx, py, px, sh, sw, window: ((py / M) | 0) * across + ((px / M) | 0), token: (py % M) * M + (px % M), M, across };
+  }
+  function original(stage, at, py, px) { // a partition position back to the stage's token (or padding)
+    const oy = (py + at.sh) % stage.Hp, ox = (px + at.sw) % stage.Wp;
+    return { oy, ox, padding: oy >= stage.H || ox >= stage.W };
+  }
+  function region(stage, py, px) { return stage.regions ? Number(stage.regions[py * stage.Wp + px]) : 0; }
+  function windowKeys(stage, at) { // the M*M partition positions of the query's window
+    const wy = ((at.window / at.across) | 0) * at.M, wx = (at.window % at.across) * at.M, keys = [];
+    for (let j = 0; j < at.M * at.M; j++) keys.push([wy + ((j / at.M) | 0), wx + (j % at.M)]);
+    return keys;
+  }
+
+  function sized(canvas, cssWidth, cssHeight) {
+    const ratio = window.devicePixelRatio || 1;
+    canvas.style.width = cssWidth + "px"; canvas.style.height = cssHeight + "px";
+    canvas.width = Math.round(cssWidth * ratio); canvas.height = Math.round(cssHeight * ratio);
+    const context = canvas.getContext("2d");
+    context.setTransform(ratio, 0, 0, ratio, 0, 0);
+    return context;
+  }
+
+  function drawImage(attention) {
+    const canvas = $("ex-image");
+    const width = Math.min(canvas.parentElement.clientWidth || 320, 448);
+    const scale = width / data.image.width, height = data.image.height * scale;
+    const context = sized(canvas, width, height);
+    canvas._scale = scale;
+    context.fillStyle = "#e8eaef"; context.fillRect(0, 0, width, height);
+    if (image && image.complete) context.drawImage(image, 0, 0, width, height);
+    const p = data.patch * scale;
+    if (p >= 3) { // the patch grid, when it is not a grey blur
+      context.strokeStyle = "rgba(255, 255, 255, 0.35)"; context.lineWidth = 1; context.beginPath();
+      for (let y = 0; y <= stage0.H; y++) { context.moveTo(0, y * p); context.lineTo(width, y * p); }
+      for (let x = 0; x <= stage0.W; x++) { context.moveTo(x * p, 0); context.lineTo(x * p, height); }
+      context.stroke();
+    }
+    if (attention) { // the chosen block's weights over the image, strongest opaque
+      const stride = attention.stage.stride * scale;
+      attention.keys.forEach((key) => {
+        if (key.padding) return;
+        context.fillStyle = `rgba(255, 196, 0, ${(0.85 * key.weight / attention.peak).toFixed(3)})`;
+        context.fillRect(key.ox * stride, key.oy * stride, stride, stride);
+      });
+      context.strokeStyle = WINDOW; context.lineWidth = 2;
+      attention.keys.forEach((key) => { if (!key.padding) context.strokeRect(key.ox * stride + 1, key.oy * stride + 1, stride - 2, stride - 2); });
+    }
+    context.strokeStyle = ACCENT; context.lineWidth = 2.5;
+    context.strokeRect(state.x * p, state.y * p, Math.max(p, 3), Math.max(p, 3));
+  }
+
+  function drawStage(stage, canvasLeft, canvasRight, side) {
+    const cell = side / Math.max(stage.Hp, stage.Wp);
+    const plain = place(stage, false), moved = place(stage, true);
+    const shifts = stage.shift[0] || stage.shift[1];
+    [[canvasLeft, plain, false], [canvasRight, moved, true]].forEach(([canvas, at, isShifted]) => {
+      const context = sized(canvas, stage.Wp * cell, stage.Hp * cell);
+      const keys = new Set(windowKeys(stage, at).map(([y, x]) => y * stage.Wp + x));
+      const own = region(stage, at.py, at.px);
+      for (let py = 0; py < stage.Hp; py++) for (let px = 0; px < stage.Wp; px++) {
+        const back = original(stage, at, py, px);
+        context.fillStyle = isShifted && shifts ? REGION_COLORS[region(stage, py, px)] : "#eef0f4";
+        if (back.padding) context.fillStyle = "#ffffff";
+        context.fillRect(px * cell, py * cell, cell, cell);
+        if (back.padding && cell >= 4) { context.strokeStyle = "#c4c8d0"; context.beginPath(); context.moveTo(px * cell, (py + 1) * cell); context.lineTo((px + 1) * cell, py * cell); context.stroke(); }
+        if (isShifted && shifts && keys.has(py * stage.Wp + px) && region(stage, py, px) !== own) {
+          context.fillStyle = MASKED; context.fillRect(px * cell, py * cell, cell, cell);
+        }
+      }
+      context.strokeStyle = "rgba(80, 86, 100, 0.55)"; context.lineWidth = 1; context.beginPath();
+      for (let y = 0; y <= stage.Hp; y += stage.M) { context.moveTo(0, y * cell); context.lineTo(stage.Wp * cell, y * cell); }
+      for (let x = 0; x <= stage.Wp; x += stage.M) { context.moveTo(x * cell, 0); context.lineTo(x * cell, stage.Hp * cell); }
+      context.stroke();
+      const wy = ((at.window / at.across) | 0) * stage.M, wx = (at.window % at.across) * stage.M;
+      context.strokeStyle = WINDOW; context.lineWidth = 2.5;
+      context.strokeRect(wx * cell + 1, wy * cell + 1, stage.M * cell - 2, stage.M * cell - 2);
+      context.fillStyle = ACCENT; context.fillRect(at.px * cell, at.py * cell, Math.max(cell, 2), Math.max(cell, 2));
+    });
+    return { plain, moved };
+  }
+
+  function stageFacts(stage, plain, moved, element) {
+    const shifts = stage.shift[0] || stage.shift[1];
+    const parts = [fill(words.token, { y: plain.ty, x: plain.tx }), fill(words.window, { window: plain.window })];
+    element.dataset.token = plain.ty + "," + plain.tx;
+    element.dataset.window = plain.window;
+    if (shifts) {
+      const keys = windowKeys(stage, moved), own = region(stage, moved.py, moved.px);
+      const allowed = keys.filter(([y, x]) => region(stage, y, x) === own).length;
+      parts.push(fill(words.shifted_to, { y: moved.py, x: moved.px }), fill(words.shifted_window, { window: moved.window }),
+        fill(words.region, { region: own }),
+        fill(words.attends, { allowed, total: keys.length, masked: keys.length - allowed }));
+      Object.assign(element.dataset, { shifted: moved.py + "," + moved.px, shiftedWindow: moved.window, region: own, masked: keys.length - allowed });
+    } else {
+      parts.push(words.no_shift);
+      Object.assign(element.dataset, { shifted: "", shiftedWindow: "", region: "", masked: "" });
+    }
+    element.textContent = parts.join(" · ");
+  }
+
+  // The chosen block's attention row for the patch's token: every head's weights over its window.
+  function attentionOf(block) {
+    const stage = data.stages[block.stage], at = place(stage, block.shifted), N = block.N;
+    if (at.window >= block.windows_kept) return null;
+    const heads = [];
+    for (let h = 0; h < block.heads_kept; h++) {
+      const row = (at.window * block.heads_kept + h) * N + at.token, peak = block.peakValues[row];
+      heads.push(Array.from(block.codeBytes.subarray(row * N, row * N + N), (code) => code * peak / 255));
+    }
+    const keys = windowKeys(stage, at).map(([py, px], j) => Object.assign(original(stage, at, py, px), { j, weight: heads[state.head] ? heads[state.head][j] : 0 }));
+    const peak = Math.max(...keys.map((key) => key.weight), 1e-12);
+    return { stage, at, heads, keys, peak };
+  }
+
+  function drawHeads(block, attention) {
+    const holderElement = $("ex-heads");
+    holderElement.textContent = "";
+    attention.heads.forEach((weights, h) => {
+      const canvas = document.createElement("canvas");
+      canvas.title = fill(words.head, {}) + " " + h;
+      canvas.className = h === state.head ? "chosen" : "";
+      canvas.dataset.head = h;
+      const M = attention.at.M, cell = Math.max(3, Math.floor(56 / M));
+      const context = sized(canvas, M * cell, M * cell), peak = Math.max(...weights, 1e-12);
+      weights.forEach((weight, j) => {
+        const t = weight / peak; // white (no weight) to deep orange (the row's peak)
+        context.fillStyle = `rgb(255, ${Math.round(255 - 150 * t)}, ${Math.round(255 - 255 * t)})`;
+        context.fillRect((j % M) * cell, ((j / M) | 0) * cell, cell, cell);
+      });
+      context.strokeStyle = ACCENT; context.lineWidth = 1.5;
+      context.strokeRect((attention.at.token % M) * cell + 0.5, ((attention.at.token / M) | 0) * cell + 0.5, cell - 1, cell - 1);
+      canvas.addEventListener("click", () => { state.head = h; $("ex-head").value = h; update(); });
+      holderElement.appendChild(canvas);
+    });
+  }
+
+  function biasOf(block, attention, j) {
+    const M = attention.at.M, span = 2 * M - 1, i = attention.at.token;
+    const dy = ((i / M) | 0) - ((j / M) | 0), dx = (i % M) - (j % M);
+    const index = (dy + M - 1) * span + dx + M - 1;
+    return { dy, dx, index, value: block.tableValues[index * block.heads + state.head] };
+  }
+
+  function drawBias(block, attention) {
+    const canvas = $("ex-bias"), M = attention.at.M, cell = Math.max(6, Math.floor(168 / M));
+    const context = sized(canvas, M * cell, M * cell);
+    const values = attention.keys.map((key) => biasOf(block, attention, key.j).value);
+    const limit = Math.max(...values.map(Math.abs), 1e-12);
+    values.forEach((value, j) => {
+      const t = value / limit, fade = Math.round(255 * (1 - Math.abs(t) * 0.8));
+      context.fillStyle = t >= 0 ? `rgb(255, ${fade}, ${fade})` : `rgb(${fade}, ${fade}, 255)`;
+      context.fillRect((j % M) * cell, ((j / M) | 0) * cell, cell, cell);
+      if (cell >= 26) {
+        context.fillStyle = "#1d2230"; context.font = `${Math.min(12, cell / 3)}px sans-serif`; context.textAlign = "center";
+        context.fillText(value.toFixed(2), (j % M + 0.5) * cell, ((j / M | 0) + 0.6) * cell);
+      }
+    });
+    context.strokeStyle = ACCENT; context.lineWidth = 2;
+    context.strokeRect((attention.at.token % M) * cell + 1, ((attention.at.token / M) | 0) * cell + 1, cell - 2, cell - 2);
+    canvas._cell = cell;
+    $("ex-bias-title").textContent = fill(words.bias_title, { head: state.head });
+    describeBias(block, attention, attention.at.token);
+  }
+
+  function describeBias(block, attention, j) {
+    const bias = biasOf(block, attention, j), key = attention.keys[j];
+    $("ex-bias-cell").textContent = fill(words.bias_cell, { y: key.oy, x: key.ox, dy: bias.dy, dx: bias.dx, index: bias.index, value: bias.value.toFixed(4) });
+  }
+
+  function update() {
+    const block = blocks[state.block];
+    const p0 = data.patch;
+    const patchText = $("ex-patch");
+    patchText.textContent = fill(words.patch, { y: state.y, x: state.x, top: state.y * p0, bottom: Math.min((state.y + 1) * p0, data.image.height) - 1, left: state.x * p0, right: Math.min((state.x + 1) * p0, data.image.width) - 1 });
+    patchText.dataset.patch = state.y + "," + state.x;
+    data.stages.forEach((stage, s) => {
+      const figure = $("ex-stage-" + s), side = Math.min(150, Math.max(96, ((figure.parentElement.clientWidth || 320) - 24) / 2));
+      const at = drawStage(stage, figure.querySelector(".ex-plain"), figure.querySelector(".ex-shifted"), side);
+      stageFacts(stage, at.plain, at.moved, figure.querySelector(".ex-facts"));
+    });
+    $("ex-goto").href = "#" + block.anchor;
+    const attention = attentionOf(block), top = $("ex-top");
+    $("ex-attention").hidden = !attention;
+    $("ex-not-stored").hidden = !!attention;
+    if (attention) {
+      const best = attention.keys.reduce((a, b) => (b.weight > a.weight ? b : a));
+      top.textContent = fill(words.top, { y: best.oy, x: best.ox, weight: best.weight.toFixed(4) });
+      Object.assign(top.dataset, { top: best.oy + "," + best.ox, weight: best.weight.toFixed(6), window: attention.at.window });
+      $("ex-attention-title").textContent = fill(words.attention_title, { block: block.id, head: state.head });
+      drawHeads(block, attention);
+      drawBias(block, attention);
+    } else {
+      Object.assign(top.dataset, { top: "", weight: "", window: "" });
+      top.textContent = "";
+    }
+    drawImage(attention);
+    exposeAttention(attention);
+  }
+
+  function exposeAttention(attention) { // the chosen head's row, for tests and the curious (devtools)
+    $("explorer").dataset.row = attention ? attention.keys.map((key) => key.weight.toFixed(5)).join(" ") : "";
+  }
+
+  function chooseBlock(index) {
+    state.block = index;
+    const block = blocks[index], select = $("ex-head");
+    state.head = Math.min(state.head, block.heads_kept - 1);
+    select.textContent = "";
+    for (let h = 0; h < block.heads_kept; h++) select.add(new Option(String(h), String(h)));
+    select.value = String(state.head);
+    $("ex-block").value = String(index);
+    const kib = (block.bytes / 1024).toFixed(0);
+    let stored = fill(words.stored, { block: block.id, windows: block.windows_kept, total: block.windows, heads: block.heads_kept, all_heads: block.heads, kib });
+    if (block.windows_kept < block.windows || block.heads_kept < block.heads) stored += " " + fill(words.capped, { windows: block.windows_kept, heads: block.heads_kept });
+    $("ex-stored").textContent = stored;
+    update();
+  }
+
+  function patchAt(event) {
+    const canvas = $("ex-image"), box = canvas.getBoundingClientRect(), scale = canvas._scale || 1;
+    const y = Math.floor((event.clientY - box.top) / scale / data.patch), x = Math.floor((event.clientX - box.left) / scale / data.patch);
+    return [Math.max(0, Math.min(stage0.H - 1, y)), Math.max(0, Math.min(stage0.W - 1, x))];
+  }
+  function moveTo(y, x) {
+    if (y === state.y && x === state.x) return;
+    state.y = y; state.x = x; update();
+  }
+
+  const imageCanvas = $("ex-image");
+  imageCanvas.addEventListener("pointermove", (event) => { if (event.pointerType === "mouse") moveTo(...patchAt(event)); });
+  imageCanvas.addEventListener("pointerdown", (event) => moveTo(...patchAt(event)));
+  imageCanvas.addEventListener("keydown", (event) => {
+    const steps = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] }[event.key];
+    if (!steps) return;
+    event.preventDefault();
+    moveTo(Math.max(0, Math.min(stage0.H - 1, state.y + steps[0])), Math.max(0, Math.min(stage0.W - 1, state.x + steps[1])));
+  });
+  $("ex-bias").addEventListener("pointermove", (event) => {
+    const block = blocks[state.block], attention = attentionOf(block), canvas = $("ex-bias");
+    if (!attention) return;
+    const box = canvas.getBoundingClientRect(), M = attention.at.M, cell = canvas._cell;
+    const row = Math.floor((event.clientY - box.top) / cell), column = Math.floor((event.clientX - box.left) / cell);
+    if (row >= 0 && row < M && column >= 0 && column < M) describeBias(block, attention, row * M + column);
+  });
+  $("ex-block").addEventListener("change", (event) => chooseBlock(Number(event.target.value)));
+  $("ex-head").addEventListener("change", (event) => { state.head = Number(event.target.value); update(); });
+  document.addEventListener("click", (event) => { // a step's "explore" link selects its block
+    const link = event.target.closest && event.target.closest("a[data-explore-block]");
+    if (!link) return;
+    const index = blocks.findIndex((block) => block.id === link.dataset.exploreBlock);
+    if (index >= 0) chooseBlock(index);
+  });
+  let resizing = null;
+  window.addEventListener("resize", () => { clearTimeout(resizing); resizing = setTimeout(update, 120); });
+  if (data.image.jpeg) {
+    image = new Image();
+    image.onload = () => drawImage(attentionOf(blocks[state.block]));
+    image.src = "data:image/jpeg;base64," + data.image.jpeg;
+  }
+  // Start on the first shifted block: the mask has something to show there.
+  chooseBlock(Math.max(0, blocks.findIndex((block) => block.shifted)));
+  $("explorer").dataset.ready = "1";
+})();
