@@ -31,7 +31,7 @@ from .tracing import tracing
 
 # Public names imported on first use -> the module that defines them.
 _LAZY = {"load_model": ".loading", "SwinTransformer": ".model", "trace_image": ".api", "make_pictures": ".pictures",
-         "from_model": ".adopt"}
+         "from_model": ".adopt", "shape_image": ".api"}
 
 __all__ = [
     "VARIANTS",
@@ -46,6 +46,7 @@ __all__ = [
     "load_model",
     "load_trace",
     "make_pictures",
+    "shape_image",
     "trace_image",
     "tracing",
 ]

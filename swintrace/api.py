@@ -58,6 +58,14 @@ def trace_image(
     return trace
 
 
+def shape_image(name: str, seed: int = 0) -> Image.Image:
+    """A 32x32 RGB image of the teaching data set's class ``name`` (``"triangle"``), drawn from ``seed``
+    (what ``swintrace run --input shape:triangle`` traces; swin_teach's trained weights know it)."""
+    from .shapes import example
+
+    return Image.fromarray(example(name, seed).images[0])
+
+
 def _prepare(model: SwinTransformer, image: Any) -> tuple[torch.Tensor, dict[str, Any]]:
     """((B, 3, H, W) input, the trace header's description of it)."""
     if isinstance(image, torch.Tensor):

@@ -7,7 +7,6 @@ Every mistake a user can make ends as one line on stderr and exit code 2;
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import re
@@ -20,8 +19,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
-
-    from .images import EvalTransform
 
 from ._version import __version__
 from .config import ALIASES, VARIANTS, variant_of
@@ -95,8 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     source = run.add_mutually_exclusive_group()
     source.add_argument("--image", help="an image file to trace (JPEG, PNG, ...)")
     source.add_argument(
-        "--input", choices=("zeros", "random"),
-        help="synthetic input instead of an image (zeros is the reference walkthrough's)",
+        "--input", type=_input_kind, metavar="zeros|random|shape:NAME",
+        help="synthetic input instead of an image: zeros (the reference walkthrough's), seeded noise, or an "
+        "image of the teaching data set, e.g. shape:triangle (with swin_teach's trained weights, the default then)",
     )
     run.add_argument("--size", type=_bounded(1, 4096), help="input side in pixels (default: the variant's)")
     run.add_argument("--no-crop", action="store_true",
@@ -193,15 +191,16 @@ def _run(args: argparse.Namespace) -> None:
 
     from .capture import PictureOptions
     from .images import check_size
+    from .inputs import make_input, variant_for
     from .loading import load_model
     from .tracing import tracing
 
     out = check_output(args.out)
     device = _device(args.device)
-    variant = _variant(args.model, args.weights)
+    variant = variant_for(args.model, args.weights, args.input)
     size = check_size(args.size if args.size is not None else VARIANTS[variant].img_size)
     # The inputs are checked before any download.
-    images, described = _make_input(variant, args.weights, args.image, args.input or "zeros", args.seed, size,
+    images, described = make_input(variant, args.weights, args.image, args.input or "zeros", args.seed, size,
                                     crop=not args.no_crop, batch=args.batch)
     with progress(f"loading {variant}", args.quiet):
         model = load_model(variant, weights=args.weights, seed=args.seed).to(device)
@@ -255,7 +254,9 @@ def _show(args: argparse.Namespace) -> None:
 def _course(args: argparse.Namespace) -> None:
     import torch
 
-    from .loading import load_model
+    from .inputs import make_input, variant_for
+    from .loading import PRETRAINED_DEFAULT, load_model
+    from .pretrained import default_weights
     from .render.course import build_course
     from .tracing import traced_function, tracing
     from .windows import relative_position_index
@@ -265,8 +266,10 @@ def _course(args: argparse.Namespace) -> None:
         raise UserError.of("course_out_file", out=out)
     if any(parent.exists() and not parent.is_dir() for parent in out.parents):
         raise UserError.of("course_out_parent", out=out)
-    variant = _variant(args.model, args.weights)
-    images, described = _make_input(variant, args.weights, args.image, "random", args.seed,
+    variant = variant_for(args.model, args.weights)
+    # A model trained on the shapes data set is taught with one of its images; others with noise.
+    taught = (default_weights(variant) if args.weights == PRETRAINED_DEFAULT else args.weights) == "teach_shapes"
+    images, described = make_input(variant, args.weights, args.image, "shape:triangle" if taught else "random", args.seed,
                                     VARIANTS[variant].img_size)
     with progress(f"loading {variant}", args.quiet):
         model = load_model(variant, weights=args.weights, seed=args.seed)
@@ -290,47 +293,19 @@ def _check_block(model: torch.nn.Module, block: str) -> None:
         raise UserError.of("no_block", block=block, first=blocks[0], last=blocks[-1])
 
 
-def _variant(model: str | None, weights: str | None) -> str:
-    """The --model given, else the variant of named --weights, else swin_t."""
-    from .pretrained import PRETRAINED
+def _input_kind(text: str) -> str:
+    """--input: zeros, random or shape:NAME (a class of the teaching data set)."""
+    from .shapes import SHAPE_PREFIX, class_index
 
-    return model or (weights if weights in PRETRAINED else "swin_t")
-
-
-def _make_input(
-    variant: str, weights: str, image: str | None, kind: str, seed: int, size: int,
-    crop: bool = True, batch: int = 1,
-) -> tuple[torch.Tensor, dict[str, object]]:
-    """(images (B, C, size, size), header description): the image file, or zeros or seeded noise."""
-    import torch
-
-    from .images import load_image, thumbnail_png
-
-    if image:
-        transform = _transform(variant, weights, size, crop)
-        loaded = load_image(image, transform)
-        images = loaded.tensor.expand(batch, -1, -1, -1).contiguous()  # B, 3, H, W
-        return images, {"description": loaded.description, "thumbnail_png": thumbnail_png(loaded.display),
-                        "transform": dataclasses.asdict(transform)}
-    shape = (batch, VARIANTS[variant].in_chans, size, size)
-    if kind == "random":
-        noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
-        return noise, {"description": f"standard normal noise (seed {seed})"}
-    return torch.zeros(shape), {"description": "zeros"}
-
-
-def _transform(variant: str, weights: str, size: int, crop: bool) -> EvalTransform:
-    """The evaluation transform of the weights in use at their own size, else the standard one for ``size``."""
-    from .images import EvalTransform
-    from .loading import PRETRAINED_DEFAULT
-    from .pretrained import PRETRAINED
-
-    if not crop:
-        return EvalTransform(size, None)
-    named = variant if weights == PRETRAINED_DEFAULT else weights
-    if named in PRETRAINED and PRETRAINED[named].variant == variant and size == VARIANTS[variant].img_size:
-        return PRETRAINED[named].transform
-    return EvalTransform.standard(size)
+    if text in ("zeros", "random"):
+        return text
+    if text.startswith(SHAPE_PREFIX):
+        try:
+            class_index(text[len(SHAPE_PREFIX):])
+        except UserError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return text
+    raise argparse.ArgumentTypeError(f"expected zeros, random or shape:NAME, not {text[:40]!r}")
 
 
 def _query(text: str | None) -> tuple[int, int] | None:
@@ -357,7 +332,7 @@ def _models(args: argparse.Namespace) -> None:
 
     from .flops import total_flops
     from .model import SwinTransformer
-    from .pretrained import PRETRAINED
+    from .pretrained import PRETRAINED, default_weights
 
     table = Table(title="swintrace model variants")
     for column in ("variant", "input", "embed_dim", "depths", "heads", "window", "parameters", "FLOPs",
@@ -368,7 +343,8 @@ def _models(args: argparse.Namespace) -> None:
 
         with torch.device("meta"):
             parameters = sum(p.numel() for p in SwinTransformer(config).parameters())
-        weights = f"--weights {name}: {PRETRAINED[name].source}" if name in PRETRAINED else "none (random init)"
+        named = default_weights(name)
+        weights = f"--weights {named}: {PRETRAINED[named].source}" if named else "none (random init)"
         table.add_row(
             name, f"{config.img_size}x{config.img_size}", str(config.embed_dim), str(list(config.depths)),
             str(list(config.num_heads)), str(config.window_size), f"{parameters / 1e6:.2f} M",

@@ -48,7 +48,7 @@ _BLOCK0 = "layers.0.blocks.0"
 _BLOCK1 = "layers.0.blocks.1"
 
 CHAPTERS: tuple[Chapter, ...] = (
-    Chapter("overview", pictures=("stage_story",), concepts=("why_shift_pairs",), table=True),
+    Chapter("overview", pictures=("stage_story", "teach_classes"), concepts=("why_shift_pairs",), table=True),
     Chapter("patch-embedding", steps=(r"patch_embed\..*",), shapes=("patch_embed.patch_proj", "patch_embed.flatten")),
     Chapter(
         "window-partition",

@@ -10,7 +10,19 @@ from __future__ import annotations
 
 from . import events
 from .output import write_output
-from .render.html import render_fragment
+from .render.html import render_explorer, render_fragment
+
+
+class ExplorerView:
+    """A trace's window explorer as a notebook shows it (``Trace.explorer()``); ``html`` is the markup."""
+
+    def __init__(self, trace: events.Trace, lang: str) -> None:
+        self.html = render_explorer(trace, lang)
+
+    def _repr_html_(self) -> str:
+        return self.html
+
 
 events.html_view = render_fragment
+events.explorer_view = ExplorerView
 events.report_writer = write_output

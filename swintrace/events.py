@@ -37,6 +37,8 @@ EVENT_TYPES = ("enter", "step", "exit")
 html_view: Callable[[Trace], str] | None = None
 # Writes a trace as a report (output.write_output); registered from above, like html_view.
 report_writer: Callable[..., Path] | None = None
+# The window explorer of a trace, a notebook view (display.ExplorerView); registered from above too.
+explorer_view: Callable[[Trace, str], Any] | None = None
 
 
 def encode_number(value: float) -> float | str:
@@ -59,8 +61,18 @@ def encode_values(values: Any) -> Any:
 
 def decode_values(values: Any) -> Any:
     if isinstance(values, list):
-        return [decode_values(v) for v in values]
+        plain = _plain_numbers(values)  # the common case, a whole array of numbers, at numpy's speed
+        return plain if plain is not None else [decode_values(v) for v in values]
     return decode_number(values)
+
+
+def _plain_numbers(values: list[Any]) -> np.ndarray | None:
+    """``values`` as one numeric array when it is nested lists of plain numbers only, else None."""
+    try:
+        array = np.asarray(values)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    return array if array.dtype.kind in "iuf" else None
 
 
 @dataclass(slots=True, eq=False)
@@ -344,6 +356,12 @@ class Trace:
         if report_writer is None:
             raise RuntimeError("import swintrace to write reports")
         return report_writer(self, path, lang, **options)
+
+    def explorer(self, lang: str = "en") -> Any:
+        """The window explorer of this trace, for a notebook cell (a trace recorded with pictures)."""
+        if explorer_view is None:
+            raise RuntimeError("import swintrace to draw the explorer")
+        return explorer_view(self, lang)
 
     def to_pandas(self) -> Any:
         """One row per step (id, kind, stage, block, tensors, shapes, statistics) as a pandas DataFrame."""

@@ -16,7 +16,7 @@ from .errors import UserError, Words
 from .images import class_labels
 from .layouts import detect_layout, to_official
 from .model import SwinTransformer
-from .pretrained import PRETRAINED, WeightsUnavailable, fetch
+from .pretrained import PRETRAINED, WeightsUnavailable, default_weights, fetch
 from .weights import load_checkpoint, load_state_dict
 
 log = logging.getLogger(__name__)
@@ -78,15 +78,16 @@ def load_model(
     if name is None or name == RANDOM:
         pass
     elif name == PRETRAINED_DEFAULT:
-        if variant in PRETRAINED and not overrides:
+        named = default_weights(variant)
+        if named is not None and not overrides:
             try:
-                _load_named(model, variant)
+                _load_named(model, named)
             except WeightsUnavailable as unavailable:
                 log.warning(
                     "swintrace: warning: using seeded random weights, so predictions are meaningless: %s",
                     unavailable,
                 )
-                model.weights_source["wanted"] = variant
+                model.weights_source["wanted"] = named
                 model.weights_source["unavailable"] = unavailable.reason
     elif not Path(name).exists() and name in PRETRAINED:
         _load_named(model, name)
@@ -109,5 +110,7 @@ def _load_object(model: SwinTransformer, weights: dict[str, Any] | nn.Module) ->
 def _load_named(model: SwinTransformer, name: str) -> None:
     entry = PRETRAINED[name]
     source = load_checkpoint(model, fetch(name))
-    model.weights_source = {**source, "kind": "pretrained", "name": entry.variant,
+    model.weights_source = {**source, "kind": "pretrained", "name": name,
                             "source": entry.source, "url": entry.url}
+    if entry.labels is not None:
+        model.class_labels = entry.labels

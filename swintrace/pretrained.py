@@ -30,11 +30,13 @@ import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import IO, Any, cast
 
 from .errors import UserError
 from .images import EvalTransform
+from .shapes import CLASSES
 from .weights import file_sha256
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,10 @@ class Pretrained:
     source: str
     # The evaluation transform the published accuracy was measured with.
     transform: EvalTransform = EvalTransform(256, 224)
+    # Weights shipped inside the package (a path under swintrace/), never downloaded.
+    packaged: str | None = None
+    # Names of the classes, index by index; None: ImageNet's (or "class N").
+    labels: tuple[str, ...] | None = None
 
     @property
     def filename(self) -> str:
@@ -75,7 +81,20 @@ PRETRAINED: dict[str, Pretrained] = {
                              "official, ImageNet-22k then 1k (acc@1 86.4)", EvalTransform(384, None, square=True)),
     "swin_l_384": Pretrained("swin_l_384", _OFFICIAL + "swin_large_patch4_window12_384_22kto1k.pth", None,
                              "official, ImageNet-22k then 1k (acc@1 87.3)", EvalTransform(384, None, square=True)),
+    # Trained by `python -m swintrace.train_teach` on the shapes data set (shapes.py); the
+    # record beside the file (teach_shapes.json) holds its seeds, settings and accuracy.
+    "teach_shapes": Pretrained("swin_teach", "", None, "swintrace's shapes data set (see teach_shapes.json)",
+                               EvalTransform(32, None, square=True), packaged="data/weights/teach_shapes.safetensors",
+                               labels=CLASSES),
 }
+
+
+def default_weights(variant: str) -> str | None:
+    """The name of the weights ``--weights pretrained`` means for ``variant``, if any: those named
+    after it (the ImageNet ones), else the first for it (swin_teach's teach_shapes)."""
+    if variant in PRETRAINED:
+        return variant
+    return next((name for name, entry in PRETRAINED.items() if entry.variant == variant), None)
 
 
 class WeightsUnavailable(UserError):
@@ -119,6 +138,8 @@ def fetch(name: str, progress: bool = True) -> Path:
     Raises WeightsUnavailable when they are not cached and cannot be downloaded now.
     """
     wanted = entry(name)
+    if wanted.packaged is not None:
+        return Path(str(resources.files("swintrace").joinpath(wanted.packaged)))
     target = cache_dir() / wanted.filename
     if target.exists():
         _verify(wanted, target, file_sha256(target))

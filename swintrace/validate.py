@@ -129,6 +129,13 @@ def _plain(where: _Where, field: str, value: Any, depth: int = 0) -> None:
 
 def _array_shape(where: _Where, field: str, values: Any, shape: list[int]) -> None:
     """``values`` must be nested lists of exactly ``shape``, holding numbers."""
+    if shape and isinstance(values, list) and math.prod(shape) >= 1024:
+        try:  # a large array of plain numbers is checked by numpy at once
+            array = np.asarray(values)
+            if array.shape == tuple(shape) and array.dtype.kind in "iuf":
+                return
+        except (ValueError, TypeError, OverflowError):
+            pass  # not rectangular or not plain: the walk below says what is wrong
     if not shape:
         _number(where, field, values)
         return

@@ -8,11 +8,13 @@
 //   bias of key j for query i:            table[(dy + M - 1) * (2M - 1) + dx + M - 1, head], (dy, dx) = i - j
 (function () {
   "use strict";
-  const holder = document.getElementById("explorer-data");
+  // Everything is looked up inside this explorer's own section: a notebook may show several.
+  const root = document.currentScript && document.currentScript.closest("section.swintrace-explorer");
+  const holder = root && root.querySelector("script.explorer-data");
   if (!holder) return;
   const data = JSON.parse(holder.textContent);
   const words = data.words;
-  const $ = (id) => document.getElementById(id);
+  const $ = (id) => root.querySelector("#" + id);
   const fill = (text, values) => text.replace(/\{(\w+)\}/g, (match, key) => (key in values ? String(values[key]) : match));
   const bytesOf = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
   const REGION_COLORS = ["#cfe3f7", "#f7d9c4", "#d5ecd0", "#eadcf5", "#f6efbf", "#cde9ea", "#f3cfd9", "#dedede", "#e2e8c8"];
@@ -62,7 +64,10 @@
     const context = sized(canvas, width, height);
     canvas._scale = scale;
     context.fillStyle = "#e8eaef"; context.fillRect(0, 0, width, height);
-    if (image && image.complete) context.drawImage(image, 0, 0, width, height);
+    if (image && image.complete) {
+      context.imageSmoothingEnabled = image.naturalWidth * 2 > width; // a tiny input shows its pixels
+      context.drawImage(image, 0, 0, width, height);
+    }
     const p = data.patch * scale;
     if (p >= 3) { // the patch grid, when it is not a grey blur
       context.strokeStyle = "rgba(255, 255, 255, 0.35)"; context.lineWidth = 1; context.beginPath();
@@ -213,7 +218,7 @@
       const at = drawStage(stage, figure.querySelector(".ex-plain"), figure.querySelector(".ex-shifted"), side);
       stageFacts(stage, at.plain, at.moved, figure.querySelector(".ex-facts"));
     });
-    $("ex-goto").href = "#" + block.anchor;
+    if ($("ex-goto")) $("ex-goto").href = "#" + block.anchor; // a course page has no steps, nor this link
     const attention = attentionOf(block), top = $("ex-top");
     $("ex-attention").hidden = !attention;
     $("ex-not-stored").hidden = !!attention;
@@ -233,7 +238,7 @@
   }
 
   function exposeAttention(attention) { // the chosen head's row, for tests and the curious (devtools)
-    $("explorer").dataset.row = attention ? attention.keys.map((key) => key.weight.toFixed(5)).join(" ") : "";
+    root.dataset.row = attention ? attention.keys.map((key) => key.weight.toFixed(5)).join(" ") : "";
   }
 
   function chooseBlock(index) {
@@ -282,6 +287,7 @@
   document.addEventListener("click", (event) => { // a step's "explore" link selects its block
     const link = event.target.closest && event.target.closest("a[data-explore-block]");
     if (!link) return;
+    if (!document.getElementById("explorer") || document.getElementById("explorer") !== root) return;
     const index = blocks.findIndex((block) => block.id === link.dataset.exploreBlock);
     if (index >= 0) chooseBlock(index);
   });
@@ -294,5 +300,5 @@
   }
   // Start on the first shifted block: the mask has something to show there.
   chooseBlock(Math.max(0, blocks.findIndex((block) => block.shifted)));
-  $("explorer").dataset.ready = "1";
+  root.dataset.ready = "1";
 })();

@@ -14,7 +14,7 @@ from swintrace.cli import main
 
 def test_run_writes_a_trace(tmp_path, capsys):
     out = tmp_path / "new" / "folder" / "teach.jsonl"
-    code = main(["run", "--input", "random", "--model", "swin_teach", "--seed", "4", "--out", str(out)])
+    code = main(["run", "--input", "random", "--model", "swin_teach", "--weights", "random", "--seed", "4", "--out", str(out)])
     assert code == 0
     trace = swintrace.load_trace(out)
     assert trace.header["model"]["variant"] == "swin_teach"
@@ -151,7 +151,7 @@ def test_models_lists_every_variant_with_counts(capsys):
     for name in swintrace.VARIANTS:
         assert name in out
     assert "28.29 M" in out and "4.49 G" in out  # swin_t, as the paper and torchvision count
-    assert "--weights swin_t" in out and "none (random init)" in out
+    assert "--weights swin_t" in out and "--weights teach_shapes" in out
 
 
 @pytest.mark.parametrize(
@@ -186,4 +186,5 @@ def test_quiet_prints_nothing_on_success(tmp_path, capsys):
 def test_verbose_says_what_happened(tmp_path, capsys):
     assert main(["-v", "run", "--model", "swin_teach", "--out", str(tmp_path / "t.jsonl")]) == 0
     err = capsys.readouterr().err
-    assert "weights: {'kind': 'random'" in err and "traced swin_teach in" in err and "wrote " in err
+    assert "weights: {'kind': 'pretrained'" in err and "teach_shapes" in err  # swin_teach's trained weights
+    assert "traced swin_teach in" in err and "wrote " in err

@@ -92,7 +92,7 @@ def _mutate(rows: list, data) -> list:
 OUTCOMES = {"refused": 0, "loaded": 0}
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=90, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                    HealthCheck.too_slow])
 @given(data=st.data())
 def test_mutated_traces_load_and_render_or_fail_in_one_line(teach_rows, tmp_path_factory, data):

@@ -28,13 +28,13 @@ LAYERS = [
     # the instrumented model
     {"windows", "layers", "picture_steps", "model"},
     # building a model: weights, images, named downloads
-    {"layouts", "weights", "pretrained", "images", "loading", "adopt"},
+    {"layouts", "weights", "pretrained", "images", "shapes", "loading", "adopt"},
     # what users see: pictures, renderers, output files, notebook display
     {"pictures", "pictures.draw", "pictures.grids", "pictures.attention", "pictures.story",
      "render", "render.tensor_text", "render.text", "render.tree", "render.markdown", "render.html", "render.terminal",
-     "render.lessons", "render.course", "output", "display", "api"},
+     "render.lessons", "render.course", "render.explorer", "output", "display", "api", "inputs"},
     # entry points
-    {"cli", "__main__", ""},
+    {"cli", "__main__", "train_teach", ""},
 ]
 LAYER_OF = {module: index for index, layer in enumerate(LAYERS) for module in layer}
 

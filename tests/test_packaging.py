@@ -52,7 +52,8 @@ def test_the_wheel_holds_every_module_and_every_file_opened_at_run_time(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = _runtime_files()
     assert {"swintrace/render/html.py", "swintrace/pictures/draw.py", "swintrace/templates/walkthrough.css",
-            "swintrace/templates/report.js", "swintrace/data/imagenet_classes.tsv", "swintrace/py.typed"} <= set(expected)
+            "swintrace/templates/report.js", "swintrace/data/imagenet_classes.tsv", "swintrace/py.typed",
+            "swintrace/templates/explorer.js", "swintrace/data/weights/teach_shapes.safetensors"} <= set(expected)
     assert sorted(set(expected) - names) == []
     assert wheel.name.endswith("-py3-none-any.whl")  # pure Python: one wheel for every platform
     metadata = email.message_from_bytes(zipfile.ZipFile(wheel).read("swintrace-0.1.0.dist-info/METADATA"))

@@ -217,6 +217,6 @@ def test_a_silent_server_is_given_up_quickly(monkeypatch, tmp_path):
     ],
 )
 def test_each_named_weight_brings_its_own_eval_transform(variant, weights, size, crop, expected):
-    from swintrace.cli import _transform
+    from swintrace.inputs import eval_transform
 
-    assert _transform(variant, weights, size, crop) == expected
+    assert eval_transform(variant, weights, size, crop) == expected

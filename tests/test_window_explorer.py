@@ -122,7 +122,7 @@ def test_report_stays_small_with_the_default_blocks():
 
     _, trace, _, _ = _traced("swin_t", 224)
     page = render_html(trace, "en", make_pictures(trace, "en"))
-    assert 'id="explorer-data"' in page and len(page.encode()) < 5 * 2**20
+    assert 'class="explorer-data"' in page and len(page.encode()) < 5 * 2**20
     assert page.count('data-explore-block="') == 4  # each explored block's softmax step links back
 
 

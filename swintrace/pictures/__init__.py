@@ -3,7 +3,8 @@
 ``make_pictures(trace)`` returns every picture the trace has data for:
 window grids per stage, the cyclic shift and the mask mosaic per shifted
 stage, relative position bias and one query's attention for the chosen block,
-patch merging, the stage story and the top-5. A trace recorded without
+patch merging, the stage story and the top-5, and for a model trained on
+the teaching data set, its classes. A trace recorded without
 ``pictures=True`` still gets the pictures that need no extra arrays.
 """
 
@@ -13,7 +14,7 @@ from ..events import Trace
 from .attention import query_attention, relative_position
 from .draw import Picture
 from .grids import cyclic_shift, mask_mosaic, window_grid
-from .story import patch_merging, stage_story, top_bars
+from .story import patch_merging, stage_story, teaching_classes, top_bars
 
 __all__ = ["Picture", "make_pictures"]
 
@@ -33,7 +34,7 @@ def make_pictures(trace: Trace, lang: str = "en") -> list[Picture]:
             and e.id.count(".") == 2
         }
     )
-    candidates = [stage_story(trace, lang), top_bars(trace, lang)]
+    candidates = [stage_story(trace, lang), top_bars(trace, lang), teaching_classes(trace, lang)]
     for stage in stages:
         candidates += [
             window_grid(trace, stage, lang),

@@ -1,4 +1,5 @@
-"""Patch merging, the stage story (feature energy, tokens, windows, channels) and the top-5."""
+"""Patch merging, the stage story (feature energy, tokens, windows, channels), the top-5, and the
+teaching data set's classes (for a model trained on it)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,20 @@ from PIL import Image
 
 from ..events import Trace
 from ..palette import AMBER, BLUE, GREEN, PINK, rgb
+from ..shapes import CLASSES, SIDE, generate
 from ..words import say
-from .draw import INK, MARGIN, MUTED, TITLE_HEIGHT, Picture, canvas, finish, sequential_array, text
+from .draw import (
+    INK,
+    MARGIN,
+    MUTED,
+    TITLE_HEIGHT,
+    Picture,
+    canvas,
+    finish,
+    label_width,
+    sequential_array,
+    text,
+)
 from .grids import _step, stage_geometry
 
 _PARTS = [
@@ -152,3 +165,29 @@ def top_bars(trace: Trace, lang: str = "en") -> Picture | None:
             predictions=", ".join(f"{p['label']} {p['probability']:.3f}" for p in top),
         ),
     )
+
+
+# Examples per class in the teaching data set's picture, and their zoom.
+_EXAMPLES, _ZOOM = 6, 2
+
+
+def teaching_classes(trace: Trace, lang: str = "en") -> Picture | None:
+    """The teaching data set's ten classes, six examples each, when the trace's weights were trained on it."""
+    if trace.header.get("weights", {}).get("name") != "teach_shapes":
+        return None
+    names = [say(lang, f"pictures.shape_class_{index}") for index in range(len(CLASSES))]
+    side = SIDE * _ZOOM
+    label = max(label_width(name, 13, lang) for name in names) + 14
+    width = MARGIN * 2 + label + _EXAMPLES * (side + 4)
+    height = TITLE_HEIGHT + 12 + len(CLASSES) * (side + 4) + 24
+    image, draw = canvas(width, height, say(lang, "pictures.shapes_title"), lang)
+    for index, name in enumerate(names):
+        top = TITLE_HEIGHT + 12 + index * (side + 4)
+        text(draw, (MARGIN, top + side / 2), name, 13, INK, "lm")
+        examples = generate(_EXAMPLES, 1000 + index, label=index).images  # the same pictures every time
+        for column, pixels in enumerate(examples):
+            tile = Image.fromarray(pixels).resize((side, side), Image.NEAREST)
+            image.paste(tile, (MARGIN + label + column * (side + 4), top))
+    text(draw, (MARGIN, height - 18), say(lang, "pictures.shapes_note"), 12, MUTED)
+    return finish(image, draw, name="teach_classes", title=say(lang, "pictures.shapes_title"), step_id="",
+                  alt=say(lang, "pictures.shapes_alt", classes=", ".join(names)))

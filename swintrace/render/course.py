@@ -25,6 +25,7 @@ from ..events import Event, Trace
 from ..files import Manifest, write_files
 from ..pictures import Picture, make_pictures
 from ..words import entry
+from .explorer import explorer_data
 from .html import _Context, _environment, _nodes, _stages
 from .lessons import Exercise, Facts, course_facts, exercises
 from .markdown import _render_step
@@ -61,7 +62,8 @@ def build_course(
         words = entry(lang, "course")
         listing = [{"href": f"{name}.html", "title": chapter.title(lang), "goal": chapter_goal(chapter, lang, facts)}
                    for name, chapter in zip(files, CHAPTERS)]
-        write(f"{lang}/index.html", _page(lang=lang, title=words["languages"], home="../index.html", chapters=listing))
+        write(f"{lang}/index.html", _page(lang=lang, title=words["languages"], home="../index.html", chapters=listing,
+                                          explorer=explorer_data(trace, lang)))
         write(f"{lang}/index.md", f"# {words['languages']}\n\n" + "".join(
             f"{number}. [{chapter.title(lang)}]({name}.md): {chapter_goal(chapter, lang, facts)}\n"
             for number, (name, chapter) in enumerate(zip(files, CHAPTERS), start=1)))
@@ -124,6 +126,9 @@ def _chapter_html(trace: Trace, chapter: Chapter, lang: str, pictures: list[Pict
                   for p in _chapter_pictures(chapter, pictures)],
         stages=_stages(trace) if chapter.table else [],
         nodes=nodes, exercises=asked, **neighbours,
+        # the first chapter sends the learner to the explorer on the course's first page first
+        explorer_link={"href": "index.html#explorer", "text": entry(lang, "course.explorer_link")}
+        if chapter is CHAPTERS[0] and explorer_data(trace, lang) is not None else None,
     )
 
 
@@ -198,7 +203,7 @@ def _stage_table_markdown(trace: Trace, lang: str) -> str:
 
 def _page(**values) -> str:
     defaults = {"explanation": None, "goal": None, "warning": None, "chapters": [], "pictures": [], "stages": [], "nodes": [],
-                "exercises": [], "previous": None, "next": None}
+                "exercises": [], "previous": None, "next": None, "explorer": None, "explorer_link": None}
     lang = values["lang"]
     return _environment().get_template("course.html.j2").render(
         **{**defaults, **values}, words=entry(lang, "course"),

@@ -23,6 +23,7 @@ from pygments.lexers import PythonLexer
 from .._version import __version__
 from ..config import SwinConfig
 from ..course_text import chapter_of_scope
+from ..errors import UserError
 from ..events import Event, TensorSummary, Trace
 from ..flops import StageRow, cost_rows, count_text, stage_rows
 from ..palette import css_variables
@@ -148,8 +149,19 @@ def render_fragment(trace: Trace, lang: str = "en") -> str:
         nodes.extend(_nodes(call, _Context(lang)))
     return _environment().get_template("fragment.html.j2").render(
         nodes=nodes,
+        explorer=explorer_data(trace, lang),
         summary=summary_rows(trace, lang) if trace.header.get("model") and len(trace.events) > 50 else [],
     )
+
+
+def render_explorer(trace: Trace, lang: str = "en") -> str:
+    """The window explorer alone, styles included, for a notebook cell (a UserError when the
+    trace holds no explorer data: record it with pictures, as ``trace_image`` does)."""
+    check_language(lang)
+    data = explorer_data(trace, lang)
+    if data is None:
+        raise UserError.of("no_explorer_data")
+    return _environment().get_template("explorer_view.html.j2").render(explorer=data)
 
 
 def _template_source(name: str) -> str | None:

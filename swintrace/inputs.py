@@ -1,0 +1,60 @@
+"""The model input a command asks for: an image file, zeros, seeded noise, or a shape of the teaching data set."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from PIL import Image
+
+from .api import shape_image
+from .config import VARIANTS
+from .images import EvalTransform, load_image, thumbnail_png, to_tensor
+from .loading import PRETRAINED_DEFAULT
+from .pretrained import PRETRAINED, default_weights
+from .shapes import SHAPE_PREFIX
+
+
+def variant_for(model: str | None, weights: str | None, kind: str | None = None) -> str:
+    """The --model given, else the variant of named --weights, else swin_teach for a shape input, else swin_t."""
+    if model:
+        return model
+    if weights in PRETRAINED:
+        return PRETRAINED[weights].variant
+    return "swin_teach" if kind and kind.startswith(SHAPE_PREFIX) else "swin_t"
+
+
+def make_input(
+    variant: str, weights: str, image: str | None, kind: str, seed: int, size: int,
+    crop: bool = True, batch: int = 1,
+) -> tuple[torch.Tensor, dict[str, object]]:
+    """(images (B, C, size, size), header description): the image file, else ``kind``: zeros, seeded
+    noise (``random``) or an image of the teaching data set (``shape:triangle``, drawn from ``seed``)."""
+    if image:
+        transform = eval_transform(variant, weights, size, crop)
+        loaded = load_image(image, transform)
+        images = loaded.tensor.expand(batch, -1, -1, -1).contiguous()  # B, 3, H, W
+        return images, {"description": loaded.description, "thumbnail_png": thumbnail_png(loaded.display),
+                        "transform": dataclasses.asdict(transform)}
+    if kind.startswith(SHAPE_PREFIX):
+        name = kind[len(SHAPE_PREFIX):].strip().lower()
+        picture = shape_image(name, seed)  # 32 x 32 RGB
+        shown = picture if picture.size == (size, size) else picture.resize((size, size), Image.NEAREST)
+        return to_tensor(shown).expand(batch, -1, -1, -1).contiguous(), {  # B, 3, size, size
+            "description": f"a {name} of the teaching shapes data set (seed {seed})",
+            "thumbnail_png": thumbnail_png(shown)}
+    shape = (batch, VARIANTS[variant].in_chans, size, size)
+    if kind == "random":
+        noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+        return noise, {"description": f"standard normal noise (seed {seed})"}
+    return torch.zeros(shape), {"description": "zeros"}
+
+
+def eval_transform(variant: str, weights: str, size: int, crop: bool) -> EvalTransform:
+    """The evaluation transform of the weights in use at their own size, else the standard one for ``size``."""
+    if not crop:
+        return EvalTransform(size, None)
+    named = default_weights(variant) if weights == PRETRAINED_DEFAULT else weights
+    if named in PRETRAINED and PRETRAINED[named].variant == variant and size == VARIANTS[variant].img_size:
+        return PRETRAINED[named].transform
+    return EvalTransform.standard(size)
