@@ -258,6 +258,7 @@ def _course(args: argparse.Namespace) -> None:
     from .loading import PRETRAINED_DEFAULT, load_model
     from .pretrained import default_weights
     from .render.course import build_course
+    from .shapes import SHAPE_PREFIX
     from .tracing import traced_function, tracing
     from .windows import relative_position_index
 
@@ -269,8 +270,8 @@ def _course(args: argparse.Namespace) -> None:
     variant = variant_for(args.model, args.weights)
     # A model trained on the shapes data set is taught with one of its images; others with noise.
     taught = (default_weights(variant) if args.weights == PRETRAINED_DEFAULT else args.weights) == "teach_shapes"
-    images, described = make_input(variant, args.weights, args.image, "shape:triangle" if taught else "random", args.seed,
-                                    VARIANTS[variant].img_size)
+    kind = f"{SHAPE_PREFIX}triangle" if taught else "random"
+    images, described = make_input(variant, args.weights, args.image, kind, args.seed, VARIANTS[variant].img_size)
     with progress(f"loading {variant}", args.quiet):
         model = load_model(variant, weights=args.weights, seed=args.seed)
     with progress("tracing", args.quiet), torch.no_grad():

@@ -275,13 +275,15 @@
     event.preventDefault();
     moveTo(Math.max(0, Math.min(stage0.H - 1, state.y + steps[0])), Math.max(0, Math.min(stage0.W - 1, state.x + steps[1])));
   });
-  $("ex-bias").addEventListener("pointermove", (event) => {
+  const describeBiasAt = (event) => {
     const block = blocks[state.block], attention = attentionOf(block), canvas = $("ex-bias");
     if (!attention) return;
     const box = canvas.getBoundingClientRect(), M = attention.at.M, cell = canvas._cell;
     const row = Math.floor((event.clientY - box.top) / cell), column = Math.floor((event.clientX - box.left) / cell);
     if (row >= 0 && row < M && column >= 0 && column < M) describeBias(block, attention, row * M + column);
-  });
+  };
+  $("ex-bias").addEventListener("pointermove", describeBiasAt);
+  $("ex-bias").addEventListener("pointerdown", describeBiasAt); // a tap on a phone
   $("ex-block").addEventListener("change", (event) => chooseBlock(Number(event.target.value)));
   $("ex-head").addEventListener("change", (event) => { state.head = Number(event.target.value); update(); });
   document.addEventListener("click", (event) => { // a step's "explore" link selects its block

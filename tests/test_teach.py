@@ -13,6 +13,7 @@ import torch
 from swintrace import load_model, load_trace, shapes
 from swintrace.cli import main
 from swintrace.images import to_tensor_batch
+from swintrace.pretrained import PRETRAINED
 from swintrace.train_teach import Settings, evaluate, fresh_model, train
 
 WEIGHTS = resources.files("swintrace").joinpath("data/weights")
@@ -87,6 +88,7 @@ def test_the_shipped_weights_reach_their_recorded_accuracy(teacher, held_out):
     weights = WEIGHTS.joinpath("teach_shapes.safetensors").read_bytes()
     assert hashlib.sha256(weights).hexdigest() == RECORD["sha256"] and len(weights) < 300_000
     assert RECORD["classes"] == list(shapes.CLASSES) and RECORD["held_out_seed"] == shapes.HELD_OUT_SEED
+    assert f"held-out acc {100 * RECORD['held_out_accuracy']:.1f} %" in PRETRAINED["teach_shapes"].source
 
 
 def test_the_last_shifted_block_looks_at_the_shape(teacher, held_out):

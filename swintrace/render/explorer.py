@@ -81,7 +81,8 @@ def _stage(config: SwinConfig, stage: int, H: int, W: int, steps: dict[str, Even
     regions = regions_event.array("regions") if regions_event is not None else None
     region_digits = None
     if regions is not None and regions.array is not None and list(regions.array.shape) == [Hp, Wp]:
-        region_digits = "".join(str(int(v)) for v in np.asarray(regions.array).reshape(-1))  # Hp*Wp digits 0-8
+        ids = np.asarray(regions.array).reshape(-1).astype(np.uint8)  # Hp*Wp region ids 0-8 (validated)
+        region_digits = (ids + ord("0")).tobytes().decode("ascii")  # one digit a token
     return {"stage": stage, "H": H, "W": W, "M": window, "Hp": Hp, "Wp": Wp, "shift": [shift_h, shift_w],
             "stride": config.patch_size * 2**stage, "regions": region_digits}
 
