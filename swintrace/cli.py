@@ -258,7 +258,7 @@ def _course(args: argparse.Namespace) -> None:
     from .loading import PRETRAINED_DEFAULT, load_model
     from .pretrained import default_weights
     from .render.course import build_course
-    from .shapes import SHAPE_PREFIX
+    from .shapes import SHAPE_PREFIX, WEIGHTS_NAME
     from .tracing import traced_function, tracing
     from .windows import relative_position_index
 
@@ -269,7 +269,7 @@ def _course(args: argparse.Namespace) -> None:
         raise UserError.of("course_out_parent", out=out)
     variant = variant_for(args.model, args.weights)
     # A model trained on the shapes data set is taught with one of its images; others with noise.
-    taught = (default_weights(variant) if args.weights == PRETRAINED_DEFAULT else args.weights) == "teach_shapes"
+    taught = (default_weights(variant) if args.weights == PRETRAINED_DEFAULT else args.weights) == WEIGHTS_NAME
     kind = f"{SHAPE_PREFIX}triangle" if taught else "random"
     images, described = make_input(variant, args.weights, args.image, kind, args.seed, VARIANTS[variant].img_size)
     with progress(f"loading {variant}", args.quiet):

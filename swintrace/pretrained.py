@@ -36,7 +36,7 @@ from typing import IO, Any, cast
 
 from .errors import UserError
 from .images import EvalTransform
-from .shapes import CLASSES
+from .shapes import CLASSES, WEIGHTS_NAME
 from .weights import file_sha256
 
 log = logging.getLogger(__name__)
@@ -83,8 +83,8 @@ PRETRAINED: dict[str, Pretrained] = {
                              "official, ImageNet-22k then 1k (acc@1 87.3)", EvalTransform(384, None, square=True)),
     # Trained by `python -m swintrace.train_teach` on the shapes data set (shapes.py); the
     # record beside the file (teach_shapes.json) holds its seeds, settings and accuracy.
-    "teach_shapes": Pretrained("swin_teach", "", None, "swintrace's shapes data set, 10 classes (held-out acc 94.3 %)",
-                               EvalTransform(32, None, square=True), packaged="data/weights/teach_shapes.safetensors",
+    WEIGHTS_NAME: Pretrained("swin_teach", "", None, "swintrace's shapes data set, 10 classes (held-out acc 94.3 %)",
+                               EvalTransform(32, None, square=True), packaged=f"data/weights/{WEIGHTS_NAME}.safetensors",
                                labels=CLASSES),
 }
 

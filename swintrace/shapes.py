@@ -32,6 +32,8 @@ CLASSES = (
 # Where the training script draws from; the held-out seed is never trained on.
 TRAIN_SEED = 2024
 HELD_OUT_SEED = 7
+# The name of the weights trained on this data set (swintrace/data/weights/teach_shapes.*).
+WEIGHTS_NAME = "teach_shapes"
 # How an input names a class: shape:triangle (swintrace run --input).
 SHAPE_PREFIX = "shape:"
 # Object colours differ from the background's by at least this (RGB distance in [0, 1] units).

@@ -25,7 +25,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import save
 
@@ -36,9 +35,9 @@ from .files import write_files
 from .images import to_tensor_batch
 from .loading import load_model
 from .model import SwinTransformer
+from .shapes import WEIGHTS_NAME
 
 log = logging.getLogger(__name__)
-WEIGHTS_NAME = "teach_shapes"
 
 
 @dataclass(frozen=True)
@@ -54,11 +53,6 @@ class Settings:
     warmup_epochs: int = 1
     label_smoothing: float = 0.0
     seed: int = 0
-
-
-def inputs(images: np.ndarray) -> torch.Tensor:
-    """(N, 32, 32, 3) uint8 RGB -> (N, 3, 32, 32) float32 model inputs (ImageNet mean and std)."""
-    return to_tensor_batch(images)
 
 
 def fresh_model(seed: int) -> SwinTransformer:
@@ -92,7 +86,8 @@ def train(
     own drop-path (none in ``fresh_model``).
     """
     generator = torch.Generator().manual_seed(settings.seed)
-    images, labels = inputs(data.images), torch.from_numpy(data.labels)
+    images = to_tensor_batch(data.images)  # N, 3, 32, 32, normalised as swintrace run prepares an image
+    labels = torch.from_numpy(data.labels)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate,
                                   weight_decay=settings.weight_decay)
     steps_per_epoch = math.ceil(len(labels) / settings.batch_size)
@@ -135,7 +130,7 @@ def evaluate(model: SwinTransformer, data: shapes.ShapeBatch) -> tuple[float, li
     """(accuracy, accuracy of each class) of ``model`` on ``data``, in eval mode."""
     was_training = model.training
     model.eval()
-    predicted = torch.cat([model(inputs(data.images[start:start + 500])).argmax(-1)
+    predicted = torch.cat([model(to_tensor_batch(data.images[start:start + 500])).argmax(-1)
                            for start in range(0, len(data.labels), 500)]).numpy()
     model.train(was_training)
     right = predicted == data.labels

@@ -148,6 +148,9 @@ def test_a_shape_input_gets_a_confident_right_answer(tmp_path):
         assert trace.header["model"]["variant"] == "swin_teach" and trace.header["weights"]["name"] == "teach_shapes"
         best = trace.footer["topk"][0][0]
         assert best["label"] == "triangle" and best["probability"] > 0.6, best
+    chinese = tmp_path / "triangle.md"
+    assert main(["--quiet", "run", "--input", "shape:triangle", "--lang", "zh", "--no-pictures", "--out", str(chinese)]) == 0
+    assert "三角形" in chinese.read_text(encoding="utf-8")  # the classes are named in the report's language
     with pytest.raises(SystemExit) as refused:  # an option value argparse refuses: one line, exit 2
         main(["--quiet", "run", "--input", "shape:hexagon", "--out", str(tmp_path / "x.md")])
     assert refused.value.code == 2

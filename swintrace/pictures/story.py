@@ -10,7 +10,8 @@ from PIL import Image
 
 from ..events import Trace
 from ..palette import AMBER, BLUE, GREEN, PINK, rgb
-from ..shapes import CLASSES, SIDE, generate
+from ..render.text import top_predictions
+from ..shapes import CLASSES, SIDE, WEIGHTS_NAME, generate
 from ..words import say
 from .draw import (
     INK,
@@ -138,7 +139,7 @@ def stage_story(trace: Trace, lang: str = "en") -> Picture | None:
 
 def top_bars(trace: Trace, lang: str = "en") -> Picture | None:
     """The top-5 predictions as horizontal bars."""
-    top = (trace.footer.get("topk") or [[]])[0]
+    top = top_predictions(trace, lang)
     if not top:
         return None
     width, bar_width = 560, 300
@@ -173,7 +174,7 @@ _EXAMPLES, _ZOOM = 6, 2
 
 def teaching_classes(trace: Trace, lang: str = "en") -> Picture | None:
     """The teaching data set's ten classes, six examples each, when the trace's weights were trained on it."""
-    if trace.header.get("weights", {}).get("name") != "teach_shapes":
+    if trace.header.get("weights", {}).get("name") != WEIGHTS_NAME:
         return None
     names = [say(lang, f"pictures.shape_class_{index}") for index in range(len(CLASSES))]
     side = SIDE * _ZOOM

@@ -117,7 +117,7 @@ def render_html(trace: Trace, lang: str = "en", pictures: list[Picture] | None =
         nodes.extend(_nodes(call, _Context(lang, f"c{number}-" if prefix else "", by_step if number == 0 else {},
                                            course, shared=shared, explorer=bool(pictures) and number == 0)))
     model = trace.header.get("model", {})
-    top = top_predictions(trace)
+    top = top_predictions(trace, lang)
     explorer = explorer_data(trace, lang, _scope_anchors(trace, "c0-" if prefix else "")) if pictures else None
     return _environment().get_template("report.html.j2").render(
         explorer=explorer,

@@ -131,7 +131,7 @@ def _render_step(event: Event, lang: str, out: list[str], explained: str | None 
 
 
 def _render_top(trace: Trace, lang: str, out: list[str]) -> None:
-    top = top_predictions(trace)
+    top = top_predictions(trace, lang)
     if not top:
         return
     out.append(_heading(1, label(lang, "top", k=len(top))))

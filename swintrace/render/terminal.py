@@ -46,7 +46,7 @@ def render_terminal(
                 tree = Tree(_scope_label(node, lang))
                 _add_children(tree, node, lang, depth, needle, level=1)
                 console.print(tree)
-    top = top_predictions(trace)
+    top = top_predictions(trace, lang)
     if top:
         console.print(Text(label(lang, "top", k=len(top)), style="bold"))
         for rank, prediction in enumerate(top, start=1):

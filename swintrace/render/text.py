@@ -10,6 +10,7 @@ import torch
 
 from .. import vocabulary
 from ..events import Event, TensorSummary, Trace
+from ..shapes import CLASSES, WEIGHTS_NAME
 from ..vocabulary import DOCUMENTED_SCOPES, TIGHT_ZH_HEADINGS, TITLED_SCOPES, note_text, step_style
 from ..words import LANGUAGES, entry, say
 from .tensor_text import tensor_text
@@ -146,7 +147,12 @@ def summary_rows(trace: Trace, lang: str) -> list[tuple[str, str]]:
     ]
 
 
-def top_predictions(trace: Trace) -> list[dict[str, Any]]:
-    """Top-k of the first image of the last forward, best first."""
-    topk = trace.footer.get("topk") or [[]]
-    return topk[0]
+def top_predictions(trace: Trace, lang: str = "en") -> list[dict[str, Any]]:
+    """Top-k of the first image of the last forward, best first; the teaching data set's
+    classes named in ``lang`` (the model's labels are English)."""
+    top = (trace.footer.get("topk") or [[]])[0]
+    if lang == "en" or trace.header.get("weights", {}).get("name") != WEIGHTS_NAME:
+        return top
+    return [{**prediction, "label": say(lang, f"pictures.shape_class_{prediction['index']}")}
+            if isinstance(prediction.get("index"), int) and 0 <= prediction["index"] < len(CLASSES) else prediction
+            for prediction in top]
