@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 from typing import Any
 
@@ -46,6 +47,10 @@ def trace_image(
     """
     if not isinstance(model, SwinTransformer):
         raise UserError.of("trace_image_model", type=type(model).__name__)
+    unknown = sorted(set(options) - _TRACING_OPTIONS)
+    if unknown:  # a typo is told in one line, with the options there are
+        raise UserError.of("trace_image_option", names=", ".join(map(repr, unknown)),
+                           options=", ".join(sorted(_TRACING_OPTIONS)))
     parameter = next(model.parameters())
     tensor, described = _prepare(model, image)
     if tensor.is_sparse or tensor.is_meta or not (tensor.is_floating_point() and not tensor.is_complex()):
@@ -56,6 +61,10 @@ def trace_image(
         with tracing(stats=stats, pictures=pictures, header={"input": described}, **options) as trace:
             model(tensor.to(device=parameter.device, dtype=parameter.dtype))  # as the model's weights
     return trace
+
+
+# What trace_image hands to tracing() besides stats, pictures and header.
+_TRACING_OPTIONS = frozenset(inspect.signature(tracing).parameters) - {"stats", "pictures", "header"}
 
 
 def shape_image(name: str, seed: int = 0) -> Image.Image:

@@ -35,6 +35,8 @@ def test_trace_image_refuses_what_it_cannot_trace(teach_model):
         swintrace.trace_image(torch.nn.Linear(2, 2), CAT)
     with pytest.raises(swintrace.UserError, match="an image path, a PIL image or a tensor"):
         swintrace.trace_image(teach_model, [1, 2, 3])
+    with pytest.raises(swintrace.UserError, match=r"no option 'slices'; its options: capture, capture_limit, keep, slice"):
+        swintrace.trace_image(teach_model, CAT, slices=2)  # a typo: one line naming the options, no TypeError
 
 
 def test_report_chooses_the_format_from_the_extension(teach_model, tmp_path):
