@@ -161,7 +161,7 @@ def check_summary(where: _Where, field: str, data: Any, slice_len: int, whole: b
         raise where.fail(f"{field}.dtype", Words("field_unknown_dtype", dtype=repr(str(summary["dtype"])[:40])))
     _string(where, f"{field}.device", summary["device"], 32, re.compile(r"[a-z]+(:\d{1,3})?"))
     if whole:
-        if summary["index"] != "" or math.prod(shape) > MAX_ARRAY_VALUES:
+        if summary["index"] != "" or math.prod(shape) > MAX_ARRAY_VALUES or summary.get("values") is None:
             raise where.fail(field, Words("field_picture_array", limit=MAX_ARRAY_VALUES))
         kept = shape
     else:
@@ -365,8 +365,16 @@ def _flatten(values: Any) -> list[Any]:
     return [v for item in values for v in _flatten(item)] if isinstance(values, list) else [values]
 
 
+# How many dimensions each picture array has (picture_steps.py).
+_PICTURE_ARRAY_DIMS = {"energy": 2, "regions": 2, "query": 1, "table": 2, "index": 2, "row": 1,
+                       "explore_codes": 4, "explore_peaks": 3}
+
+
 def _check_picture_arrays(where: _Where, arrays: dict[str, Any]) -> None:
     """The arrays pictures index with (capture.py) hold what they index with."""
+    for name, dims in _PICTURE_ARRAY_DIMS.items():
+        if name in arrays and (len(arrays[name]["shape"]) != dims or 0 in arrays[name]["shape"]):
+            raise where.fail(f"arrays.{name}", Words("field_picture_array_dims", dims=dims))
     if "query" in arrays:
         query = _integers(where, "arrays.query", arrays["query"].get("values") or [], 0, 2**31)
         if len(query) != 7 or not 1 <= query[6] <= 64 or query[5] >= query[6] ** 2:

@@ -3,7 +3,8 @@
 //   token of patch (y, x) at stage s:     (y >> s, x >> s)                  (PatchMerging halves the map)
 //   W-MSA window of token (ty, tx):       (ty / M | 0) * (Wp / M) + (tx / M | 0)   (window_partition)
 //   after the cyclic shift by (sh, sw):   ((ty - sh) mod Hp, (tx - sw) mod Wp)    (torch.roll by -shift)
-//   region of a shifted position:         the model's own region map (create_mask's img_mask)
+//   region of a shifted position:         the model's own region map (create_mask's img_mask), which
+//                                         is 3 * (its row's band) + (its column's band)
 //   masked key: same SW-MSA window, other region (attn_mask = -100 where the region ids differ)
 //   bias of key j for query i:            table[(dy + M - 1) * (2M - 1) + dx + M - 1, head], (dy, dx) = i - j
 (function () {
@@ -41,7 +42,29 @@
     const oy = (py + at.sh) % stage.Hp, ox = (px + at.sw) % stage.Wp;
     return { oy, ox, padding: oy >= stage.H || ox >= stage.W };
   }
-  function region(stage, py, px) { return stage.regions ? Number(stage.regions[py * stage.Wp + px]) : 0; }
+  function region(stage, py, px) {
+    return stage.row_bands ? 3 * Number(stage.row_bands[py]) + Number(stage.column_bands[px]) : 0;
+  }
+  function runs(length, keyOf) { // [start, end, key] of consecutive positions that share a key
+    const found = [];
+    for (let i = 0; i < length; i++) {
+      const key = keyOf(i), last = found[found.length - 1];
+      if (last && last[2] === key) last[1] = i + 1; else found.push([i, i + 1, key]);
+    }
+    return found;
+  }
+  let hatch = null; // the pattern padding is drawn with
+  function hatching(context) {
+    if (!hatch) {
+      const tile = document.createElement("canvas");
+      tile.width = tile.height = 6;
+      const pen = tile.getContext("2d");
+      pen.fillStyle = "#ffffff"; pen.fillRect(0, 0, 6, 6);
+      pen.strokeStyle = "#c4c8d0"; pen.beginPath(); pen.moveTo(0, 6); pen.lineTo(6, 0); pen.stroke();
+      hatch = tile;
+    }
+    return context.createPattern(hatch, "repeat");
+  }
   function windowKeys(stage, at) { // the M*M partition positions of the query's window
     const wy = ((at.window / at.across) | 0) * at.M, wx = (at.window % at.across) * at.M, keys = [];
     for (let j = 0; j < at.M * at.M; j++) keys.push([wy + ((j / at.M) | 0), wx + (j % at.M)]);
@@ -89,31 +112,46 @@
     context.strokeRect(state.x * p, state.y * p, Math.max(p, 3), Math.max(p, 3));
   }
 
+  // One stage's map twice: as it is, and after the cyclic shift. Drawn by bands and by the
+  // query's window only, so a map of a million tokens costs no more than one of 64.
   function drawStage(stage, canvasLeft, canvasRight, side) {
     const cell = side / Math.max(stage.Hp, stage.Wp);
     const plain = place(stage, false), moved = place(stage, true);
     const shifts = stage.shift[0] || stage.shift[1];
     [[canvasLeft, plain, false], [canvasRight, moved, true]].forEach(([canvas, at, isShifted]) => {
-      const context = sized(canvas, stage.Wp * cell, stage.Hp * cell);
-      const keys = new Set(windowKeys(stage, at).map(([y, x]) => y * stage.Wp + x));
-      const own = region(stage, at.py, at.px);
-      for (let py = 0; py < stage.Hp; py++) for (let px = 0; px < stage.Wp; px++) {
-        const back = original(stage, at, py, px);
-        context.fillStyle = isShifted && shifts ? REGION_COLORS[region(stage, py, px)] : "#eef0f4";
-        if (back.padding) context.fillStyle = "#ffffff";
-        context.fillRect(px * cell, py * cell, cell, cell);
-        if (back.padding && cell >= 4) { context.strokeStyle = "#c4c8d0"; context.beginPath(); context.moveTo(px * cell, (py + 1) * cell); context.lineTo((px + 1) * cell, py * cell); context.stroke(); }
-        if (isShifted && shifts && keys.has(py * stage.Wp + px) && region(stage, py, px) !== own) {
-          context.fillStyle = MASKED; context.fillRect(px * cell, py * cell, cell, cell);
-        }
+      const width = stage.Wp * cell, height = stage.Hp * cell;
+      const context = sized(canvas, width, height);
+      context.fillStyle = "#eef0f4"; context.fillRect(0, 0, width, height);
+      if (isShifted && shifts && stage.row_bands) {
+        const rows = runs(stage.Hp, (y) => stage.row_bands[y]), columns = runs(stage.Wp, (x) => stage.column_bands[x]);
+        rows.forEach(([top, bottom, band]) => columns.forEach(([left, right, other]) => {
+          context.fillStyle = REGION_COLORS[3 * Number(band) + Number(other)];
+          context.fillRect(left * cell, top * cell, (right - left) * cell, (bottom - top) * cell);
+        }));
       }
-      context.strokeStyle = "rgba(80, 86, 100, 0.55)"; context.lineWidth = 1; context.beginPath();
-      for (let y = 0; y <= stage.Hp; y += stage.M) { context.moveTo(0, y * cell); context.lineTo(stage.Wp * cell, y * cell); }
-      for (let x = 0; x <= stage.Wp; x += stage.M) { context.moveTo(x * cell, 0); context.lineTo(x * cell, stage.Hp * cell); }
-      context.stroke();
+      context.fillStyle = hatching(context); // padding: rows and columns that hold no token of the map
+      runs(stage.Hp, (y) => original(stage, at, y, 0).oy >= stage.H).forEach(([top, bottom, padded]) => {
+        if (padded) context.fillRect(0, top * cell, width, (bottom - top) * cell);
+      });
+      runs(stage.Wp, (x) => original(stage, at, 0, x).ox >= stage.W).forEach(([left, right, padded]) => {
+        if (padded) context.fillRect(left * cell, 0, (right - left) * cell, height);
+      });
+      if (isShifted && shifts) { // the keys the mask hides from the query: its window, other regions
+        const own = region(stage, at.py, at.px);
+        context.fillStyle = MASKED;
+        windowKeys(stage, at).forEach(([py, px]) => {
+          if (region(stage, py, px) !== own) context.fillRect(px * cell, py * cell, cell, cell);
+        });
+      }
+      if (stage.M * cell >= 3) { // window borders, when they are not a blur
+        context.strokeStyle = "rgba(80, 86, 100, 0.55)"; context.lineWidth = 1; context.beginPath();
+        for (let y = 0; y <= stage.Hp; y += stage.M) { context.moveTo(0, y * cell); context.lineTo(width, y * cell); }
+        for (let x = 0; x <= stage.Wp; x += stage.M) { context.moveTo(x * cell, 0); context.lineTo(x * cell, height); }
+        context.stroke();
+      }
       const wy = ((at.window / at.across) | 0) * stage.M, wx = (at.window % at.across) * stage.M;
       context.strokeStyle = WINDOW; context.lineWidth = 2.5;
-      context.strokeRect(wx * cell + 1, wy * cell + 1, stage.M * cell - 2, stage.M * cell - 2);
+      context.strokeRect(wx * cell + 1, wy * cell + 1, Math.max(stage.M * cell - 2, 2), Math.max(stage.M * cell - 2, 2));
       context.fillStyle = ACCENT; context.fillRect(at.px * cell, at.py * cell, Math.max(cell, 2), Math.max(cell, 2));
     });
     return { plain, moved };
@@ -124,13 +162,16 @@
     const parts = [fill(words.token, { y: plain.ty, x: plain.tx }), fill(words.window, { window: plain.window })];
     element.dataset.token = plain.ty + "," + plain.tx;
     element.dataset.window = plain.window;
-    if (shifts) {
+    if (shifts && stage.row_bands) {
       const keys = windowKeys(stage, moved), own = region(stage, moved.py, moved.px);
       const allowed = keys.filter(([y, x]) => region(stage, y, x) === own).length;
       parts.push(fill(words.shifted_to, { y: moved.py, x: moved.px }), fill(words.shifted_window, { window: moved.window }),
         fill(words.region, { region: own }),
         fill(words.attends, { allowed, total: keys.length, masked: keys.length - allowed }));
       Object.assign(element.dataset, { shifted: moved.py + "," + moved.px, shiftedWindow: moved.window, region: own, masked: keys.length - allowed });
+    } else if (shifts) { // a trace without the region map: where the token goes, not what the mask does
+      parts.push(fill(words.shifted_to, { y: moved.py, x: moved.px }), fill(words.shifted_window, { window: moved.window }));
+      Object.assign(element.dataset, { shifted: moved.py + "," + moved.px, shiftedWindow: moved.window, region: "", masked: "" });
     } else {
       parts.push(words.no_shift);
       Object.assign(element.dataset, { shifted: "", shiftedWindow: "", region: "", masked: "" });

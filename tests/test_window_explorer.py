@@ -83,7 +83,9 @@ def test_explorer_data_equals_the_models_tensors(variant, size, batch):
         mask = masks[stage["stage"]]
         assert (mask is not None) == any(stage["shift"])
         if mask is not None:  # the region map is the model's: tokens of one window are masked iff regions differ
-            regions = torch.tensor([int(d) for d in stage["regions"]], dtype=torch.float32).view(1, stage["Hp"], stage["Wp"], 1)
+            rows = torch.tensor([int(d) for d in stage["row_bands"]], dtype=torch.float32)  # Hp
+            columns = torch.tensor([int(d) for d in stage["column_bands"]], dtype=torch.float32)  # Wp
+            regions = (3 * rows[:, None] + columns[None, :]).view(1, stage["Hp"], stage["Wp"], 1)
             windows = window_partition(regions, stage["M"]).reshape(mask.shape[0], -1)  # nW, N
             assert torch.equal((windows[:, None, :] != windows[:, :, None]), mask == -100.0)
     rng = np.random.default_rng(0)
@@ -187,7 +189,8 @@ def test_the_page_reports_the_models_facts(browser, explored_report, width):  # 
             assert int(facts.get_attribute("data-masked")) == int((mask[window, token] == -100.0).sum())
             shifted = ((ty - stage["shift"][0]) % stage["Hp"], (tx - stage["shift"][1]) % stage["Wp"])
             assert facts.get_attribute("data-shifted") == f"{shifted[0]},{shifted[1]}"
-            assert int(facts.get_attribute("data-region")) == int(stage["regions"][shifted[0] * stage["Wp"] + shifted[1]])
+            region = 3 * int(stage["row_bands"][shifted[0]]) + int(stage["column_bands"][shifted[1]])
+            assert int(facts.get_attribute("data-region")) == region
         for index, block in enumerate(data["blocks"]):
             page.select_option("#ex-block", str(index))
             stage = data["stages"][block["stage"]]

@@ -88,7 +88,10 @@ def stage_story(trace: Trace, lang: str = "en") -> Picture | None:
     while (event := _step(trace, f"layers.{stage}.input")) is not None:
         energy = event.array("energy")
         geometry = stage_geometry(trace, stage)
-        channels = event.tensor("x").shape[-1]
+        tokens = next((summary for summary in event.tensors if summary.name == "x"), None)
+        if geometry is None or tokens is None or not tokens.shape:
+            return None  # a trace without the stage's sizes or tokens: no story to tell
+        channels = tokens.shape[-1]
         windows = (geometry["Hp"] // geometry["window"]) * (geometry["Wp"] // geometry["window"])
         stages.append((stage, energy, geometry, channels, windows))
         stage += 1

@@ -2,7 +2,7 @@
 
 Per stage: the token map (H x W), its window M, the padded map (Hp x Wp), the
 cyclic shift of its SW-MSA blocks, and the model's own region map of the mask
-(one digit 0-8 per padded token). Per explored block (``--explore``): the
+(as its row and column bands, one digit each). Per explored block (``--explore``): the
 attention weights of image 0, 8 bits per weight with each row's peak
 (``picture_steps.explored_attention``), and the block's relative position bias
 table. The page's script (``templates/explorer.js``) only indexes these: where
@@ -40,7 +40,8 @@ def explorer_data(trace: Trace, lang: str = "en", anchors: dict[str, str] | None
     stages = []
     for stage in range(config.num_stages):
         event = steps.get(f"layers.{stage}.input")
-        if event is None or not isinstance(event.scalars.get("H"), int) or not isinstance(event.scalars.get("W"), int):
+        H, W = (event.scalars.get("H"), event.scalars.get("W")) if event is not None else (None, None)
+        if not (isinstance(H, int) and isinstance(W, int) and H >= 1 and W >= 1):
             return None
         stages.append(_stage(config, stage, event.scalars["H"], event.scalars["W"], steps))
     blocks = [block for block in (_block(trace, steps, block_id, stages, anchors or {})
@@ -73,18 +74,31 @@ def _explored_ids(trace: Trace) -> list[str]:
 
 
 def _stage(config: SwinConfig, stage: int, H: int, W: int, steps: dict[str, Event]) -> dict[str, Any]:
-    """One stage's geometry, as the model computes it (BasicLayer.create_mask, SwinTransformerBlock)."""
+    """One stage's geometry, as the model computes it (BasicLayer.create_mask, SwinTransformerBlock).
+
+    The region map of the mask is the model's own ``img_mask``, which is a row band times a
+    column band (id = 3 * row band + column band): it travels as the two bands, one digit a
+    row and one a column, so a map of a million tokens costs a few kilobytes. A map that is not
+    of that form (a hand-made trace) is left out.
+    """
     window, shift = config.stage_window(stage)
     Hp, Wp = padded_size(H, window), padded_size(W, window)
     shift_h, shift_w = runtime_shift(Hp, Wp, window, shift)
     regions_event = steps.get(f"layers.{stage}.create_mask.mask_regions")
     regions = regions_event.array("regions") if regions_event is not None else None
-    region_digits = None
-    if regions is not None and regions.array is not None and list(regions.array.shape) == [Hp, Wp]:
-        ids = np.asarray(regions.array).reshape(-1).astype(np.uint8)  # Hp*Wp region ids 0-8 (validated)
-        region_digits = (ids + ord("0")).tobytes().decode("ascii")  # one digit a token
+    row_bands = column_bands = None
+    if regions is not None and regions.array is not None and list(np.shape(regions.array)) == [Hp, Wp]:
+        ids = np.asarray(regions.array).astype(np.int64)  # Hp, Wp region ids 0-8 (validated)
+        rows, columns = ids[:, 0] // 3, ids[0, :] % 3  # Hp, Wp
+        if np.array_equal(ids, 3 * rows[:, None] + columns[None, :]):
+            row_bands, column_bands = _digits(rows), _digits(columns)
     return {"stage": stage, "H": H, "W": W, "M": window, "Hp": Hp, "Wp": Wp, "shift": [shift_h, shift_w],
-            "stride": config.patch_size * 2**stage, "regions": region_digits}
+            "stride": config.patch_size * 2**stage, "row_bands": row_bands, "column_bands": column_bands}
+
+
+def _digits(values: np.ndarray) -> str:
+    """Small non-negative integers as one digit each."""
+    return (values.astype(np.uint8) + ord("0")).tobytes().decode("ascii")
 
 
 def _block(trace: Trace, steps: dict[str, Event], block_id: str, stages: list[dict[str, Any]],
@@ -100,11 +114,14 @@ def _block(trace: Trace, steps: dict[str, Event], block_id: str, stages: list[di
     if stage_index >= len(stages):
         return None
     stage = stages[stage_index]
-    windows_kept, heads_kept, N, _ = codes.array.shape
+    if len(codes.shape) != 4 or 0 in codes.shape or np.shape(codes.array) != tuple(codes.shape):
+        return None
+    windows_kept, heads_kept, N, _ = codes.shape
     M = stage["M"]
     table_values = np.asarray(table.array, dtype=np.float32)  # (2M-1)^2, heads
     heads = table_values.shape[1] if table_values.ndim == 2 else 0
-    if N != M * M or table_values.shape[0] != (2 * M - 1) ** 2 or heads_kept > heads:
+    windows = (stage["Hp"] // M) * (stage["Wp"] // M)
+    if N != M * M or table_values.shape[0] != (2 * M - 1) ** 2 or heads_kept > heads or windows_kept > windows:
         return None
     shifted = block_index % 2 == 1 and any(stage["shift"])
     code_bytes = np.ascontiguousarray(codes.array, dtype=np.uint8).tobytes()
@@ -115,7 +132,7 @@ def _block(trace: Trace, steps: dict[str, Event], block_id: str, stages: list[di
         "shifted": shifted,
         "heads": heads,
         "heads_kept": heads_kept,
-        "windows": (stage["Hp"] // M) * (stage["Wp"] // M),
+        "windows": windows,
         "windows_kept": windows_kept,
         "N": N,
         "bytes": len(code_bytes),
