@@ -127,6 +127,21 @@ def _plain(where: _Where, field: str, value: Any, depth: int = 0) -> None:
         raise where.fail(field, Words("field_not_plain", type=type(value).__name__))
 
 
+_WHOLE_NUMBER_DTYPES = frozenset({"int8", "int16", "int32", "int64", "uint8", "bool"})
+
+
+def _has_number_word(values: Any) -> bool:
+    """Whether nested lists of numbers hold a non-finite float written as a word ("nan", "inf")."""
+    if isinstance(values, list):
+        try:
+            if np.asarray(values).dtype.kind in "iufb":  # plain numbers only: no word among them
+                return False
+        except (ValueError, TypeError, OverflowError):
+            pass
+        return any(_has_number_word(item) for item in values)
+    return isinstance(values, str)
+
+
 def _array_shape(where: _Where, field: str, values: Any, shape: list[int]) -> None:
     """``values`` must be nested lists of exactly ``shape``, holding numbers."""
     if shape and isinstance(values, list) and math.prod(shape) >= 1024:
@@ -171,6 +186,8 @@ def check_summary(where: _Where, field: str, data: Any, slice_len: int, whole: b
         kept = [min(n, slice_len) for n in shape]
     if summary.get("values") is not None:
         _array_shape(where, f"{field}.values", summary["values"], kept)
+        if summary["dtype"] in _WHOLE_NUMBER_DTYPES and _has_number_word(summary["values"]):
+            raise where.fail(f"{field}.values", Words("field_integer_dtype_nonfinite", dtype=summary["dtype"]))
     if summary.get("stats") is not None:
         stats = _mapping(where, f"{field}.stats", summary["stats"], 8)
         if set(stats) - {"min", "max", "mean", "std", "nonfinite"} or not {"min", "max", "mean", "std"} <= set(stats):
