@@ -16,7 +16,7 @@ import pytest
 import torch
 from test_browser import browser  # noqa: F401 - the shared Chromium fixture
 
-from swintrace import load_model
+from swintrace import load_model, load_trace
 from swintrace.capture import PictureOptions
 from swintrace.picture_steps import MAX_EXPLORE_BYTES
 from swintrace.render.explorer import explorer_data
@@ -240,3 +240,76 @@ def test_links_run_both_ways(browser, explored_report):  # noqa: F811
     assert page.locator("#ex-patch").get_attribute("data-patch") == f"{y},{max(0, x - 1)}"
     context.close()
     assert not problems
+
+
+# --- hostile traces (found by a helper attacking the explorer) ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def teach_rows(tmp_path_factory):
+    import json
+
+    from swintrace.cli import main
+
+    path = tmp_path_factory.mktemp("hostile") / "t.jsonl"
+    assert main(["-q", "run", "--model", "swin_teach", "--weights", "random", "--input", "random", "--out", str(path)]) == 0
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _edited(rows, step_id, edit):
+    import copy
+
+    rows = copy.deepcopy(rows)
+    edit(next(row for row in rows if row.get("id") == step_id))
+    return rows
+
+
+def _array(row, name):
+    return next(a for a in row["arrays"] if a["name"] == name)
+
+
+def _codes_without_heads(row):
+    codes, peaks = _array(row, "explore_codes"), _array(row, "explore_peaks")
+    codes["shape"][1] = peaks["shape"][1] = 0
+    codes["values"] = [[] for _ in codes["values"]]
+    peaks["values"] = [[] for _ in peaks["values"]]
+
+
+def _no_tokens(row):
+    row["scalars"]["H"] = 0
+
+
+def _huge_map(row):
+    row["scalars"]["H"] = 60_000
+
+
+def _regions_without_values(row):
+    del _array(row, "regions")["values"]
+
+
+def _whole_number_table_with_nan(row):
+    table = _array(row, "table")
+    table["dtype"], table["values"][0][0] = "int64", "nan"
+
+
+@pytest.mark.parametrize(("step_id", "edit"), [
+    ("layers.0.blocks.1.attn.softmax", _codes_without_heads),
+    ("layers.0.input", _no_tokens),
+    ("layers.0.input", _huge_map),
+    ("layers.0.create_mask.mask_regions", _regions_without_values),
+    ("layers.0.blocks.1.attn.bias_gather", _whole_number_table_with_nan),
+])
+def test_hostile_explorer_data_is_refused_or_left_out(teach_rows, tmp_path, step_id, edit):
+    import json
+
+    from swintrace.cli import main
+
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in _edited(teach_rows, step_id, edit)), encoding="utf-8")
+    code = main(["-q", "render", str(path), "--out", str(tmp_path / "r.html")])
+    assert code in (0, 2)
+    if code == 0:
+        data = explorer_data(load_trace(path))
+        assert data is None or all(stage["H"] >= 1 and len(stage["row_bands"] or "") in (0, stage["Hp"])
+                                   for stage in data["stages"])
+        assert data is None or all(block["heads_kept"] >= 1 for block in data["blocks"])
