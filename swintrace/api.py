@@ -72,6 +72,10 @@ def shape_image(name: str, seed: int = 0) -> Image.Image:
     (what ``swintrace run --input shape:triangle`` traces; swin_teach's trained weights know it)."""
     from .shapes import example
 
+    if not isinstance(name, str):
+        raise UserError.of("shape_name_type", type=type(name).__name__)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise UserError.of("shape_seed", seed=repr(seed)[:40])
     return Image.fromarray(example(name, seed).images[0])
 
 

@@ -206,10 +206,14 @@ def _run(args: argparse.Namespace) -> None:
         model = load_model(variant, weights=args.weights, seed=args.seed).to(device)
     log.debug("weights: %s; input: %s on %s", model.weights_source, described["description"], device)
     model.train(args.train)
-    explored = None if args.explore is None else tuple(part.strip() for part in args.explore.split(",") if part.strip())
+    explored = None if args.explore is None else tuple(dict.fromkeys(
+        part.strip() for part in args.explore.split(",") if part.strip()))  # each block once, in order
+    if explored == ():
+        raise UserError.of("explore_empty")
     if not args.no_pictures:
-        for block in (args.block, *(explored or ())):
-            _check_block(model, block)
+        _check_block(model, args.block, "--block")
+        for block in explored or ():
+            _check_block(model, block, "--explore")
     images = images.to(device)
     header = {"input": described}
     pictures = False if args.no_pictures else PictureOptions(args.block, args.head, _query(args.query), explored)
@@ -287,11 +291,12 @@ def _course(args: argparse.Namespace) -> None:
     log.info("wrote %d files into %s", len(written), out)
 
 
-def _check_block(model: torch.nn.Module, block: str) -> None:
-    """--block must name a block of this model."""
+def _check_block(model: torch.nn.Module, block: str, option: str) -> None:
+    """--block and --explore must name blocks of this model."""
     blocks = [name for name, _ in model.named_modules() if re.fullmatch(r"layers\.\d+\.blocks\.\d+", name)]
     if block not in blocks:
-        raise UserError.of("no_block", block=block, first=blocks[0], last=blocks[-1])
+        shown = block if len(block) <= 40 else block[:40] + "…"
+        raise UserError.of("no_block", option=option, block=shown, first=blocks[0], last=blocks[-1])
 
 
 def _input_kind(text: str) -> str:

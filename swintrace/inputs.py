@@ -12,7 +12,7 @@ from .config import VARIANTS
 from .images import EvalTransform, load_image, thumbnail_png, to_tensor
 from .loading import PRETRAINED_DEFAULT
 from .pretrained import PRETRAINED, default_weights
-from .shapes import SHAPE_PREFIX
+from .shapes import CLASSES, SHAPE_PREFIX, class_index
 
 
 def variant_for(model: str | None, weights: str | None, kind: str | None = None) -> str:
@@ -37,7 +37,7 @@ def make_input(
         return images, {"description": loaded.description, "thumbnail_png": thumbnail_png(loaded.display),
                         "transform": dataclasses.asdict(transform)}
     if kind.startswith(SHAPE_PREFIX):
-        name = kind[len(SHAPE_PREFIX):].strip().lower()
+        name = CLASSES[class_index(kind[len(SHAPE_PREFIX):])]  # "horizontal_stripes" -> "horizontal stripes"
         picture = shape_image(name, seed)  # 32 x 32 RGB
         shown = picture if picture.size == (size, size) else picture.resize((size, size), Image.NEAREST)
         return to_tensor(shown).expand(batch, -1, -1, -1).contiguous(), {  # B, 3, size, size

@@ -54,7 +54,8 @@ class PictureCapture:
         """The blocks whose whole attention the explorer gets (recorded in the header's options)."""
         if self._explored is None:
             config = SwinConfig.from_dict(self.trace.header["model"]["config"])
-            self._explored = self.options.explore if self.options.explore is not None else default_explored(config)
+            chosen = self.options.explore if self.options.explore is not None else default_explored(config)
+            self._explored = tuple(dict.fromkeys(chosen))  # each block once
             recorded = self.trace.header.get("options", {}).get("pictures")
             if isinstance(recorded, dict):
                 recorded["explore"] = list(self._explored)

@@ -152,6 +152,11 @@ def weights_files(model: SwinTransformer, record: dict[str, object], folder: Pat
 def run(settings: Settings, folder: Path, force: bool = False) -> dict[str, object]:
     """Make the data set, train, evaluate and write the weights into ``folder``; returns the record."""
     targets = [folder / f"{WEIGHTS_NAME}.safetensors", folder / f"{WEIGHTS_NAME}.json"]
+    # Everything about the output is checked before minutes of training, not after.
+    if any(place.exists() and not place.is_dir() for place in (folder, *folder.parents)):
+        raise UserError.of("train_out_not_folder", out=str(folder)[:200])
+    if any(path.is_dir() for path in targets):
+        raise UserError.of("write_target_is_folder", path=next(path for path in targets if path.is_dir()))
     existing = [str(path) for path in targets if path.exists()]
     if existing and not force:
         raise UserError.of("train_out_exists", paths=", ".join(existing))
@@ -184,27 +189,45 @@ def run(settings: Settings, folder: Path, force: bool = False) -> dict[str, obje
         "held_out_per_class": {name: round(value, 4) for name, value in zip(shapes.CLASSES, per_class)},
         "seconds": round(time.perf_counter() - started, 1),
     }
-    write_files(weights_files(model, record, folder))
+    try:
+        write_files(weights_files(model, record, folder))
+    except OSError as error:
+        raise UserError.of("train_write", out=folder, why=error.strerror or error) from None
     log.info("held-out accuracy %.1f %% (worst class %.1f %%); wrote %s", 100 * accuracy,
              100 * min(per_class), ", ".join(str(path) for path in targets))
     return record
 
 
+def _count(low: int, high: int) -> Callable[[str], int]:
+    """An option's integer, written in ASCII digits, from ``low`` to ``high``."""
+
+    def parse(text: str) -> int:
+        if not (text.isascii() and text.strip().lstrip("+-").isdigit()):
+            raise argparse.ArgumentTypeError(f"expected an integer, not {text[:40]!r}")
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {low} to {high}, not {value}")
+        return value
+
+    return parse
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m swintrace.train_teach", description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="folder for teach_shapes.safetensors and teach_shapes.json")
-    parser.add_argument("--epochs", type=int, default=Settings.epochs)
-    parser.add_argument("--train-images", type=int, default=Settings.train_images)
-    parser.add_argument("--held-out-images", type=int, default=Settings.held_out_images)
-    parser.add_argument("--seed", type=int, default=Settings.seed, help="seed of the initial weights and batches")
+    parser.add_argument("--epochs", type=_count(1, 1000), default=Settings.epochs)
+    parser.add_argument("--train-images", type=_count(1, 1_000_000), default=Settings.train_images)
+    parser.add_argument("--held-out-images", type=_count(1, 100_000), default=Settings.held_out_images)
+    parser.add_argument("--seed", type=_count(0, 2**63 - 1), default=Settings.seed,
+                        help="seed of the initial weights and batches")
     parser.add_argument("--force", action="store_true", help="replace weights already in --out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    if args.epochs < 1 or args.train_images < 1 or args.held_out_images < 1:
-        parser.error("--epochs, --train-images and --held-out-images must be at least 1")
     settings = Settings(train_images=args.train_images, held_out_images=args.held_out_images,
                         epochs=args.epochs, seed=args.seed)
     try:
+        if not args.out.strip():  # Path("") would be the current folder
+            raise UserError.of("train_out_not_folder", out=repr(args.out))
         run(settings, Path(args.out), force=args.force)
     except UserError as error:
         sys.stderr.write(f"swintrace: error: {error}\n")

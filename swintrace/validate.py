@@ -267,6 +267,19 @@ def check_header(where: _Where, header: dict[str, Any]) -> tuple[int, Any, int]:
     return slice_len, config, classes
 
 
+def _check_first_stage(where: _Where, header: dict[str, Any], row: dict[str, Any], config: Any) -> None:
+    """The first stage's token map is the input cut into patches (pictures size themselves by
+    both: a 1x1 input beside a 16x16 map would ask them for gigabytes)."""
+    shape = header.get("input", {}).get("shape")
+    H, W = row.get("scalars", {}).get("H"), row.get("scalars", {}).get("W")
+    if shape is None or not isinstance(H, int) or not isinstance(W, int):
+        return
+    expected = (-(-shape[2] // config.patch_size), -(-shape[3] // config.patch_size))
+    if (H, W) != expected:
+        raise where.fail("scalars.H", Words("field_first_stage", H=H, W=W, expected_h=expected[0],
+                                            expected_w=expected[1]))
+
+
 def _check_config_size(where: _Where, config: Any) -> None:
     """A config no larger than a model this tool could trace (the largest variant, at 4096 pixels)."""
     if (config.img_size > MAX_SIDE or config.embed_dim > 1024 or sum(config.depths) > 96
@@ -471,8 +484,12 @@ def check_rows(source: str, rows: list[Any]) -> None:
     header, footer = rows[0], rows[-1]
     slice_len, config, classes = check_header(_Where(source, 1), header)
     stack: list[str] = []
+    first_stage_seen = False  # only the first forward is the header's input (pictures draw that one)
     for position, row in enumerate(rows[1:-1]):
         check_event(_Where(source, position + 2), row, position, slice_len, stack, config)
+        if config is not None and not first_stage_seen and row.get("id") == "layers.0.input":
+            first_stage_seen = True
+            _check_first_stage(_Where(source, position + 2), header, row, config)
     if stack:
         raise UserError.of("trace_scope_open", path=source, scope=repr(stack[-1]))
     check_footer(_Where(source, len(rows)), footer, classes)

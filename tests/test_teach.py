@@ -154,3 +154,22 @@ def test_a_shape_input_gets_a_confident_right_answer(tmp_path):
     with pytest.raises(SystemExit) as refused:  # an option value argparse refuses: one line, exit 2
         main(["--quiet", "run", "--input", "shape:hexagon", "--out", str(tmp_path / "x.md")])
     assert refused.value.code == 2
+
+
+def test_hostile_arguments_get_one_line(tmp_path, capsys):
+    import swintrace
+    from swintrace.train_teach import main as train_main
+
+    for name, seed in [(None, 0), (5, 0), ("triangle", -1), ("triangle", 1.5), ("triangle", None), ("triangle", 2**70)]:
+        with pytest.raises(swintrace.UserError):
+            swintrace.shape_image(name, seed)
+    blocker = tmp_path / "a file"
+    blocker.write_text("mine")
+    for out in (blocker, blocker / "sub", ""):  # refused before any image is drawn, in one line
+        assert train_main(["--out", str(out), "--epochs", "1", "--train-images", "8", "--held-out-images", "4"]) == 2
+        assert capsys.readouterr().err.count("\n") == 1
+    assert blocker.read_text() == "mine"
+    for option in (["--seed", str(2**64)], ["--train-images", "10000000000"], ["--seed", "٣"]):
+        with pytest.raises(SystemExit) as refused:
+            train_main(["--out", str(tmp_path / "w"), *option])
+        assert refused.value.code == 2

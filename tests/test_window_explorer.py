@@ -313,3 +313,30 @@ def test_hostile_explorer_data_is_refused_or_left_out(teach_rows, tmp_path, step
         assert data is None or all(stage["H"] >= 1 and len(stage["row_bands"] or "") in (0, stage["Hp"])
                                    for stage in data["stages"])
         assert data is None or all(block["heads_kept"] >= 1 for block in data["blocks"])
+
+
+def test_explore_option_is_checked_and_each_block_kept_once(tmp_path, capsys):
+    from swintrace.cli import main
+
+    out = tmp_path / "t.jsonl"
+    twice = ",".join(["layers.0.blocks.1"] * 100) + ",layers.1.blocks.0"
+    assert main(["-q", "run", "--input", "shape:ring", "--explore", twice, "--out", str(out)]) == 0
+    assert load_trace(out).header["options"]["pictures"]["explore"] == ["layers.0.blocks.1", "layers.1.blocks.0"]
+    for value, message in [("", "--explore names no block"), (",,,", "--explore names no block"),
+                           ("layers.0.blocks.7", "--explore layers.0.blocks.7: no such block"),
+                           ("x" * 1000, "--explore " + "x" * 40 + "…: no such block")]:
+        assert main(["-q", "run", "--input", "shape:ring", "--explore", value, "--out", str(tmp_path / "x.jsonl")]) == 2
+        error = capsys.readouterr().err
+        assert message in error and error.count("\n") == 1 and len(error) < 300
+
+
+def test_an_input_that_does_not_make_the_first_stage_is_refused(teach_rows, tmp_path):
+    import json
+
+    from swintrace.cli import main
+
+    rows = [dict(row) for row in teach_rows]
+    rows[0] = {**rows[0], "input": {**rows[0]["input"], "shape": [1, 3, 1, 1]}}  # pictures would zoom 256 times
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    assert main(["-q", "render", str(path), "--out", str(tmp_path / "r.html")]) == 2

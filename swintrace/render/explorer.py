@@ -70,7 +70,7 @@ def _start(stage: dict[str, Any]) -> list[int]:
 
 def _explored_ids(trace: Trace) -> list[str]:
     pictures = trace.header.get("options", {}).get("pictures") or {}
-    return [block for block in pictures.get("explore") or [] if isinstance(block, str)]
+    return list(dict.fromkeys(block for block in pictures.get("explore") or [] if isinstance(block, str)))
 
 
 def _stage(config: SwinConfig, stage: int, H: int, W: int, steps: dict[str, Event]) -> dict[str, Any]:
