@@ -43,8 +43,8 @@ def explorer_data(trace: Trace, lang: str = "en", anchors: dict[str, str] | None
         H, W = (event.scalars.get("H"), event.scalars.get("W")) if event is not None else (None, None)
         if not (isinstance(H, int) and isinstance(W, int) and H >= 1 and W >= 1):
             return None
-        stages.append(_stage(config, stage, event.scalars["H"], event.scalars["W"], steps))
-    blocks = [block for block in (_block(trace, steps, block_id, stages, anchors or {})
+        stages.append(_stage(config, stage, H, W, steps))
+    blocks = [block for block in (_block(steps, block_id, stages, anchors or {})
                                   for block_id in _explored_ids(trace)) if block is not None]
     if not blocks:
         return None
@@ -101,7 +101,7 @@ def _digits(values: np.ndarray) -> str:
     return (values.astype(np.uint8) + ord("0")).tobytes().decode("ascii")
 
 
-def _block(trace: Trace, steps: dict[str, Event], block_id: str, stages: list[dict[str, Any]],
+def _block(steps: dict[str, Event], block_id: str, stages: list[dict[str, Any]],
            anchors: dict[str, str]) -> dict[str, Any] | None:
     """One explored block: its attention codes, row peaks and bias table, base64, with their sizes."""
     softmax, gather = steps.get(f"{block_id}.attn.softmax"), steps.get(f"{block_id}.attn.bias_gather")
