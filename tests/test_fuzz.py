@@ -33,7 +33,7 @@ _VALUES = st.recursive(
 @pytest.fixture(scope="module")
 def teach_rows(tmp_path_factory) -> list:
     path = tmp_path_factory.mktemp("fuzz") / "teach.jsonl"
-    assert main(["-q", "run", "--model", "swin_teach", "--input", "random", "--out", str(path)]) == 0
+    assert main(["-q", "run", "--model", "swin_teach", "--weights", "random", "--input", "random", "--out", str(path)]) == 0
     return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line]
 
 

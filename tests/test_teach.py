@@ -59,7 +59,7 @@ def test_every_class_and_mask_is_sound():
 
 def test_colour_alone_does_not_tell_the_class():
     """A linear probe on each image's mean colour stays near chance (10 %): the model must see shape."""
-    train_set, test_set = shapes.generate(2000, 101), shapes.generate(1000, 202)
+    train_set, test_set = shapes.generate(1200, 101), shapes.generate(600, 202)
 
     def features(batch):
         return torch.from_numpy(batch.images.reshape(len(batch.labels), -1, 3).mean(1) / 255.0).float()  # N, 3

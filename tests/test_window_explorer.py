@@ -10,6 +10,7 @@ never with the explorer's formulas.
 from __future__ import annotations
 
 import base64
+import functools
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from swintrace.tracing import tracing
 from swintrace.windows import window_partition
 
 
+@functools.lru_cache(maxsize=4)  # swin_t's trace serves two tests
 def _traced(variant: str, size: int, batch: int = 1, explore=None):
     """(model, trace, softmax outputs by block, attention masks by stage) of one seeded forward."""
     model = load_model(variant, weights="random", seed=3)
