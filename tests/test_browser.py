@@ -47,8 +47,9 @@ def cat_report(tmp_path_factory) -> Path:
     return out
 
 
-def _open(browser, path: Path):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+def _open(browser, path: Path, width: int = 1400, height: int = 1000):
+    """The page opened at its final size: a later resize would start the drawer's slide mid-test."""
+    page = browser.new_page(viewport={"width": width, "height": height})
     problems: list[str] = []
     requests: list[str] = []
     dialogs: list[str] = []
@@ -133,23 +134,21 @@ def test_cat_report_opens_offline_and_works(browser, cat_report):
 
 @pytest.mark.parametrize(("width", "height"), [(390, 844), (1400, 900)])
 def test_cat_report_at_phone_and_laptop_width(browser, cat_report, width, height):
-    page, problems, _, _ = _open(browser, cat_report)
-    page.set_viewport_size({"width": width, "height": height})
-    page.wait_for_timeout(50)
+    page, problems, _, _ = _open(browser, cat_report, width, height)
     assert page.evaluate("document.documentElement.scrollWidth") <= width  # nothing scrolls sideways
     phone = width < 800
     outline_box = page.eval_on_selector("#outline", "e => e.getBoundingClientRect().right")
     if phone:  # the outline is a drawer behind a button
         assert outline_box <= 0 and page.is_visible("#outline-toggle")
-        page.click("#outline-toggle")
-        page.wait_for_timeout(300)
-        assert page.eval_on_selector("#outline", "e => e.getBoundingClientRect().left") >= 0
+        page.click("#outline-toggle")  # the drawer slides in (0.2 s), and out again after a choice
+        page.wait_for_function("() => document.querySelector('#outline').getBoundingClientRect().left >= 0")
         page.click("#outline a[data-anchor='layers.1']")
-        page.wait_for_timeout(300)
-        assert page.eval_on_selector("#outline", "e => e.getBoundingClientRect().right") <= 0  # closed again
+        page.wait_for_function("() => document.querySelector('#outline').getBoundingClientRect().right <= 0")
     else:
         assert page.is_visible("#outline") and not page.is_visible("#outline-toggle")
         page.click("#outline a[data-anchor='layers.1']")
+    page.wait_for_function("() => location.hash === '#layers.1'")
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
     toolbar = page.eval_on_selector("#toolbar", "e => e.getBoundingClientRect().bottom")
     stage = page.eval_on_selector("[id='layers.1'] > summary", "e => e.getBoundingClientRect().top")
     assert toolbar <= stage < toolbar + 40  # the anchor lands below the sticky toolbar
@@ -158,9 +157,8 @@ def test_cat_report_at_phone_and_laptop_width(browser, cat_report, width, height
 
     # a deep link opens the step and shows it below the toolbar
     page.goto(cat_report.as_uri() + "#layers.1.blocks.1.attn.softmax")
-    page.wait_for_timeout(100)
     step = "[id='layers.1.blocks.1.attn.softmax']"
-    assert page.eval_on_selector(step, "e => e.open")
+    page.wait_for_function(f"() => document.querySelector(\"{step}\").open")
     top = page.eval_on_selector(step, "e => e.getBoundingClientRect().top")
     assert page.eval_on_selector("#toolbar", "e => e.getBoundingClientRect().bottom") <= top < height
     assert "softmax" in page.inner_text(step + " .code")
@@ -222,8 +220,7 @@ def test_course_exercises_are_answered_in_the_page(browser, teach_course, width)
     """Every exercise of every chapter: a wrong answer is told so, the right one too; nothing scrolls sideways."""
     checked = 0
     for chapter in sorted((teach_course / "en").glob("[01]*.html")):
-        page, problems, requests, _ = _open(browser, chapter)
-        page.set_viewport_size({"width": width, "height": 844})
+        page, problems, requests, _ = _open(browser, chapter, width, 844)
         for form in page.query_selector_all("form.exercise"):
             kind, answer = form.get_attribute("data-kind"), form.get_attribute("data-answer")
             verdict = form.query_selector(".verdict")

@@ -110,10 +110,7 @@ def stage_story(trace: Trace, lang: str = "en") -> Picture | None:
     }
     for number, (stage, energy, geometry, channels, windows) in enumerate(stages):
         x = MARGIN + number * (side + MARGIN)
-        values = np.array(energy.values, dtype=np.float64)
-        low, high = values.min(), values.max()
-        scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
-        colored = sequential_array(scaled)  # H, W, 3
+        colored = sequential_array(_unit_scale(np.array(energy.values, dtype=np.float64)))  # H, W, 3
         tile = Image.fromarray(colored).resize((side, side), Image.NEAREST)
         image.paste(tile, (x, top))
         text(
@@ -195,3 +192,12 @@ def teaching_classes(trace: Trace, lang: str = "en") -> Picture | None:
     text(draw, (MARGIN, height - 18), say(lang, "pictures.shapes_note"), 12, MUTED)
     return finish(image, draw, name="teach_classes", title=say(lang, "pictures.shapes_title"), step_id="",
                   alt=say(lang, "pictures.shapes_alt", classes=", ".join(names)))
+
+
+def _unit_scale(values: np.ndarray) -> np.ndarray:
+    """values (H, W) to [0, 1] by their finite range; +inf is 1, -inf and NaN are 0, one value is all 0."""
+    finite = np.isfinite(values)
+    halves = np.where(finite, values, 0.0) / 2  # halved, a difference of two finite values stays finite
+    low, high = (halves[finite].min(), halves[finite].max()) if finite.any() else (0.0, 0.0)
+    scaled = (halves - low) / (high - low) if high > low else np.zeros_like(values)
+    return np.where(finite, scaled, np.where(values > 0, 1.0, 0.0))

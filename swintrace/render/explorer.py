@@ -118,7 +118,8 @@ def _block(steps: dict[str, Event], block_id: str, stages: list[dict[str, Any]],
         return None
     windows_kept, heads_kept, N, _ = codes.shape
     M = stage["M"]
-    table_values = np.asarray(table.array, dtype=np.float32)  # (2M-1)^2, heads
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes ±inf; the page prints "Infinity"
+        table_values = np.asarray(table.array, dtype=np.float32)  # (2M-1)^2, heads
     heads = table_values.shape[1] if table_values.ndim == 2 else 0
     windows = (stage["Hp"] // M) * (stage["Wp"] // M)
     if N != M * M or table_values.shape[0] != (2 * M - 1) ** 2 or heads_kept > heads or windows_kept > windows:
