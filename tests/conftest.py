@@ -8,7 +8,9 @@ change what the tests see.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -21,6 +23,7 @@ TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
 os.environ["SWINTRACE_OFFLINE"] = "1"
 os.environ["TORCH_HOME"] = tempfile.mkdtemp(prefix="swintrace-tests-torch-home-")
+atexit.register(shutil.rmtree, os.environ["TORCH_HOME"], ignore_errors=True)
 # Property tests draw the same examples on every run and machine (no example database).
 settings.register_profile("deterministic", derandomize=True, database=None)
 settings.load_profile("deterministic")
