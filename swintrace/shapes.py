@@ -40,6 +40,20 @@ SHAPE_PREFIX = "shape:"
 MIN_CONTRAST = 0.45
 
 
+def _fine_grid() -> tuple[np.ndarray, np.ndarray]:
+    """(xs, ys): the centres of the fine grid's pixels in output pixel units, (64, 64) each, read-only."""
+    fine = SIDE * SUPERSAMPLE
+    ys, xs = np.mgrid[0:fine, 0:fine].astype(np.float64)  # fine, fine each
+    xs, ys = (xs + 0.5) / SUPERSAMPLE, (ys + 0.5) / SUPERSAMPLE
+    xs.setflags(write=False)
+    ys.setflags(write=False)
+    return xs, ys
+
+
+# Made once and shared by every image.
+_FINE_XS, _FINE_YS = _fine_grid()
+
+
 @dataclass(frozen=True)
 class ShapeBatch:
     """Images of the data set with their labels and object masks."""
@@ -85,14 +99,11 @@ def example(name: str, seed: int = 0) -> ShapeBatch:
 
 def _draw(label: int, random: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """One (32, 32, 3) uint8 image of class ``label`` and its (32, 32) object mask."""
-    fine = SIDE * SUPERSAMPLE
     radius = random.uniform(5.0, 8.5)  # half the object's side, in output pixels
     margin = radius + 1.0
     center_x, center_y = random.uniform(margin, SIDE - margin, size=2)
     background, foreground, second = _colours(random)
-    # Pixel centres of the fine grid, in output pixel units: (fine, fine) each.
-    ys, xs = np.mgrid[0:fine, 0:fine].astype(np.float64)
-    ys, xs = (ys + 0.5) / SUPERSAMPLE, (xs + 0.5) / SUPERSAMPLE
+    xs, ys = _FINE_XS, _FINE_YS
     dx, dy = xs - center_x, ys - center_y
     inside, pattern = _shape(label, dx, dy, radius, random)  # (fine, fine) bools
     canvas = _background(background, xs, ys, random)  # fine, fine, 3
@@ -128,7 +139,7 @@ def _background(colour: np.ndarray, xs: np.ndarray, ys: np.ndarray, random: np.r
         speck_x, speck_y = random.uniform(0.0, SIDE, size=2)
         speck_radius = random.uniform(0.6, 1.4)
         speck = (xs - speck_x) ** 2 + (ys - speck_y) ** 2 <= speck_radius**2
-        canvas = np.where(speck[..., None], random.uniform(0.0, 1.0, size=3), canvas)
+        canvas[speck] = random.uniform(0.0, 1.0, size=3)
     return canvas
 
 
