@@ -12,7 +12,7 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 from ._version import __version__
 from .config import ALIASES, VARIANTS, variant_of
-from .errors import UserError, printable
+from .errors import UserError, bounded_integer, printable
 from .files import committing
 from .output import check_output, write_output
 from .tracefile import load_trace
@@ -41,24 +41,7 @@ EXAMPLES = """examples:
   swintrace show teach.jsonl --filter softmax
 """
 
-
-def _bounded(low: int, high: int) -> Callable[[str], int]:
-    """An argparse type: an integer from ``low`` to ``high``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {printable(text[:40])!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {printable(text[:40])}")
-        return value
-
-    parse.__name__ = "integer"
-    return parse
-
-
-SEED = _bounded(0, 2**63 - 1)
+SEED = bounded_integer(0, 2**63 - 1)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -96,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="synthetic input instead of an image: zeros (the reference walkthrough's), seeded noise, or an "
         "image of the teaching data set, e.g. shape:triangle (with swin_teach's trained weights, the default then)",
     )
-    run.add_argument("--size", type=_bounded(1, 4096), help="input side in pixels (default: the variant's)")
+    run.add_argument("--size", type=bounded_integer(1, 4096), help="input side in pixels (default: the variant's)")
     run.add_argument("--no-crop", action="store_true",
                      help="resize the shorter side to --size and keep the aspect ratio, no center crop")
     run.add_argument("--model", type=_model_name, metavar="VARIANT",
@@ -110,15 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--device", default="auto", choices=("auto", "cpu", "cuda"),
         help="where the model runs (auto: cuda when available)",
     )
-    run.add_argument("--batch", type=_bounded(1, 4096), default=1, help="batch size of the synthetic input")
+    run.add_argument("--batch", type=bounded_integer(1, 4096), default=1, help="batch size of the synthetic input")
     run.add_argument("--train", action="store_true", help="trace in training mode (seeded drop-path)")
-    run.add_argument("--slice", type=_bounded(1, MAX_SLICE), default=3, help="keep t[:N, :N, ...] of every tensor")
+    run.add_argument("--slice", type=bounded_integer(1, MAX_SLICE), default=3, help="keep t[:N, :N, ...] of every tensor")
     run.add_argument("--no-stats", action="store_true",
                      help="leave out each tensor's min/max/mean/std (a faster trace)")
     run.add_argument("--lang", choices=("en", "zh"), default="en", help="report language")
     run.add_argument("--no-pictures", action="store_true", help="no pictures (and no data recorded for them)")
     run.add_argument("--block", default="layers.0.blocks.1", help="block whose attention is drawn")
-    run.add_argument("--head", type=_bounded(0, 1023), default=0, help="attention head drawn")
+    run.add_argument("--head", type=bounded_integer(0, 1023), default=0, help="attention head drawn")
     run.add_argument("--explore", metavar="BLOCK,...",
                      help="blocks whose attention the HTML report's window explorer holds (default: the first "
                      "two blocks of the first and of the last stage)")
@@ -145,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("trace", help="a trace written by 'swintrace run --out trace.jsonl'")
     show.add_argument("--lang", choices=("en", "zh"), default="en", help="language of titles")
-    show.add_argument("--depth", type=_bounded(1, 64), help="show scopes down to this depth (1: stages only)")
+    show.add_argument("--depth", type=bounded_integer(1, 64), help="show scopes down to this depth (1: stages only)")
     show.add_argument("--filter", help="keep steps whose title, id or kind contains this text")
     show.set_defaults(handler=_show)
     course = commands.add_parser(

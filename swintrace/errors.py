@@ -13,7 +13,8 @@ several of them): the error says them in its own language.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import argparse
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .words import say, say_safely
@@ -87,3 +88,23 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+def bounded_integer(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer from ``low`` to ``high``, written in ASCII digits.
+
+    ``int()`` alone would also take ``1_000``, ``٣`` (an Arabic-Indic three) and
+    surrounding spaces; an option's value is only ``[+-]digits``.
+    """
+
+    def parse(text: str) -> int:
+        digits = text[1:] if text[:1] in "+-" else text
+        if not (digits.isascii() and digits.isdigit()):
+            raise argparse.ArgumentTypeError(f"expected an integer, got {printable(text[:40])!r}")
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {printable(text[:40])}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse

@@ -30,7 +30,7 @@ from safetensors.torch import save
 
 from . import shapes
 from ._version import __version__
-from .errors import UserError
+from .errors import UserError, bounded_integer
 from .files import write_files
 from .images import to_tensor_batch
 from .loading import load_model
@@ -198,27 +198,13 @@ def run(settings: Settings, folder: Path, force: bool = False) -> dict[str, obje
     return record
 
 
-def _count(low: int, high: int) -> Callable[[str], int]:
-    """An option's integer, written in ASCII digits, from ``low`` to ``high``."""
-
-    def parse(text: str) -> int:
-        if not (text.isascii() and text.strip().lstrip("+-").isdigit()):
-            raise argparse.ArgumentTypeError(f"expected an integer, not {text[:40]!r}")
-        value = int(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"expected {low} to {high}, not {value}")
-        return value
-
-    return parse
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m swintrace.train_teach", description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="folder for teach_shapes.safetensors and teach_shapes.json")
-    parser.add_argument("--epochs", type=_count(1, 1000), default=Settings.epochs)
-    parser.add_argument("--train-images", type=_count(1, 1_000_000), default=Settings.train_images)
-    parser.add_argument("--held-out-images", type=_count(1, 100_000), default=Settings.held_out_images)
-    parser.add_argument("--seed", type=_count(0, 2**63 - 1), default=Settings.seed,
+    parser.add_argument("--epochs", type=bounded_integer(1, 1000), default=Settings.epochs)
+    parser.add_argument("--train-images", type=bounded_integer(1, 1_000_000), default=Settings.train_images)
+    parser.add_argument("--held-out-images", type=bounded_integer(1, 100_000), default=Settings.held_out_images)
+    parser.add_argument("--seed", type=bounded_integer(0, 2**63 - 1), default=Settings.seed,
                         help="seed of the initial weights and batches")
     parser.add_argument("--force", action="store_true", help="replace weights already in --out")
     args = parser.parse_args(argv)

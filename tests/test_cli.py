@@ -188,3 +188,12 @@ def test_verbose_says_what_happened(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "weights: {'kind': 'pretrained'" in err and "teach_shapes" in err  # swin_teach's trained weights
     assert "traced swin_teach in" in err and "wrote " in err
+
+
+@pytest.mark.parametrize("value", ["٣", "1_0", " 3", "3 ", "+", "0x10", "١٠"])
+def test_integer_options_take_ascii_digits_only(value, capsys):
+    """int() would read "٣" (an Arabic-Indic three) as 3 and "1_0" as 10; an option does not."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--seed", value, "--out", "t.md"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(err) == 1 and "argument --seed: expected an integer" in err[0]
