@@ -24,6 +24,8 @@ from collections.abc import Callable
 
 import torch
 
+from .errors import UserError, printable
+
 _BUFFERS = ("relative_position_index", "relative_coords_table", "attn_mask")
 
 StateDict = dict[str, torch.Tensor]
@@ -58,12 +60,29 @@ def _without_buffers(state_dict: StateDict) -> StateDict:
     return {k: v for k, v in state_dict.items() if not k.endswith(_BUFFERS)}
 
 
+class _Converted(dict):
+    """A state dict being converted to official names: two keys for one parameter
+    (``head.weight`` beside timm's ``head.fc.weight``, transformers 4.x and 5.x names
+    together) are refused, never one silently taken over the other."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sources: dict[str, str] = {}
+
+    def put(self, key: str, value: torch.Tensor, source: str) -> None:
+        if key in self:
+            raise UserError.of("checkpoint_same_parameter", name=printable(key[:120]),
+                               first=printable(self._sources[key][:120]), second=printable(source[:120]))
+        self[key] = value
+        self._sources[key] = source
+
+
 # -- timm -------------------------------------------------------------------
 def _timm_to_official(state_dict: StateDict) -> StateDict:
-    out = {}
-    for key, value in state_dict.items():
-        key = re.sub(r"^layers\.(\d+)\.downsample\.", lambda m: f"layers.{int(m.group(1)) - 1}.downsample.", key)
-        out[re.sub(r"^head\.fc\.", "head.", key)] = value
+    out = _Converted()
+    for source, value in state_dict.items():
+        key = re.sub(r"^layers\.(\d+)\.downsample\.", lambda m: f"layers.{int(m.group(1)) - 1}.downsample.", source)
+        out.put(re.sub(r"^head\.fc\.", "head.", key), value, source)
     return out
 
 
@@ -80,23 +99,23 @@ _TV_MLP = {"mlp.0.": "mlp.fc1.", "mlp.3.": "mlp.fc2."}
 
 
 def _torchvision_to_official(state_dict: StateDict) -> StateDict:
-    out = {}
+    out = _Converted()
     for key, value in state_dict.items():
         if key.startswith("features.0.0."):
-            out["patch_embed.proj." + key.removeprefix("features.0.0.")] = value
+            out.put("patch_embed.proj." + key.removeprefix("features.0.0."), value, key)
         elif key.startswith("features.0.2."):
-            out["patch_embed.norm." + key.removeprefix("features.0.2.")] = value
+            out.put("patch_embed.norm." + key.removeprefix("features.0.2."), value, key)
         elif match := re.match(r"features\.(\d+)\.(.*)", key):
             index, rest = int(match.group(1)), match.group(2)
             if index % 2 == 1:  # a stage: features.{2i+1}.{block}.…
                 block, name = rest.split(".", 1)
                 for theirs, ours in _TV_MLP.items():
                     name = name.replace(theirs, ours)
-                out[f"layers.{(index - 1) // 2}.blocks.{block}.{name}"] = value
+                out.put(f"layers.{(index - 1) // 2}.blocks.{block}.{name}", value, key)
             else:  # a patch merging: features.{2i+2}.…
-                out[f"layers.{(index - 2) // 2}.downsample.{rest}"] = value
+                out.put(f"layers.{(index - 2) // 2}.downsample.{rest}", value, key)
         else:
-            out[key] = value
+            out.put(key, value, key)
     return out
 
 
@@ -144,34 +163,38 @@ _QKV = ("query", "key", "value")
 
 
 def _huggingface_to_official(state_dict: StateDict) -> StateDict:
-    out: StateDict = {}
-    split: dict[str, dict[str, torch.Tensor]] = {}
+    out = _Converted()
+    split: dict[str, dict[str, tuple[str, torch.Tensor]]] = {}
     for key, value in state_dict.items():
         top = next((ours + key[len(theirs):] for theirs, ours in _HF_TOP.items() if key.startswith(theirs)), None)
         if top is not None:
-            out[top] = value
+            out.put(top, value, key)
             continue
         match = re.match(r"swin\.encoder\.layers\.(\d+)\.(blocks\.\d+|downsample)\.(.*)", key)
         if match is None:
-            out[key] = value  # reported as unexpected by the loader
+            out.put(key, value, key)  # reported as unexpected by the loader
             continue
         prefix, rest = f"layers.{match.group(1)}.{match.group(2)}.", match.group(3)
         qkv = re.match(r"attention\.(?:self\.(query|key|value)|(q|k|v)_proj)\.(weight|bias)$", rest)
         if qkv:
             name = qkv.group(1) or _QKV["qkv".index(qkv.group(2))]
-            split.setdefault(f"{prefix}attn.qkv.{qkv.group(3)}", {})[name] = value
+            parts = split.setdefault(f"{prefix}attn.qkv.{qkv.group(3)}", {})
+            if name in parts:  # attention.self.query and attention.q_proj both
+                raise UserError.of("checkpoint_same_parameter", name=f"{prefix}attn.qkv ({name})",
+                                   first=printable(parts[name][0][:120]), second=printable(key[:120]))
+            parts[name] = (key, value)
             continue
         for theirs, ours in (_HF5_BLOCK | _HF_BLOCK).items():
             if rest.startswith(theirs):
                 rest = ours + rest[len(theirs):]
                 break
-        out[prefix + rest] = value
+        out.put(prefix + rest, value, key)
     for key, parts in split.items():
         if set(parts) == set(_QKV):
-            out[key] = torch.cat([parts[name] for name in _QKV], dim=0)  # q, k, v stacked: 3C
+            out.put(key, torch.cat([parts[name][1] for name in _QKV], dim=0), parts["query"][0])  # q, k, v: 3C
         else:
-            for name, value in parts.items():
-                out[key.replace("attn.qkv.", f"attention.self.{name}.")] = value  # incomplete: unexpected
+            for name, (source, value) in parts.items():
+                out.put(key.replace("attn.qkv.", f"attention.self.{name}."), value, source)  # incomplete: unexpected
     return out
 
 

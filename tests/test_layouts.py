@@ -57,6 +57,23 @@ def test_huggingface_query_key_value_are_the_thirds_of_qkv(reference):
     assert torch.equal(converted[prefix + "value.weight"], qkv[384:])
 
 
+@pytest.mark.parametrize(("layout", "theirs", "twin"), [
+    ("timm", "head.fc.weight", "head.weight"),
+    ("torchvision", "features.0.0.weight", "patch_embed.proj.weight"),
+    ("huggingface", "swin.encoder.layers.1.blocks.0.attention.self.query.weight",
+     "swin.encoder.layers.1.blocks.0.attention.q_proj.weight"),  # transformers 4.x and 5.x names together
+    ("huggingface", "swin.encoder.layers.1.blocks.0.attention.output.dense.bias",
+     "swin.encoder.layers.1.blocks.0.attention.o_proj.bias"),
+])
+def test_two_keys_for_one_parameter_are_refused(reference, layout, theirs, twin):
+    """Neither key silently wins: the checkpoint is refused, both keys named."""
+    converted = from_official(reference.state_dict(), layout)
+    converted[twin] = torch.zeros_like(converted[theirs])
+    with pytest.raises(swintrace.UserError, match="name the same parameter") as error:
+        to_official(converted, layout)
+    assert theirs in str(error.value) and twin in str(error.value)
+
+
 @pytest.mark.parametrize(("layout", "suffix"), [("official", ".pth"), ("timm", ".safetensors"),
                                                 ("torchvision", ".pth"), ("huggingface", ".safetensors"),
                                                 ("huggingface", ".bin")])
