@@ -1,8 +1,10 @@
 """Train ``swin_teach`` on the shapes data set: ``python -m swintrace.train_teach --out DIR``.
 
-The weights that ship as ``--weights teach_shapes`` (``swintrace/data/weights/``)
-were made by this script with its defaults, on a 2-core CPU in a few minutes.
-It writes two files: ``teach_shapes.safetensors`` (the weights) and
+With its defaults (14 epochs of 40,000 images, the learning rate flat at its peak, then
+falling in the last 4) it takes about 9 minutes on a 2-core CPU and reaches 92 % held-out
+accuracy. The weights that ship as ``--weights teach_shapes`` (``swintrace/data/weights/``)
+were made by this script trained longer: ``--epochs 40 --decay-epochs 39`` (21 minutes,
+94.3 %). It writes two files: ``teach_shapes.safetensors`` (the weights) and
 ``teach_shapes.json`` (the data set's seeds and classes, the training settings,
 the swintrace version and the held-out accuracy, per class too).
 
@@ -42,17 +44,38 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Settings:
-    """How the shipped weights were trained (recorded beside them)."""
+    """How to train (recorded beside the weights). The defaults take about 9 minutes on 2 cores
+    and reach 92 % held-out; the shipped weights were trained longer: epochs=40, decay_epochs=39."""
 
     train_images: int = 40_000
     held_out_images: int = 1_000
-    epochs: int = 40
+    epochs: int = 14
     batch_size: int = 64
     learning_rate: float = 3e-3
     weight_decay: float = 0.02
     warmup_epochs: int = 1
+    # The learning rate rises over the warm-up, stays at its peak, then falls to 0 along half a
+    # cosine in the last decay_epochs (at most all epochs after the warm-up).
+    decay_epochs: int = 4
     label_smoothing: float = 0.0
     seed: int = 0
+
+
+def learning_rate_factor(settings: Settings, steps_per_epoch: int) -> Callable[[int], float]:
+    """The factor of the peak learning rate at each optimizer step: warm-up, flat, cosine decay."""
+    total = settings.epochs * steps_per_epoch
+    warmup = min(settings.warmup_epochs * steps_per_epoch, total)
+    decay = min(settings.decay_epochs * steps_per_epoch, total - warmup)
+    flat_end = total - decay
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if step < flat_end:
+            return 1.0
+        return 0.5 * (1.0 + math.cos(math.pi * (step - flat_end) / max(1, decay)))
+
+    return factor
 
 
 def fresh_model(seed: int) -> SwinTransformer:
@@ -81,24 +104,19 @@ def train(
 ) -> list[float]:
     """Train ``model`` in place on ``data``; returns the mean loss of each epoch.
 
-    AdamW with a linear warm-up then a cosine decay, optional label smoothing,
+    AdamW with a linear warm-up, a flat peak, then a cosine decay to 0 (``learning_rate_factor``),
+    optional label smoothing,
     random horizontal flips (a flipped image keeps its class), and the model's
     own drop-path (none in ``fresh_model``).
     """
     generator = torch.Generator().manual_seed(settings.seed)
     images = to_tensor_batch(data.images)  # N, 3, 32, 32, normalised as swintrace run prepares an image
     labels = torch.from_numpy(data.labels)
+    # foreach: each update is one operation over all 92 parameter tensors, not a Python loop over them.
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate,
-                                  weight_decay=settings.weight_decay)
+                                  weight_decay=settings.weight_decay, foreach=True)
     steps_per_epoch = math.ceil(len(labels) / settings.batch_size)
-    total, warmup = settings.epochs * steps_per_epoch, settings.warmup_epochs * steps_per_epoch
-
-    def rate(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate_factor(settings, steps_per_epoch))
     losses = []
     model.train()
     with torch.random.fork_rng(devices=[]):
@@ -202,6 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m swintrace.train_teach", description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="folder for teach_shapes.safetensors and teach_shapes.json")
     parser.add_argument("--epochs", type=bounded_integer(1, 1000), default=Settings.epochs)
+    parser.add_argument("--decay-epochs", type=bounded_integer(0, 1000), default=Settings.decay_epochs,
+                        help="the last epochs, in which the learning rate falls to 0 (at most epochs - 1)")
     parser.add_argument("--train-images", type=bounded_integer(1, 1_000_000), default=Settings.train_images)
     parser.add_argument("--held-out-images", type=bounded_integer(1, 100_000), default=Settings.held_out_images)
     parser.add_argument("--seed", type=bounded_integer(0, 2**63 - 1), default=Settings.seed,
@@ -210,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     settings = Settings(train_images=args.train_images, held_out_images=args.held_out_images,
-                        epochs=args.epochs, seed=args.seed)
+                        epochs=args.epochs, decay_epochs=args.decay_epochs, seed=args.seed)
     try:
         if not args.out.strip():  # Path("") would be the current folder
             raise UserError.of("train_out_not_folder", out=repr(args.out))

@@ -127,13 +127,36 @@ def test_a_short_training_run_lowers_the_loss():
     assert losses[-1] < losses[0] - 0.05, losses
 
 
+def test_the_learning_rate_rises_stays_and_falls():
+    import math
+
+    from swintrace.train_teach import learning_rate_factor
+
+    factor = learning_rate_factor(Settings(epochs=5, warmup_epochs=1, decay_epochs=2), steps_per_epoch=10)
+    rates = [factor(step) for step in range(50)]
+    assert rates[:10] == [(step + 1) / 10 for step in range(10)]  # warm-up: one epoch
+    assert rates[10:31] == [1.0] * 21  # flat at the peak until the last two epochs
+    assert all(later < earlier for earlier, later in zip(rates[30:], rates[31:])) and rates[-1] < 0.01
+    # The shipped weights' recipe (the record is complete): all epochs after the warm-up decay.
+    shipped = Settings(**RECORD["settings"])
+    assert (shipped.epochs, shipped.decay_epochs) == (40, 39)
+    factor = learning_rate_factor(shipped, steps_per_epoch=625)
+    assert all(math.isclose(factor(step), 0.5 * (1 + math.cos(math.pi * (step - 625) / (39 * 625))))
+               for step in range(625, 40 * 625, 97))
+    # More decay than epochs after the warm-up: all of them decay, none is lost.
+    factor = learning_rate_factor(Settings(epochs=2, warmup_epochs=1, decay_epochs=9), steps_per_epoch=4)
+    assert [factor(step) for step in range(4, 8)] == pytest.approx([1.0, 0.8535534, 0.5, 0.1464466])
+
+
 def test_the_script_writes_weights_and_their_record(tmp_path, capsys):
     from swintrace.train_teach import main as train_main
 
     out = tmp_path / "weights"
-    assert train_main(["--out", str(out), "--epochs", "1", "--train-images", "64", "--held-out-images", "20"]) == 0
+    assert train_main(["--out", str(out), "--epochs", "2", "--decay-epochs", "1", "--train-images", "64",
+                       "--held-out-images", "20"]) == 0
     record = json.loads((out / "teach_shapes.json").read_text())
-    assert record["settings"]["epochs"] == 1 and len(record["epoch_losses"]) == 1
+    assert record["settings"]["epochs"] == 2 and len(record["epoch_losses"]) == 2
+    assert record["settings"]["decay_epochs"] == 1
     assert hashlib.sha256((out / "teach_shapes.safetensors").read_bytes()).hexdigest() == record["sha256"]
     load_model("swin_teach", weights=str(out / "teach_shapes.safetensors"))  # loads as a checkpoint
     assert train_main(["--out", str(out), "--epochs", "1", "--train-images", "8", "--held-out-images", "4"]) == 2

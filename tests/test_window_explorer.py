@@ -317,6 +317,26 @@ def test_hostile_explorer_data_is_refused_or_left_out(teach_rows, tmp_path, step
         assert data is None or all(block["heads_kept"] >= 1 for block in data["blocks"])
 
 
+def test_a_bias_table_beyond_float32_renders_quietly_as_infinities(teach_rows, tmp_path):
+    """The page's table is float32: ±1e308 becomes ±Infinity there, without a numpy warning on stderr."""
+    import json
+    import warnings
+
+    def huge(row):
+        table = _array(row, "table")
+        table["values"][0][0], table["values"][1][0] = 1e308, -1e308
+
+    path = tmp_path / "t.jsonl"
+    edited = _edited(teach_rows, "layers.0.blocks.1.attn.bias_gather", huge)
+    path.write_text("".join(json.dumps(row) + "\n" for row in edited), encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        data = explorer_data(load_trace(path))
+    block = next(block for block in data["blocks"] if block["id"] == "layers.0.blocks.1")
+    table = np.frombuffer(base64.b64decode(block["table"]), dtype="<f4").reshape(-1, block["heads"])
+    assert table[0, 0] == np.inf and table[1, 0] == -np.inf and np.isfinite(table[2:]).all()
+
+
 def test_explore_option_is_checked_and_each_block_kept_once(tmp_path, capsys):
     from swintrace.cli import main
 
