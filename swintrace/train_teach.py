@@ -217,15 +217,22 @@ def run(settings: Settings, folder: Path, force: bool = False) -> dict[str, obje
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m swintrace.train_teach", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m swintrace.train_teach",
+        description="Train swin_teach on swintrace's shapes data set and write teach_shapes.safetensors with "
+        "its record, teach_shapes.json (the defaults: about 9 minutes on 2 cores, 92 % held-out).")
     parser.add_argument("--out", required=True, help="folder for teach_shapes.safetensors and teach_shapes.json")
-    parser.add_argument("--epochs", type=bounded_integer(1, 1000), default=Settings.epochs)
+    parser.add_argument("--epochs", type=bounded_integer(1, 1000), default=Settings.epochs,
+                        help="passes over the training images (default: %(default)s)")
     parser.add_argument("--decay-epochs", type=bounded_integer(0, 1000), default=Settings.decay_epochs,
-                        help="the last epochs, in which the learning rate falls to 0 (at most epochs - 1)")
-    parser.add_argument("--train-images", type=bounded_integer(1, 1_000_000), default=Settings.train_images)
-    parser.add_argument("--held-out-images", type=bounded_integer(1, 100_000), default=Settings.held_out_images)
+                        help="the last epochs, in which the learning rate falls to 0 (default: %(default)s; "
+                        "at most the epochs after the first)")
+    parser.add_argument("--train-images", type=bounded_integer(1, 1_000_000), default=Settings.train_images,
+                        help="images drawn for training (default: %(default)s)")
+    parser.add_argument("--held-out-images", type=bounded_integer(1, 100_000), default=Settings.held_out_images,
+                        help="images drawn for the held-out accuracy, never trained on (default: %(default)s)")
     parser.add_argument("--seed", type=bounded_integer(0, 2**63 - 1), default=Settings.seed,
-                        help="seed of the initial weights and batches")
+                        help="seed of the initial weights, the batches and the flips (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="replace weights already in --out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
