@@ -25,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FLOOR = """
 import torch, swintrace
-from swintrace.images import load_image
-from swintrace.pretrained import PRETRAINED
+from swintrace.images.prepare import load_image
+from swintrace.checkpoints.pretrained import PRETRAINED
 model = swintrace.load_model("swin_t", weights="pretrained")
 image = load_image("cat.jpg", PRETRAINED["swin_t"].transform)
 with torch.no_grad():

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from reference.official_swin import official_from_config  # noqa: E402
 
 import swintrace  # noqa: E402
-from swintrace.weights import load_state_dict  # noqa: E402
+from swintrace.checkpoints.weights import load_state_dict  # noqa: E402
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import swintrace  # noqa: E402
-from swintrace.images import load_image, thumbnail_png  # noqa: E402
+from swintrace.images.prepare import load_image, thumbnail_png  # noqa: E402
 from swintrace.pictures import make_pictures  # noqa: E402
 from swintrace.render.html import render_html  # noqa: E402
 

@@ -21,17 +21,17 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from . import display  # noqa: F401 - registers the notebook view of traces
 from ._version import __version__
+from .api import display  # noqa: F401 - registers the notebook view of traces
 from .config import VARIANTS, SwinConfig
 from .errors import UserError
-from .events import Event, TensorSummary, Trace
-from .tracefile import load_trace
-from .tracing import tracing
+from .recording.tracing import tracing
+from .trace.events import Event, TensorSummary, Trace
+from .trace.tracefile import load_trace
 
 # Public names imported on first use -> the module that defines them.
-_LAZY = {"load_model": ".loading", "SwinTransformer": ".model", "trace_image": ".api", "make_pictures": ".pictures",
-         "from_model": ".adopt", "shape_image": ".api"}
+_LAZY = {"load_model": ".checkpoints.loading", "SwinTransformer": ".models.swin", "trace_image": ".api.trace_image",
+         "make_pictures": ".pictures", "from_model": ".checkpoints.adopt", "shape_image": ".api.trace_image"}
 
 __all__ = [
     "VARIANTS",

@@ -21,12 +21,12 @@ if TYPE_CHECKING:
     import torch
 
 from ._version import __version__
+from .api.output import check_output, write_output
 from .config import ALIASES, VARIANTS, variant_of
 from .errors import UserError, bounded_integer, printable
 from .files import committing
-from .output import check_output, write_output
-from .tracefile import load_trace
-from .validate import MAX_SLICE
+from .trace.tracefile import load_trace
+from .trace.validate import MAX_SLICE
 from .words import say
 
 log = logging.getLogger("swintrace")
@@ -172,11 +172,11 @@ def _report_options(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> None:
     import torch
 
-    from .capture import PictureOptions
-    from .images import check_size
-    from .inputs import make_input, variant_for
-    from .loading import load_model
-    from .tracing import tracing
+    from .api.inputs import make_input, variant_for
+    from .checkpoints.loading import load_model
+    from .images.prepare import check_size
+    from .recording.capture import PictureOptions
+    from .recording.tracing import tracing
 
     out = check_output(args.out)
     device = _device(args.device)
@@ -241,13 +241,13 @@ def _show(args: argparse.Namespace) -> None:
 def _course(args: argparse.Namespace) -> None:
     import torch
 
-    from .inputs import make_input, variant_for
-    from .loading import PRETRAINED_DEFAULT, load_model
-    from .pretrained import default_weights
+    from .api.inputs import make_input, variant_for
+    from .checkpoints.loading import PRETRAINED_DEFAULT, load_model
+    from .checkpoints.pretrained import default_weights
+    from .images.shapes import SHAPE_PREFIX, WEIGHTS_NAME
+    from .models.windows import relative_position_index
+    from .recording.tracing import traced_function, tracing
     from .render.course import build_course
-    from .shapes import SHAPE_PREFIX, WEIGHTS_NAME
-    from .tracing import traced_function, tracing
-    from .windows import relative_position_index
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -284,7 +284,7 @@ def _check_block(model: torch.nn.Module, block: str, option: str) -> None:
 
 def _input_kind(text: str) -> str:
     """--input: zeros, random or shape:NAME (a class of the teaching data set)."""
-    from .shapes import SHAPE_PREFIX, class_index
+    from .images.shapes import SHAPE_PREFIX, class_index
 
     if text in ("zeros", "random"):
         return text
@@ -319,9 +319,9 @@ def _models(args: argparse.Namespace) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from .checkpoints.pretrained import PRETRAINED, default_weights
     from .flops import total_flops
-    from .model import SwinTransformer
-    from .pretrained import PRETRAINED, default_weights
+    from .models.swin import SwinTransformer
 
     table = Table(title="swintrace model variants")
     for column in ("variant", "input", "embed_dim", "depths", "heads", "window", "parameters", "FLOPs",

@@ -21,7 +21,7 @@ _STEP_FUNCTION = "step"
 
 @functools.lru_cache(maxsize=256)
 def display_path(filename: str) -> str:
-    """``swintrace/model.py`` for our files, the full path for anyone else's."""
+    """``swintrace/models/swin.py`` for our files, the full path for anyone else's."""
     path = Path(filename).resolve()
     try:
         return path.relative_to(_PACKAGE_PARENT).as_posix()

@@ -30,14 +30,14 @@ from pathlib import Path
 import torch
 from safetensors.torch import save
 
-from . import shapes
 from ._version import __version__
+from .checkpoints.loading import load_model
 from .errors import UserError, bounded_integer
 from .files import write_files
-from .images import to_tensor_batch
-from .loading import load_model
-from .model import SwinTransformer
-from .shapes import WEIGHTS_NAME
+from .images import shapes
+from .images.prepare import to_tensor_batch
+from .images.shapes import WEIGHTS_NAME
+from .models.swin import SwinTransformer
 
 log = logging.getLogger(__name__)
 

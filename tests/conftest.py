@@ -31,7 +31,7 @@ settings.load_profile("deterministic")
 from reference.official_swin import official_from_config  # noqa: E402
 
 import swintrace  # noqa: E402
-from swintrace.weights import load_state_dict  # noqa: E402
+from swintrace.checkpoints.weights import load_state_dict  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import swintrace
-from swintrace.layouts import LAYOUTS, from_official
+from swintrace.checkpoints.layouts import LAYOUTS, from_official
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

@@ -15,7 +15,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import swintrace
-from swintrace.summary import SummaryBatch
+from swintrace.recording.summary import SummaryBatch
 
 
 class _Watch(TorchDispatchMode):

@@ -65,7 +65,7 @@ def test_the_trace_format_example_is_what_the_command_writes(tmp_path):
     for kind, seq, event_id, event_kind, depth in shown:
         row = by_id[(kind, event_id)]
         assert (row["seq"], row["kind"], row["depth"]) == (int(seq), event_kind, int(depth))
-    for source in re.findall(r'"source":"(swintrace/model\.py:\d+)"', doc):
+    for source in re.findall(r'"source":"(swintrace/models/swin\.py:\d+)"', doc):
         assert source in {row.get("source") for row in lines}, source
     step = by_id[("step", "layers.0.blocks.1.attn.mask_matrix")]
     assert step["code"] == ["nW = mask.shape[0]"] and step["tensors"][0]["masked"] == 60

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import swintrace
-from swintrace.events import TensorSummary, Trace
 from swintrace.files import write_files
+from swintrace.trace.events import TensorSummary, Trace
 
 
 def _trace(model, images, **options) -> Trace:

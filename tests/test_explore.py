@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import swintrace
-import swintrace.capture
+import swintrace.recording.capture
 
 
 @pytest.fixture(scope="module")
@@ -117,4 +117,4 @@ def test_subtree_of_unknown_scope(captured_trace):
 
 def test_picture_options_check_the_block_format():
     with pytest.raises(swintrace.UserError, match="--block must look like layers.0.blocks.1"):
-        swintrace.capture.PictureOptions(block="blocks.1")
+        swintrace.recording.capture.PictureOptions(block="blocks.1")

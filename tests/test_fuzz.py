@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 import swintrace
+from swintrace.api.output import write_output
 from swintrace.cli import main
-from swintrace.output import write_output
 from swintrace.render.terminal import render_terminal
 
 _TEXT = st.one_of(

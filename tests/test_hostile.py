@@ -17,11 +17,11 @@ from PIL import Image
 
 import swintrace
 from swintrace import files
+from swintrace.api.output import write_output
 from swintrace.cli import _on_signal, main
-from swintrace.events import Event, TensorSummary, Trace
-from swintrace.output import write_output
 from swintrace.render.html import dim_names
 from swintrace.render.markdown import render_markdown
+from swintrace.trace.events import Event, TensorSummary, Trace
 
 
 @pytest.fixture(scope="module")

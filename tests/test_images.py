@@ -9,7 +9,7 @@ from PIL import Image
 
 import swintrace
 from swintrace.cli import main
-from swintrace.images import IMAGENET_MEAN, IMAGENET_STD, EvalTransform, load_image, to_rgb
+from swintrace.images.prepare import IMAGENET_MEAN, IMAGENET_STD, EvalTransform, load_image, to_rgb
 
 
 def _white_value(channel: int) -> float:
@@ -62,7 +62,7 @@ def test_eval_transform_geometry_and_values():
     left = int(round((resized.width - 224) / 2.0))
     expected = np.asarray(resized.crop((left, 4, left + 224, 228)))
     assert np.array_equal(np.asarray(EvalTransform(232, 224).apply(gradient)), expected)
-    loaded_tensor = swintrace.images.to_tensor(display)
+    loaded_tensor = swintrace.images.prepare.to_tensor(display)
     assert loaded_tensor.shape == (1, 3, 224, 224)
     for channel in range(3):
         assert loaded_tensor[0, channel].allclose(torch.full((224, 224), _white_value(channel)))

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import swintrace
-from swintrace.validate import MODULE_PATTERNS
+from swintrace.trace.validate import MODULE_PATTERNS
 
 PACKAGE = Path(swintrace.__file__).resolve().parent
 
@@ -22,17 +22,17 @@ LAYERS = [
     {"_version", "errors", "config", "palette", "words", "vocabulary", "geometry", "flops", "course_text", "files", "source",
      "templates"},  # templates/ is installed as swintrace.templates (a package of data files)
     # the trace as data: events, their file format and its validation (torch-free)
-    {"events", "validate", "tracefile", "table"},
+    {"trace", "trace.events", "trace.validate", "trace.tracefile", "trace.table"},
     # recording a forward: tracing() and what runs while the model runs
-    {"summary", "records", "capture", "recorder", "tracing"},
+    {"recording", "recording.summary", "recording.records", "recording.capture", "recording.recorder", "recording.tracing"},
     # the instrumented model
-    {"windows", "layers", "picture_steps", "model"},
+    {"models", "models.windows", "models.layers", "models.picture_steps", "models.swin"},
     # building a model: weights, images, named downloads
-    {"layouts", "weights", "pretrained", "images", "shapes", "loading", "adopt"},
+    {"checkpoints", "checkpoints.layouts", "checkpoints.weights", "checkpoints.pretrained", "images", "images.prepare", "images.shapes", "checkpoints.loading", "checkpoints.adopt"},
     # what users see: pictures, renderers, output files, notebook display
     {"pictures", "pictures.draw", "pictures.grids", "pictures.attention", "pictures.story",
      "render", "render.tensor_text", "render.text", "render.tree", "render.markdown", "render.html", "render.terminal",
-     "render.lessons", "render.course", "render.explorer", "output", "display", "api", "inputs"},
+     "render.lessons", "render.course", "render.explorer", "api", "api.output", "api.display", "api.trace_image", "api.inputs"},
     # entry points
     {"cli", "__main__", "train_teach", ""},
 ]
@@ -84,8 +84,8 @@ def test_imports_never_go_up():
 
 def test_the_data_layer_and_the_renderers_load_no_model_code():
     script = (
-        "import sys, swintrace.events, swintrace.validate, swintrace.output, swintrace.render.course\n"
-        "loaded = [m for m in ('swintrace.model', 'swintrace.loading', 'swintrace.weights', 'swintrace.windows')"
+        "import sys, swintrace.trace.events, swintrace.trace.validate, swintrace.api.output, swintrace.render.course\n"
+        "loaded = [m for m in ('swintrace.models.swin', 'swintrace.checkpoints.loading', 'swintrace.checkpoints.weights', 'swintrace.models.windows')"
         " if m in sys.modules]\n"
         "assert not loaded, loaded\n"
         "import swintrace.geometry, swintrace.flops\n"

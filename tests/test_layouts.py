@@ -8,7 +8,7 @@ from reference.official_swin import official_from_config, torchvision_forward
 from safetensors.torch import save_file
 
 import swintrace
-from swintrace.layouts import LAYOUTS, detect_layout, from_official, to_official
+from swintrace.checkpoints.layouts import LAYOUTS, detect_layout, from_official, to_official
 
 pytestmark = pytest.mark.numeric  # compares computed numbers: run under the CI's CPU matrix
 

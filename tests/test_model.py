@@ -7,8 +7,8 @@ import torch
 from reference.official_swin import official_from_config
 
 import swintrace
+from swintrace.checkpoints.weights import load_state_dict
 from swintrace.config import VARIANTS, SwinConfig, get_config
-from swintrace.weights import load_state_dict
 
 pytestmark = pytest.mark.numeric  # compares computed numbers: run under the CI's CPU matrix
 

@@ -88,7 +88,7 @@ def test_reports_render_from_a_zipped_install(wheel, tmp_path):
     """Templates, data and the code lines steps show are read through importlib, not the file system."""
     script = (
         "import sys, torch, swintrace\n"
-        "from swintrace.output import write_output\n"
+        "from swintrace.api.output import write_output\n"
         "assert '.whl' in swintrace.__file__, swintrace.__file__\n"
         "model = swintrace.load_model('swin_teach')\n"
         "with torch.no_grad(), swintrace.tracing(stats=True, pictures=True) as trace:\n"

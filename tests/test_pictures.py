@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import swintrace
-from swintrace.capture import PictureOptions
 from swintrace.cli import main
 from swintrace.pictures import make_pictures
 from swintrace.pictures.draw import GRID, MASKED, OPEN, SHIFTED_GRID
+from swintrace.recording.capture import PictureOptions
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,10 @@ import torch
 from reference.official_swin import official_from_config
 
 import swintrace
-from swintrace import pretrained
+from swintrace.checkpoints import pretrained
+from swintrace.checkpoints.layouts import from_official
 from swintrace.cli import main
-from swintrace.images import EvalTransform
-from swintrace.layouts import from_official
+from swintrace.images.prepare import EvalTransform
 
 
 class _Server:
@@ -217,6 +217,6 @@ def test_a_silent_server_is_given_up_quickly(monkeypatch, tmp_path):
     ],
 )
 def test_each_named_weight_brings_its_own_eval_transform(variant, weights, size, crop, expected):
-    from swintrace.inputs import eval_transform
+    from swintrace.api.inputs import eval_transform
 
     assert eval_transform(variant, weights, size, crop) == expected

@@ -141,8 +141,8 @@ def test_without_statistics_masks_still_show_their_count():
 
 
 def test_shape_badges_name_dimensions_without_the_comment_prose():
-    from swintrace.events import Event, TensorSummary
     from swintrace.render.html import dim_names
+    from swintrace.trace.events import Event, TensorSummary
 
     def names(code: str, name: str, shape: list[int]) -> list:
         event = Event(seq=0, type="step", id="s", kind="input", depth=0, code=[code])

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import swintrace
-from swintrace.summary import _NUMPY_STATS_MAX, Summary, SummaryBatch, _flat_values, _is_dense
+from swintrace.recording.summary import _NUMPY_STATS_MAX, Summary, SummaryBatch, _flat_values, _is_dense
 
 
 def _expected(tensor: torch.Tensor) -> dict[str, float]:
@@ -175,8 +175,8 @@ def test_an_in_place_change_between_steps_gives_a_new_summary():
 @pytest.mark.parametrize("options", [{}, {"keep": ["*"]}, {"stats": True}])
 def test_step_records_values_modules_and_the_callers_lines(options):
     """Ids, plain values and the caller's source lines, whichever options record."""
+    from swintrace.recording.tracing import Instrumented, step
     from swintrace.source import display_path
-    from swintrace.tracing import Instrumented, step
 
     class Stepper(Instrumented):
         def __init__(self) -> None:
@@ -211,7 +211,7 @@ def test_step_records_values_modules_and_the_callers_lines(options):
 
 
 def test_step_outside_tracing_does_nothing_and_needs_a_kind():
-    from swintrace.recorder import step
+    from swintrace.recording.recorder import step
 
     assert step("input", x=torch.zeros(1)) is None
     with pytest.raises(TypeError):
@@ -220,7 +220,7 @@ def test_step_outside_tracing_does_nothing_and_needs_a_kind():
 
 def test_a_scope_that_raises_is_closed():
     """A scope whose forward raises is closed, and the error goes on."""
-    from swintrace.tracing import Instrumented, step
+    from swintrace.recording.tracing import Instrumented, step
 
     class Failing(Instrumented):
         def forward(self, x: torch.Tensor) -> torch.Tensor:

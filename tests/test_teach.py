@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from swintrace import load_model, load_trace, shapes
+from swintrace import load_model, load_trace
+from swintrace.checkpoints.pretrained import PRETRAINED
 from swintrace.cli import main
-from swintrace.images import to_tensor_batch
-from swintrace.pretrained import PRETRAINED
+from swintrace.images import shapes
+from swintrace.images.prepare import to_tensor_batch
 from swintrace.train_teach import Settings, evaluate, fresh_model, train
 
 WEIGHTS = resources.files("swintrace").joinpath("data/weights")

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import swintrace
-from swintrace.tracing import is_tracing
+from swintrace.recording.tracing import is_tracing
 from swintrace.vocabulary import DOCUMENTED_SCOPES, STEPS, TITLED_SCOPES
 from swintrace.words import LANGUAGES, catalog
 
@@ -122,7 +122,7 @@ def test_code_shown_is_the_running_source(swin_t_zeros_trace):
     assert checked > 500
     softmax = swin_t_zeros_trace["layers.1.blocks.0.attn.softmax"]
     assert softmax.code == ["attn = self.softmax(attn)"]
-    assert softmax.source.startswith("swintrace/model.py:")
+    assert softmax.source.startswith("swintrace/models/swin.py:")
 
 
 def test_every_kind_and_note_is_in_the_vocabulary(swin_t_zeros_trace, teach_model):
@@ -279,7 +279,7 @@ def test_what_changes_after_the_forward_does_not_change_the_trace(teach_model):
 
 
 def test_a_list_changed_by_the_caller_after_a_step_keeps_its_recorded_value():
-    from swintrace.tracing import Instrumented, step
+    from swintrace.recording.tracing import Instrumented, step
 
     class Shifty(Instrumented):
         def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -18,12 +18,12 @@ import torch
 from test_browser import browser  # noqa: F401 - the shared Chromium fixture
 
 from swintrace import load_model, load_trace
-from swintrace.capture import PictureOptions
-from swintrace.picture_steps import MAX_EXPLORE_BYTES
+from swintrace.models.picture_steps import MAX_EXPLORE_BYTES
+from swintrace.models.windows import window_partition
+from swintrace.recording.capture import PictureOptions
+from swintrace.recording.tracing import tracing
 from swintrace.render.explorer import explorer_data
 from swintrace.render.html import render_html
-from swintrace.tracing import tracing
-from swintrace.windows import window_partition
 
 
 @functools.lru_cache(maxsize=4)  # swin_t's trace serves two tests

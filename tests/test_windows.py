@@ -10,7 +10,7 @@ from reference.official_swin import torchvision_style_attention_block
 
 import swintrace
 from swintrace.geometry import runtime_shift
-from swintrace.windows import relative_position_index, window_partition, window_reverse
+from swintrace.models.windows import relative_position_index, window_partition, window_reverse
 
 pytestmark = pytest.mark.numeric  # compares computed numbers: run under the CI's CPU matrix
 

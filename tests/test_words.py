@@ -13,10 +13,10 @@ import torch
 from PIL import ImageFont
 
 import swintrace
-from swintrace.capture import PictureOptions
 from swintrace.config import VARIANTS
 from swintrace.pictures import make_pictures
 from swintrace.pictures.draw import CJK_FONT
+from swintrace.recording.capture import PictureOptions
 from swintrace.words import LANGUAGES, catalog
 
 

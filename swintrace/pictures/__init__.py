@@ -10,7 +10,7 @@ the teaching data set, its classes. A trace recorded without
 
 from __future__ import annotations
 
-from ..events import Trace
+from ..trace.events import Trace
 from .attention import query_attention, relative_position
 from .draw import Picture
 from .grids import cyclic_shift, mask_mosaic, window_grid

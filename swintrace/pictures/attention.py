@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from ..events import Trace
+from ..trace.events import Trace
 from ..words import say
 from .draw import (
     INK,

@@ -14,8 +14,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from .. import palette
-from ..events import Trace
 from ..palette import rgb
+from ..trace.events import Trace
 
 WHITE = rgb(palette.PAPER)
 INK = rgb(palette.INK)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from ..events import Event, Trace
 from ..geometry import padded_size, runtime_shift
 from ..palette import REGIONS, rgb
+from ..trace.events import Event, Trace
 from ..words import say
 from .draw import (
     GRID,

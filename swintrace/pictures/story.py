@@ -8,10 +8,10 @@ import math
 import numpy as np
 from PIL import Image
 
-from ..events import Trace
+from ..images.shapes import CLASSES, SIDE, WEIGHTS_NAME, generate
 from ..palette import AMBER, BLUE, GREEN, PINK, rgb
 from ..render.text import top_predictions
-from ..shapes import CLASSES, SIDE, WEIGHTS_NAME, generate
+from ..trace.events import Trace
 from ..words import say
 from .draw import (
     INK,

@@ -21,9 +21,9 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from ..course_text import CHAPTERS, Chapter
-from ..events import Event, Trace
 from ..files import Manifest, write_files
 from ..pictures import Picture, make_pictures
+from ..trace.events import Event, Trace
 from ..words import entry
 from .explorer import explorer_data
 from .html import _Context, _environment, _nodes, _stages

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from ..config import SwinConfig
-from ..events import Event, Trace
 from ..geometry import padded_size, runtime_shift
 from ..pictures.draw import thumbnail_jpeg
+from ..trace.events import Event, Trace
 from ..words import entry
 from .text import check_language
 

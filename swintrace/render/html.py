@@ -24,11 +24,11 @@ from .._version import __version__
 from ..config import SwinConfig
 from ..course_text import chapter_of_scope
 from ..errors import UserError
-from ..events import Event, TensorSummary, Trace
 from ..flops import StageRow, cost_rows, count_text, stage_rows
 from ..palette import css_variables
 from ..pictures import Picture
 from ..pictures.draw import thumbnail_jpeg
+from ..trace.events import Event, TensorSummary, Trace
 from ..vocabulary import FAMILIES, SCOPE_LEVELS, explanation, step_style
 from ..vocabulary import step_title as kind_title
 from ..words import entry

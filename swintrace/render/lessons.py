@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from ..course_text import Chapter
-from ..events import Event, Trace
 from ..flops import StageRow, cost_rows, count_text, stage_rows
 from ..geometry import padded_size, runtime_shift
+from ..trace.events import Event, Trace
 from ..words import entry
 from .html import traced_stage_sizes
 

@@ -12,8 +12,8 @@ import html
 import re
 from typing import NamedTuple
 
-from ..events import Event, Trace
 from ..palette import PINK
+from ..trace.events import Event, Trace
 from ..vocabulary import SCOPE_LEVELS, explanation, step_style
 from ..vocabulary import step_title as kind_title
 from .text import (

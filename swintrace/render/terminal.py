@@ -7,8 +7,8 @@ from rich.text import Text
 from rich.tree import Tree
 
 from ..errors import printable
-from ..events import Event, Trace
 from ..palette import PINK
+from ..trace.events import Event, Trace
 from ..vocabulary import step_style
 from .text import (
     check_language,

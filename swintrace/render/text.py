@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from .. import vocabulary
-from ..events import Event, TensorSummary, Trace
-from ..shapes import CLASSES, WEIGHTS_NAME
+from ..images.shapes import CLASSES, WEIGHTS_NAME
+from ..trace.events import Event, TensorSummary, Trace
 from ..vocabulary import DOCUMENTED_SCOPES, TIGHT_ZH_HEADINGS, TITLED_SCOPES, note_text, step_style
 from ..words import LANGUAGES, entry, say
 from .tensor_text import tensor_text

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..events import Event, Trace
+from ..trace.events import Event, Trace
 from ..vocabulary import step_style
 
 

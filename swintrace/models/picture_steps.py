@@ -18,11 +18,11 @@ from typing import Any
 
 import torch
 
-from .capture import PictureOptions
-from .config import SwinConfig
-from .errors import UserError
-from .events import Trace
-from .summary import Summary, SummaryBatch
+from ..config import SwinConfig
+from ..errors import UserError
+from ..recording.capture import PictureOptions
+from ..recording.summary import Summary, SummaryBatch
+from ..trace.events import Trace
 
 _STAGE_INPUT = re.compile(r"^layers\.(\d+)\.input$")
 _ROW_STEPS = ("scores", "add_bias", "add_mask", "softmax")

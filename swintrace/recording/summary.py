@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .events import TensorSummary
+from ..trace.events import TensorSummary
 
 # Tensors with these names are attention masks: their summary counts masked entries.
 MASK_NAMES = frozenset({"mask", "attn_mask"})

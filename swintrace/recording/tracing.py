@@ -39,12 +39,12 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from ._version import __version__
+from .._version import __version__
+from ..errors import UserError
+from ..trace.events import SCHEMA_VERSION, Trace
+from ..trace.validate import MAX_SLICE
 from .capture import PictureOptions
-from .errors import UserError
-from .events import SCHEMA_VERSION, Trace
 from .recorder import _RECORDER, Recorder, current_recorder, is_tracing, step
-from .validate import MAX_SLICE
 
 __all__ = ["Instrumented", "TraceOptions", "is_tracing", "step", "traced_function", "tracing"]
 

@@ -17,13 +17,13 @@ from typing import Any
 import torch
 from PIL import Image, ImageOps
 
-from .capture import PictureOptions
-from .errors import UserError
-from .events import Trace
-from .images import EvalTransform, load_image, thumbnail_png, to_rgb, to_tensor
-from .model import SwinTransformer
-from .pretrained import PRETRAINED
-from .tracing import tracing
+from ..checkpoints.pretrained import PRETRAINED
+from ..errors import UserError
+from ..images.prepare import EvalTransform, load_image, thumbnail_png, to_rgb, to_tensor
+from ..models.swin import SwinTransformer
+from ..recording.capture import PictureOptions
+from ..recording.tracing import tracing
+from ..trace.events import Trace
 
 
 def trace_image(
@@ -70,7 +70,7 @@ _TRACING_OPTIONS = frozenset(inspect.signature(tracing).parameters) - {"stats", 
 def shape_image(name: str, seed: int = 0) -> Image.Image:
     """A 32x32 RGB image of the teaching data set's class ``name`` (``"triangle"``), drawn from ``seed``
     (what ``swintrace run --input shape:triangle`` traces; swin_teach's trained weights know it)."""
-    from .shapes import example
+    from ..images.shapes import example
 
     if not isinstance(name, str):
         raise UserError.of("shape_name_type", type=type(name).__name__)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import UserError
+from ..errors import UserError
 
 SIDE = 32
 # Drawn at SUPERSAMPLE times the side, then averaged down (smooth edges).

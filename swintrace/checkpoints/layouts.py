@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import torch
 
-from .errors import UserError, printable
+from ..errors import UserError, printable
 
 _BUFFERS = ("relative_position_index", "relative_coords_table", "attn_mask")
 

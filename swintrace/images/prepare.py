@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import UserError
+from ..errors import UserError
 
 IMAGENET_CLASSES = 1000
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

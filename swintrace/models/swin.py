@@ -21,18 +21,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import SwinConfig
-from .errors import UserError
-from .geometry import padded_size, runtime_shift
+from ..config import SwinConfig
+from ..errors import UserError
+from ..geometry import padded_size, runtime_shift
+from ..recording.tracing import Instrumented, is_tracing, step, traced_function
 from .layers import DropPath, Mlp
 from .picture_steps import PictureCapture
-from .tracing import Instrumented, is_tracing, step, traced_function
 from .windows import relative_position_index, window_partition, window_reverse
 
 if TYPE_CHECKING:
-    from .capture import PictureOptions
-    from .events import Trace
-    from .summary import SummaryBatch
+    from ..recording.capture import PictureOptions
+    from ..recording.summary import SummaryBatch
+    from ..trace.events import Trace
 
 # Masks kept per stage (one per input size, device and dtype).
 _MASK_CACHE_SIZE = 16

@@ -18,8 +18,8 @@ from typing import Any, NamedTuple
 
 from torch import nn
 
-from .events import Event
-from .source import code_before, display_path
+from ..source import code_before, display_path
+from ..trace.events import Event
 from .summary import Summary
 
 

@@ -34,9 +34,9 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Any, cast
 
-from .errors import UserError
-from .images import EvalTransform
-from .shapes import CLASSES, WEIGHTS_NAME
+from ..errors import UserError
+from ..images.prepare import EvalTransform
+from ..images.shapes import CLASSES, WEIGHTS_NAME
 from .weights import file_sha256
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .tracing import step, traced_function
+from ..recording.tracing import step, traced_function
 
 
 @traced_function

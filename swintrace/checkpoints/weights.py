@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import VARIANTS
-from .errors import Listed, UserError, Words
+from ..config import VARIANTS
+from ..errors import Listed, UserError, Words
 from .layouts import detect_layout, to_official
 
 # Buffers of the official code that we recompute instead of loading.
@@ -146,7 +146,7 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> dict[str,
 
 def guess_variant(state_dict: dict[str, torch.Tensor]) -> str | None:
     """The named variant whose parameter shapes all match ``state_dict`` (official names)."""
-    from .model import SwinTransformer
+    from ..models.swin import SwinTransformer
 
     given = {k: tuple(v.shape) for k, v in state_dict.items()}
     for name, config in VARIANTS.items():

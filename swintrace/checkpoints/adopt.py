@@ -17,11 +17,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import VARIANTS, SwinConfig
-from .errors import UserError, Words
-from .images import class_labels
+from ..config import VARIANTS, SwinConfig
+from ..errors import UserError, Words
+from ..images.prepare import class_labels
+from ..models.swin import SwinTransformer
 from .layouts import detect_layout, to_official
-from .model import SwinTransformer
 from .weights import check_weights, load_state_dict
 
 StateDict = dict[str, torch.Tensor]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .tracing import Instrumented, step, traced_function
+from ..recording.tracing import Instrumented, step, traced_function
 
 
 @traced_function

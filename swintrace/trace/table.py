@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .errors import UserError
+from ..errors import UserError
 
 _STAGE_BLOCK = re.compile(r"^layers\.(\d+)(?:\.blocks\.(\d+))?")
 COLUMNS = ("call", "seq", "id", "kind", "stage", "block", "tensors", "shapes", "dtype",

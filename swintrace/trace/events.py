@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from .errors import UserError
-from .files import write_files
-from .vocabulary import step_title
+from ..errors import UserError
+from ..files import write_files
+from ..vocabulary import step_title
 
 SCHEMA_VERSION = 1
 EVENT_TYPES = ("enter", "step", "exit")
-# How notebooks show a trace or a step: set by swintrace.display (the renderers' layer,
+# How notebooks show a trace or a step: set by swintrace.api.display (the renderers' layer,
 # above this one), which ``import swintrace`` loads. None: Jupyter falls back to repr.
 html_view: Callable[[Trace], str] | None = None
 # Writes a trace as a report (output.write_output); registered from above, like html_view.

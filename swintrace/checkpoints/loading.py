@@ -10,12 +10,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..config import ALIASES, get_config, variant_of
+from ..errors import UserError, Words
+from ..images.prepare import class_labels
+from ..models.swin import SwinTransformer
 from .adopt import state_dict_of
-from .config import ALIASES, get_config, variant_of
-from .errors import UserError, Words
-from .images import class_labels
 from .layouts import detect_layout, to_official
-from .model import SwinTransformer
 from .pretrained import PRETRAINED, WeightsUnavailable, default_weights, fetch
 from .weights import load_checkpoint, load_state_dict
 

@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 from urllib.parse import quote
 
-from .errors import UserError
-from .events import Trace
-from .files import check_name, write_files
+from ..errors import UserError
+from ..files import check_name, write_files
+from ..trace.events import Trace
 
 FORMATS = (".html", ".md", ".jsonl")
 _PICTURE_NAME = re.compile(r"[a-z]+(_[a-z]+)*(_?[0-9]+|_layers_[0-9]+_blocks_[0-9]+(_head[0-9]+)?)?")
@@ -40,7 +40,7 @@ def write_output(trace: Trace, path: str | Path, lang: str = "en", pictures: boo
     ``course``: a course folder (``swintrace course --out DIR``) that an HTML
     report's scopes link to; None: ``course`` beside the report when it holds one.
     """
-    from .render.text import check_language
+    from ..render.text import check_language
 
     check_language(lang)
     out = check_output(path)
@@ -49,7 +49,7 @@ def write_output(trace: Trace, path: str | Path, lang: str = "en", pictures: boo
     if suffix == ".jsonl":
         text = "".join(line + "\n" for line in trace.lines())
     elif suffix == ".md":
-        from .render.markdown import render_markdown
+        from ..render.markdown import render_markdown
 
         links: dict[str, list[tuple[str, str]]] = {}
         for picture in _pictures(trace, lang) if pictures else []:
@@ -58,7 +58,7 @@ def write_output(trace: Trace, path: str | Path, lang: str = "en", pictures: boo
             links.setdefault(picture.step_id, []).append((picture.alt, quote(relative)))
         text = render_markdown(trace, lang, links if pictures else None, explain=explain)
     else:
-        from .render.html import render_html
+        from ..render.html import render_html
 
         text = render_html(trace, lang, _pictures(trace, lang) if pictures else None, _course_href(out, lang, course))
     files[out] = text.encode("utf-8")
@@ -87,7 +87,7 @@ def _course_href(out: Path, lang: str, course: str | Path | None) -> str | None:
 
 def _pictures(trace: Trace, lang: str) -> list:
     """The trace's pictures; their names come from our vocabulary (stage and block numbers only)."""
-    from .pictures import make_pictures
+    from ..pictures import make_pictures
 
     # Reports list the top predictions in a table: their bar picture is the course's.
     made = [picture for picture in make_pictures(trace, lang) if picture.name != "top_predictions"]

@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ..errors import UserError
+from ..source import display_path, first_doc_line
+from ..trace.events import Trace
 from .capture import PictureOptions
-from .errors import UserError
-from .events import Trace
 from .records import EnterRecord, ExitRecord, Ids, Record, Scope, StepRecord, build_events
-from .source import display_path, first_doc_line
 from .summary import Summary, SummaryBatch
 
 if TYPE_CHECKING:

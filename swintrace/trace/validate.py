@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import UserError, Words
+from ..errors import UserError, Words
 
 MAX_STRING = 20_000  # a module repr, a code line, a description
 MAX_CODE_LINES = 400
@@ -203,7 +203,7 @@ def check_summary(where: _Where, field: str, data: Any, slice_len: int, whole: b
 
 def check_header(where: _Where, header: dict[str, Any]) -> tuple[int, Any, int]:
     """Checks the header; returns (slice length, its model's config or None, its class count)."""
-    from .config import SwinConfig
+    from ..config import SwinConfig
 
     _integer(where, "schema_version", header.get("schema_version"), 1, 1)
     for key, value in _mapping(where, "versions", header.get("versions", {}), 8).items():

@@ -8,9 +8,9 @@ loads it.
 
 from __future__ import annotations
 
-from . import events
+from ..render.html import render_explorer, render_fragment
+from ..trace import events
 from .output import write_output
-from .render.html import render_explorer, render_fragment
 
 
 class ExplorerView:

@@ -7,12 +7,12 @@ import dataclasses
 import torch
 from PIL import Image
 
-from .api import shape_image
-from .config import VARIANTS
-from .images import EvalTransform, load_image, thumbnail_png, to_tensor
-from .loading import PRETRAINED_DEFAULT
-from .pretrained import PRETRAINED, default_weights
-from .shapes import CLASSES, SHAPE_PREFIX, class_index
+from ..checkpoints.loading import PRETRAINED_DEFAULT
+from ..checkpoints.pretrained import PRETRAINED, default_weights
+from ..config import VARIANTS
+from ..images.prepare import EvalTransform, load_image, thumbnail_png, to_tensor
+from ..images.shapes import CLASSES, SHAPE_PREFIX, class_index
+from .trace_image import shape_image
 
 
 def variant_for(model: str | None, weights: str | None, kind: str | None = None) -> str:

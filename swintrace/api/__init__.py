@@ -1,0 +1,1 @@
+"""What users call from Python besides tracing: ``trace_image``, command inputs, output files, notebook views."""

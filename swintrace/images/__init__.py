@@ -1,0 +1,1 @@
+"""Images in: loading and preparing photos, and the teaching shapes data set."""

@@ -1,0 +1,1 @@
+"""The instrumented Swin Transformer: window helpers, small blocks, the model, what pictures capture."""

@@ -1,0 +1,1 @@
+"""Recording a forward: ``tracing()``, ``step()`` and what runs while the model runs."""
