@@ -15,28 +15,33 @@ from swintrace.trace.validate import MODULE_PATTERNS
 
 PACKAGE = Path(swintrace.__file__).resolve().parent
 
-# Lowest first. A module may import modules of its own layer or of a lower one, never a higher
-# one (lazy imports inside functions included). docs/architecture.md shows the same order.
+# Lowest first. A module's layer is its folder: the modules at the top of the package are the
+# foundations, except the entry points named below. A module may import modules of its own layer
+# or of a lower one, never a higher one (lazy imports inside functions included).
+# docs/architecture.md shows the same order.
 LAYERS = [
-    # torch-free foundations: words, numbers, files
-    {"_version", "errors", "config", "palette", "words", "vocabulary", "geometry", "flops", "course_text", "files", "source",
-     "templates"},  # templates/ is installed as swintrace.templates (a package of data files)
-    # the trace as data: events, their file format and its validation (torch-free)
-    {"trace", "trace.events", "trace.validate", "trace.tracefile", "trace.table"},
-    # recording a forward: tracing() and what runs while the model runs
-    {"recording", "recording.summary", "recording.records", "recording.capture", "recording.recorder", "recording.tracing"},
-    # the instrumented model
-    {"models", "models.windows", "models.layers", "models.picture_steps", "models.swin"},
-    # building a model: weights, images, named downloads
-    {"checkpoints", "checkpoints.layouts", "checkpoints.weights", "checkpoints.pretrained", "images", "images.prepare", "images.shapes", "checkpoints.loading", "checkpoints.adopt"},
-    # what users see: pictures, renderers, output files, notebook display
-    {"pictures", "pictures.draw", "pictures.grids", "pictures.attention", "pictures.story",
-     "render", "render.tensor_text", "render.text", "render.tree", "render.markdown", "render.html", "render.terminal",
-     "render.lessons", "render.course", "render.explorer", "api", "api.output", "api.display", "api.trace_image", "api.inputs"},
-    # entry points
-    {"cli", "__main__", "train_teach", ""},
+    "",             # torch-free foundations at the top: words, numbers, files (templates/ ships as swintrace.templates)
+    "trace",        # the trace as data: events, their file format and its validation (torch-free)
+    "recording",    # recording a forward: tracing() and what runs while the model runs
+    "models",       # the instrumented model
+    "images",       # images in: photos prepared for a model, the teaching shapes
+    "checkpoints",  # building a model: weights, layouts, named downloads, adoption
+    "pictures render api",  # what users see: pictures, renderers, output files, notebook display, trace_image
+    "entry points",  # the commands and the package itself
 ]
-LAYER_OF = {module: index for index, layer in enumerate(LAYERS) for module in layer}
+ENTRY_POINTS = {"cli", "__main__", "train_teach", ""}
+# The top of the package stays few and small: a new module finds its folder instead.
+FOUNDATIONS = {"_version", "errors", "config", "palette", "words", "vocabulary", "geometry", "flops", "course_text",
+               "files", "source"}
+FOLDER_LAYER = {folder: index for index, names in enumerate(LAYERS) for folder in names.split(" ") if names != "entry points"}
+
+
+def layer_of(module: str) -> int:
+    """The layer of a dotted module name relative to the package ('' is the package itself)."""
+    if module in ENTRY_POINTS:
+        return len(LAYERS) - 1
+    folder = module.split(".")[0] if "." in module or module in FOLDER_LAYER else ""
+    return FOLDER_LAYER[folder]
 
 
 def _module_name(path: Path) -> str:
@@ -44,6 +49,9 @@ def _module_name(path: Path) -> str:
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
+
+
+MODULES = {_module_name(path) for path in PACKAGE.rglob("*.py")}
 
 
 def _imports(path: Path) -> set[str]:
@@ -55,7 +63,7 @@ def _imports(path: Path) -> set[str]:
         if isinstance(node, ast.ImportFrom) and node.level:
             base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
             target = ".".join([*base, node.module] if node.module else base)
-            submodules = {f"{target}.{alias.name}".lstrip(".") for alias in node.names} & set(LAYER_OF)
+            submodules = {f"{target}.{alias.name}".lstrip(".") for alias in node.names} & MODULES
             found |= submodules or {target}  # `from . import files` names a module; else the target
         elif isinstance(node, ast.Import):
             found.update(alias.name.removeprefix("swintrace").lstrip(".") for alias in node.names
@@ -67,9 +75,11 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_every_module_has_a_layer():
-    modules = {_module_name(path) for path in PACKAGE.rglob("*.py")}
+    folders = {module.split(".")[0] for module in MODULES if "." in module}
+    assert folders <= set(FOLDER_LAYER), folders - set(FOLDER_LAYER)
     # templates/ is swintrace.templates once installed (an editable install has no such folder)
-    assert modules - {"templates"} == set(LAYER_OF) - {"templates"}
+    top = {module for module in MODULES if "." not in module and module not in set(FOLDER_LAYER) - {""}} - {"templates"}
+    assert top == FOUNDATIONS | ENTRY_POINTS
 
 
 def test_imports_never_go_up():
@@ -77,8 +87,8 @@ def test_imports_never_go_up():
     for path in PACKAGE.rglob("*.py"):
         module = _module_name(path)
         for target in _imports(path):
-            if LAYER_OF.get(target, -1) > LAYER_OF[module]:
-                upward.append(f"{module} (layer {LAYER_OF[module]}) imports {target} (layer {LAYER_OF[target]})")
+            if layer_of(target) > layer_of(module):
+                upward.append(f"{module} (layer {layer_of(module)}) imports {target} (layer {layer_of(target)})")
     assert upward == []
 
 
@@ -96,8 +106,8 @@ def test_the_data_layer_and_the_renderers_load_no_model_code():
 
 def test_the_two_lowest_layers_import_no_torch():
     """Words, numbers, files and the trace data are plain Python (the package's __init__ loads tracing)."""
-    for path in PACKAGE.glob("*.py"):
-        if LAYER_OF[_module_name(path)] <= 1:
+    for path in PACKAGE.rglob("*.py"):
+        if layer_of(_module_name(path)) <= 1:
             tree = ast.parse(path.read_text(encoding="utf-8"))
             imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
             imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
@@ -116,3 +126,18 @@ def test_the_module_patterns_of_validation_are_the_models(variant):
         model = swintrace.SwinTransformer(swintrace.VARIANTS[variant])
     normalised = {".".join("N" if part.isdigit() else part for part in name.split(".")) for name, _ in model.named_modules()}
     assert normalised == MODULE_PATTERNS
+
+
+def test_the_public_names_are_the_ones_we_promise():
+    """Moving modules between folders never changes what ``import swintrace`` offers."""
+    public = ["Event", "SwinConfig", "SwinTransformer", "TensorSummary", "Trace", "UserError", "VARIANTS", "__version__",
+              "from_model", "load_model", "load_trace", "make_pictures", "shape_image", "trace_image", "tracing"]
+    assert sorted(swintrace.__all__) == sorted(public)
+    assert dir(swintrace) == sorted(public)
+    for name in public:
+        assert getattr(swintrace, name) is not None, name
+    assert callable(swintrace.tracing) and callable(swintrace.trace_image)
+    commands = subprocess.run([sys.executable, "-m", "swintrace", "--help"], capture_output=True, text=True)
+    assert commands.returncode == 0 and all(word in commands.stdout for word in ("run", "render", "show", "course"))
+    training = subprocess.run([sys.executable, "-m", "swintrace.train_teach", "--help"], capture_output=True, text=True)
+    assert training.returncode == 0 and "--epochs" in training.stdout
