@@ -12,8 +12,9 @@
     table = trace.to_pandas()                         # one row per step (pandas optional)
 
 The model and its loading (``load_model``, ``SwinTransformer``, ``trace_image``)
-are imported on first use (PEP 562): reading and rendering traces never loads
-the model's code.
+and ``tracing`` are imported on first use (PEP 562): reading and rendering traces
+never loads the model's code, and ``import swintrace`` imports no torch (the
+command line installs its signal handlers before torch's seconds of importing).
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ from ._version import __version__
 from .api import display  # noqa: F401 - registers the notebook view of traces
 from .config import VARIANTS, SwinConfig
 from .errors import UserError
-from .recording.tracing import tracing
 from .trace.events import Event, TensorSummary, Trace
 from .trace.tracefile import load_trace
 
 # Public names imported on first use -> the module that defines them.
 _LAZY = {"load_model": ".checkpoints.loading", "SwinTransformer": ".models.swin", "trace_image": ".api.trace_image",
-         "make_pictures": ".pictures", "from_model": ".checkpoints.adopt", "shape_image": ".api.trace_image"}
+         "make_pictures": ".pictures", "from_model": ".checkpoints.adopt", "shape_image": ".api.trace_image",
+         "tracing": ".recording.tracing"}
 
 __all__ = [
     "VARIANTS",

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 from ._version import __version__
 from .api.output import check_output, write_output
 from .config import ALIASES, VARIANTS, variant_of
-from .errors import UserError, bounded_integer, printable
+from .errors import OneLineParser, UserError, bounded_integer, log_to_stderr, printable
 from .files import committing
 from .trace.tracefile import load_trace
 from .trace.validate import MAX_SLICE
@@ -44,15 +44,8 @@ EXAMPLES = """examples:
 SEED = bounded_integer(0, 2**63 - 1)
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors: ``swintrace run: error: ...`` and exit code 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineParser(
         prog="swintrace",
         description="Trace one real forward pass of a Swin Transformer, step by step.",
         epilog=EXAMPLES,
@@ -300,11 +293,10 @@ def _input_kind(text: str) -> str:
 def _query(text: str | None) -> tuple[int, int] | None:
     if text is None:
         return None
-    try:
-        y, x = (int(part) for part in text.split(","))
-    except ValueError:
-        raise UserError.of("query_format", text=repr(text)) from None
-    return y, x
+    parts = text.split(",")
+    if len(parts) != 2 or not all(part.isascii() and part.isdigit() for part in parts):  # not '٣' nor '1_0'
+        raise UserError.of("query_format", text=repr(text[:40]))
+    return int(parts[0]), int(parts[1])
 
 
 def _model_name(text: str) -> str:
@@ -386,7 +378,10 @@ def _on_signal(signum: int, frame: object) -> None:
 
 @contextmanager
 def _signal_handlers() -> Iterator[None]:
-    """``_on_signal`` for SIGINT, SIGTERM and SIGHUP while a command runs (then the previous handlers)."""
+    """``_on_signal`` for SIGINT, SIGTERM and SIGHUP while a command runs (then the previous handlers).
+
+    A signal that was ignored when the command started (``nohup``, ``trap '' INT``) stays ignored.
+    """
     import signal
     import threading
 
@@ -394,7 +389,9 @@ def _signal_handlers() -> Iterator[None]:
         yield  # only the main thread may set handlers (main() called from a worker thread)
         return
     numbers = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)]
-    previous = {number: signal.signal(number, _on_signal) for number in numbers}
+    # A signal ignored when we started stays ignored (``nohup`` ignores SIGHUP for us).
+    previous = {number: signal.signal(number, _on_signal) for number in numbers
+                if signal.getsignal(number) is not signal.SIG_IGN}
     try:
         yield
     finally:
@@ -421,7 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose else logging.INFO)
-    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr, force=True)
+    log_to_stderr(level)
     previous_show_warning = warnings.showwarning
     warnings.showwarning = _show_warning
     try:

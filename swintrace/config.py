@@ -125,6 +125,10 @@ class SwinConfig:
         return cls(**values)
 
 
+# The most numbers a checkpoint or an adopted model may hold: twice Swin-L's 197 million, checked
+# on declared shapes before anything is allocated (a stride-0 tensor declares billions in bytes).
+MAX_PARAMETERS = 400_000_000
+
 _SMALL_DEPTHS = (2, 2, 18, 2)
 
 VARIANTS: dict[str, SwinConfig] = {
@@ -187,6 +191,17 @@ ALIASES: dict[str, tuple[str, bool]] = {
     "microsoft/swin-base-patch4-window12-384": ("swin_b_384", False),
     "microsoft/swin-large-patch4-window12-384": ("swin_l_384", False),
 }
+
+
+def config_too_large(config: SwinConfig) -> str:
+    """What makes ``config`` larger than a model this tool traces ('' when nothing does): the
+    largest variant at 4096 pixels fits, with room. Trace validation and ``from_model`` share it."""
+    limits = (("img_size", config.img_size, 4096), ("embed_dim", config.embed_dim, 1024),
+              ("blocks", sum(config.depths), 96), ("stages", config.num_stages, 8),
+              ("window_size", config.window_size, 64), ("num_classes", config.num_classes, 100_000),
+              ("num_heads", max(config.num_heads), 1024), ("mlp_ratio", config.mlp_ratio, 16),
+              ("patch_size", config.patch_size, 64), ("in_chans", config.in_chans, 64))
+    return next((f"{name} {value} > {limit}" for name, value, limit in limits if value > limit), "")
 
 
 def variant_of(name: str) -> str:

@@ -14,6 +14,8 @@ several of them): the error says them in its own language.
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -88,6 +90,27 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+class PrintableFormatter(logging.Formatter):
+    """Log lines for a terminal: every message passes through ``printable`` (names of files included)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
+def log_to_stderr(level: int) -> None:
+    """The commands' logging: plain messages on stderr, escaped by ``PrintableFormatter``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PrintableFormatter("%(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with one escaped line for an error: ``PROG: error: ... (see PROG --help)``, exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{printable(self.prog)}: error: {printable(message)} (see {printable(self.prog)} --help)\n")
 
 
 def bounded_integer(low: int, high: int) -> Callable[[str], int]:

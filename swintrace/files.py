@@ -10,6 +10,11 @@
   handler then lets the commit finish instead of interrupting it half-way.
 * ``Manifest`` remembers which files of a folder we wrote, so that writing
   again replaces our own earlier output but never a file of the user's.
+  The manifest on disk is untrusted: it counts only for safe relative names
+  of files we are about to write.
+* ``write_files(..., inside=DIR)`` writes only into real folders under DIR:
+  a symbolic link among the folders between DIR and a file is refused, so a
+  link planted in an output folder cannot send our files elsewhere.
 """
 
 from __future__ import annotations
@@ -77,12 +82,36 @@ def read_regular_file(path: Path, limit: int, what: Words) -> bytes:
     return data
 
 
-def write_files(files: Mapping[Path, bytes]) -> None:
-    """Write every file, all or nothing (see the module's docstring). Missing folders are created."""
+def _check_real_folders(target: Path, inside: Path) -> None:
+    """Every existing folder from ``inside`` down to ``target``'s parent is a real folder, not a link."""
+    try:
+        relative = target.relative_to(inside)
+    except ValueError:
+        raise UserError.of("write_outside_folder", path=target, folder=inside) from None
+    folder = inside
+    for part in relative.parts[:-1]:
+        if part in ("", ".", ".."):
+            raise UserError.of("write_outside_folder", path=target, folder=inside)
+        folder = folder / part
+        try:
+            mode = folder.lstat().st_mode
+        except FileNotFoundError:
+            return  # made by us below, as a real folder
+        if stat.S_ISLNK(mode) or not stat.S_ISDIR(mode):
+            raise UserError.of("write_through_link", path=folder)
+
+
+def write_files(files: Mapping[Path, bytes], inside: Path | None = None) -> None:
+    """Write every file, all or nothing (see the module's docstring). Missing folders are created.
+
+    ``inside``: every file must lie in a real folder under this one (no symbolic link on the way).
+    """
     written: list[tuple[Path, Path]] = []
     created: list[Path] = []  # folders made here, removed again if nothing is committed
     try:
         for target, data in files.items():
+            if inside is not None:
+                _check_real_folders(target, inside)
             missing = [folder for folder in (target.parent, *target.parent.parents) if not folder.exists()]
             target.parent.mkdir(parents=True, exist_ok=True)
             created.extend(reversed(missing))
@@ -110,6 +139,15 @@ def write_files(files: Mapping[Path, bytes]) -> None:
                 pass
 
 
+def _safe_relative(name: object) -> bool:
+    """A name a manifest may list: a short relative POSIX path below its folder, of printable parts."""
+    if not isinstance(name, str) or not 0 < len(name) <= 1024 or not name.isprintable() or "\\" in name:
+        return False
+    parts = name.split("/")
+    return all(part not in ("", ".", "..") and len(part.encode("utf-8", "surrogatepass")) <= NAME_MAX
+               for part in parts)
+
+
 class Manifest:
     """The files a command wrote into a folder, listed in ``.swintrace-manifest.json`` there."""
 
@@ -122,7 +160,7 @@ class Manifest:
         if self.path.is_file():
             try:
                 listed = json.loads(read_regular_file(self.path, 1 << 20, Words("manifest_file")))
-                self.owned = {name for name in listed.get("files", []) if isinstance(name, str)}
+                self.owned = {name for name in listed.get("files", []) if _safe_relative(name)}
             except (ValueError, AttributeError, UserError):
                 self.owned = set()
 
@@ -130,7 +168,8 @@ class Manifest:
         """Refuse to replace a file we did not write, unless ``force``."""
         if force:
             return
-        foreign = [name for name in relatives if (self.folder / name).exists() and name not in self.owned]
+        foreign = [name for name in relatives
+                   if os.path.lexists(self.folder / name) and name not in self.owned]
         if foreign:
             raise UserError.of("folder_holds_foreign_files", folder=self.folder, count=len(foreign),
                                example=foreign[0])

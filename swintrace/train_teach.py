@@ -16,7 +16,6 @@ docs/teaching-model.md tells how the shipped weights were made and how they do.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -32,7 +31,7 @@ from safetensors.torch import save
 
 from ._version import __version__
 from .checkpoints.loading import load_model
-from .errors import UserError, bounded_integer
+from .errors import OneLineParser, UserError, bounded_integer, log_to_stderr, printable
 from .files import write_files
 from .images import shapes
 from .images.prepare import to_tensor_batch
@@ -216,8 +215,16 @@ def run(settings: Settings, folder: Path, force: bool = False) -> dict[str, obje
     return record
 
 
+# What one drawn image holds while training: its uint8 pixels and float32 mask (shapes.ShapeBatch)
+# and its normalised float32 tensor (to_tensor_batch); the images of both sets are held at once.
+BYTES_PER_IMAGE = shapes.SIDE * shapes.SIDE * (3 + 4 + 3 * 4)
+# The data sets may take this much memory (about 200,000 images in all).
+IMAGE_MEMORY_BUDGET = 4 << 30
+MAX_IMAGES = IMAGE_MEMORY_BUDGET // BYTES_PER_IMAGE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m swintrace.train_teach",
         description="Train swin_teach on swintrace's shapes data set and write teach_shapes.safetensors with "
         "its record, teach_shapes.json (the defaults: about 9 minutes on 2 cores, 92 % held-out).")
@@ -227,23 +234,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--decay-epochs", type=bounded_integer(0, 1000), default=Settings.decay_epochs,
                         help="the last epochs, in which the learning rate falls to 0 (default: %(default)s; "
                         "at most the epochs after the first)")
-    parser.add_argument("--train-images", type=bounded_integer(1, 1_000_000), default=Settings.train_images,
+    parser.add_argument("--train-images", type=bounded_integer(1, MAX_IMAGES), default=Settings.train_images,
                         help="images drawn for training (default: %(default)s)")
-    parser.add_argument("--held-out-images", type=bounded_integer(1, 100_000), default=Settings.held_out_images,
+    parser.add_argument("--held-out-images", type=bounded_integer(1, MAX_IMAGES), default=Settings.held_out_images,
                         help="images drawn for the held-out accuracy, never trained on (default: %(default)s)")
     parser.add_argument("--seed", type=bounded_integer(0, 2**63 - 1), default=Settings.seed,
                         help="seed of the initial weights, the batches and the flips (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="replace weights already in --out")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    log_to_stderr(logging.INFO)
     settings = Settings(train_images=args.train_images, held_out_images=args.held_out_images,
                         epochs=args.epochs, decay_epochs=args.decay_epochs, seed=args.seed)
     try:
+        if args.train_images + args.held_out_images > MAX_IMAGES:
+            raise UserError.of("train_images_memory", images=args.train_images + args.held_out_images,
+                               limit=MAX_IMAGES, gib=IMAGE_MEMORY_BUDGET >> 30)
         if not args.out.strip():  # Path("") would be the current folder
             raise UserError.of("train_out_not_folder", out=repr(args.out))
         run(settings, Path(args.out), force=args.force)
     except UserError as error:
-        sys.stderr.write(f"swintrace: error: {error}\n")
+        sys.stderr.write(f"swintrace: error: {printable(str(error))}\n")
         return 2
     return 0
 

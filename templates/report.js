@@ -84,7 +84,12 @@
     fill(target);
     target.scrollIntoView({ block: "start", behavior: smooth ? "smooth" : "auto" });
   }
-  function fromHash() { reveal(decodeURIComponent(location.hash.slice(1)), false); }
+  /* A hash typed or pasted by hand may not decode (#%): it then names nothing, and the page still starts. */
+  function fromHash() {
+    var name;
+    try { name = decodeURIComponent(location.hash.slice(1)); } catch (error) { return; }
+    reveal(name, false);
+  }
   window.addEventListener("hashchange", fromHash);
   if (location.hash) { fromHash(); }
 

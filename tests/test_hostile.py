@@ -384,11 +384,19 @@ def test_naming_dimensions_is_linear_in_the_line(teach_model):
 
 
 def test_a_thin_image_is_refused_before_a_huge_resize(tmp_path, capsys):
-    Image.new("RGB", (50000, 1), (200, 10, 10)).save(tmp_path / "thin.png")
+    Image.new("RGB", (100_000, 1), (200, 10, 10)).save(tmp_path / "thin.png")
     assert (tmp_path / "thin.png").stat().st_size < 1000
-    message = _one_line_error(capsys, main(["run", "--model", "swin_teach", "--image", str(tmp_path / "thin.png"),
+    message = _one_line_error(capsys, main(["run", "--model", "swin_teach", "--weights", "random", "--image", str(tmp_path / "thin.png"),
                                            "--out", str(tmp_path / "t.jsonl")]))
-    assert "aspect ratio" in message
+    assert "100000x1" in message and "resizing it would ask for" in message
+
+
+def test_a_banner_whose_resize_is_small_is_traced(tmp_path):
+    """The danger is the size after resizing, not the ratio: 2000x50 becomes 10240x256, then its crop."""
+    Image.new("RGB", (2000, 50), (200, 10, 10)).save(tmp_path / "banner.png")
+    assert main(["-q", "run", "--model", "swin_teach", "--image", str(tmp_path / "banner.png"), "--no-pictures",
+                 "--out", str(tmp_path / "t.jsonl")]) == 0
+    assert swintrace.load_trace(tmp_path / "t.jsonl").header["input"]["shape"] == [1, 3, 32, 32]
 
 
 @pytest.mark.parametrize("role", ["weights", "trace", "capture"])

@@ -63,7 +63,7 @@ def write_output(trace: Trace, path: str | Path, lang: str = "en", pictures: boo
         text = render_html(trace, lang, _pictures(trace, lang) if pictures else None, _course_href(out, lang, course))
     files[out] = text.encode("utf-8")
     try:
-        write_files(files)
+        write_files(files, inside=out.parent)
     except OSError as error:
         raise UserError.of("output_unwritable", path=out, why=error.strerror or error) from None
     return out

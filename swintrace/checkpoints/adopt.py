@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import VARIANTS, SwinConfig
+from ..config import MAX_PARAMETERS, VARIANTS, SwinConfig, config_too_large
 from ..errors import UserError, Words
 from ..images.prepare import class_labels
 from ..models.swin import SwinTransformer
@@ -77,9 +77,15 @@ def state_dict_of(model: Any) -> StateDict:
 def _check_shapes(config: SwinConfig, state_dict: StateDict) -> None:
     """Every parameter of the model ``config`` describes has the shape ``state_dict`` gives it
     (checked on the meta device, which allocates nothing)."""
+    too_large = config_too_large(config)
+    if too_large:
+        raise UserError.of("adopt_too_large", why=too_large)
     with torch.device("meta"):
         expected = {key: tuple(value.shape) for key, value in SwinTransformer(config).state_dict().items()
                     if not key.endswith(("relative_position_index", "attn_mask"))}
+    parameters = sum(math.prod(shape) for shape in expected.values())
+    if parameters > MAX_PARAMETERS:
+        raise UserError.of("adopt_too_large", why=f"{parameters:,} parameters, at most {MAX_PARAMETERS:,}")
     given = {key: tuple(value.shape) for key, value in state_dict.items()
              if not key.endswith(("relative_position_index", "attn_mask"))}
     if expected != given:

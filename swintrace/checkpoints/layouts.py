@@ -47,8 +47,18 @@ def detect_layout(state_dict: StateDict) -> str:
 
 
 def to_official(state_dict: StateDict, layout: str) -> StateDict:
-    """``state_dict`` in ``layout`` -> official names, buffers dropped."""
-    return _CONVERTERS[layout][0](_without_buffers(state_dict))
+    """``state_dict`` in ``layout`` -> official names, buffers dropped.
+
+    A checkpoint is untrusted: whatever its keys and shapes, the result is converted names (the
+    loader then lists what does not fit) or a UserError, never another exception.
+    """
+    try:
+        return _CONVERTERS[layout][0](_without_buffers(state_dict))
+    except (ValueError, IndexError, KeyError, TypeError, RuntimeError) as error:
+        if isinstance(error, UserError):
+            raise
+        why = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+        raise UserError.of("checkpoint_malformed", layout=layout, why=printable(why)) from None
 
 
 def from_official(state_dict: StateDict, layout: str) -> StateDict:
@@ -107,13 +117,15 @@ def _torchvision_to_official(state_dict: StateDict) -> StateDict:
             out.put("patch_embed.norm." + key.removeprefix("features.0.2."), value, key)
         elif match := re.match(r"features\.(\d+)\.(.*)", key):
             index, rest = int(match.group(1)), match.group(2)
-            if index % 2 == 1:  # a stage: features.{2i+1}.{block}.…
+            if index % 2 == 1 and "." in rest:  # a stage: features.{2i+1}.{block}.…
                 block, name = rest.split(".", 1)
                 for theirs, ours in _TV_MLP.items():
                     name = name.replace(theirs, ours)
                 out.put(f"layers.{(index - 1) // 2}.blocks.{block}.{name}", value, key)
-            else:  # a patch merging: features.{2i+2}.…
+            elif index % 2 == 0:  # a patch merging: features.{2i+2}.…
                 out.put(f"layers.{(index - 2) // 2}.downsample.{rest}", value, key)
+            else:  # features.1.weight: no block of a stage; reported as unexpected by the loader
+                out.put(key, value, key)
         else:
             out.put(key, value, key)
     return out
@@ -191,6 +203,10 @@ def _huggingface_to_official(state_dict: StateDict) -> StateDict:
         out.put(prefix + rest, value, key)
     for key, parts in split.items():
         if set(parts) == set(_QKV):
+            shapes = [tuple(parts[name][1].shape) for name in _QKV]
+            if len(set(shapes)) != 1 or len(shapes[0]) not in (1, 2) or 0 in shapes[0]:
+                raise UserError.of("checkpoint_malformed", layout="huggingface", why=printable(
+                    f"{parts['query'][0][:120]}: query, key and value of shapes {', '.join(map(str, shapes))}"))
             out.put(key, torch.cat([parts[name][1] for name in _QKV], dim=0), parts["query"][0])  # q, k, v: 3C
         else:
             for name, (source, value) in parts.items():

@@ -13,13 +13,14 @@ import os
 import pickle
 import stat
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..config import VARIANTS
+from ..config import MAX_PARAMETERS, VARIANTS
 from ..errors import Listed, UserError, Words
 from .layouts import detect_layout, to_official
 
@@ -28,6 +29,10 @@ _RECOMPUTED_SUFFIXES = ("relative_position_index", "attn_mask")
 # How many key names an error message lists.
 _LISTED_KEYS = 5
 _WEIGHT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+# A .pth file is a zip archive; torch stores its tensors uncompressed. What its entries may unpack
+# to: four times the file, plus room for the small pickled index (a deflate bomb inflates 1000x).
+_UNPACK_FACTOR = 4
+_UNPACK_SLACK = 64 << 20
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
@@ -47,6 +52,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
             return check_weights(source, load_file(str(source)))
         except (SafetensorError, OSError, ValueError) as error:
             raise UserError.of("safetensors_unreadable", path=source, why=_first_line(error)) from None
+    _check_unpacked_size(source)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about pickle protocols of old files
@@ -64,6 +70,21 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     return check_weights(source, loaded)
 
 
+def _check_unpacked_size(source: Path) -> None:
+    """A zip checkpoint whose entries declare more than ``_UNPACK_FACTOR`` times its size is refused
+    before torch unpacks anything."""
+    if not zipfile.is_zipfile(source):
+        return  # a legacy pickle: its size on disk is what it holds
+    try:
+        with zipfile.ZipFile(source) as archive:
+            unpacked = sum(entry.file_size for entry in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise UserError.of("checkpoint_unreadable", path=source, why=_first_line(error)) from None
+    limit = _UNPACK_FACTOR * source.stat().st_size + _UNPACK_SLACK
+    if unpacked > limit:
+        raise UserError.of("checkpoint_inflates", path=source, mib=unpacked >> 20, limit=limit >> 20)
+
+
 def _is_safetensors(path: Path) -> bool:
     """A safetensors file starts with the length of its JSON header, then the header's ``{``."""
     with path.open("rb") as stream:
@@ -73,7 +94,9 @@ def _is_safetensors(path: Path) -> bool:
 
 def check_weights(source: Path | str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Weights are dense floating-point tensors with string names (recomputed integer buffers aside);
-    ``source`` names where they came from in the error."""
+    ``source`` names where they came from in the error. Their declared sizes add up to at most
+    ``MAX_PARAMETERS`` numbers (checked on shapes: nothing is read or copied)."""
+    declared = 0
     for key, tensor in tensors.items():
         if not isinstance(key, str):
             raise UserError.of("checkpoint_key_not_name", path=source, name=repr(str(key)[:40]))
@@ -83,6 +106,9 @@ def check_weights(source: Path | str, tensors: dict[str, torch.Tensor]) -> dict[
         if not key.endswith(_RECOMPUTED_SUFFIXES) and tensor.dtype not in _WEIGHT_DTYPES:
             raise UserError.of("checkpoint_not_float", path=source, name=key,
                                dtype=str(tensor.dtype).removeprefix("torch."))
+        declared += tensor.numel()
+    if declared > MAX_PARAMETERS:
+        raise UserError.of("checkpoint_too_many_numbers", path=source, count=declared, limit=MAX_PARAMETERS)
     return tensors
 
 

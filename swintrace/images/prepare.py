@@ -29,9 +29,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 CROP_FRACTION = 0.875
 THUMBNAIL_SIDE = 224
 # A resize may not ask for more pixels than this (a 1x50000 image would otherwise
-# become 256 x 12,800,000 before its crop), nor an image be thinner than this ratio.
+# become 256 x 12,800,000 before its crop): the danger is the size after resizing,
+# not the ratio (a 2000x50 banner becomes 10240x256, then its 224 crop).
 MAX_RESIZED_PIXELS = 1 << 26
-MAX_ASPECT_RATIO = 32
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,6 @@ class EvalTransform:
     def apply(self, image: Image.Image) -> Image.Image:
         """The resized (and cropped) RGB image the model sees."""
         width, height = image.size
-        if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
-            raise UserError.of("image_aspect_extreme", width=width, height=height, ratio=MAX_ASPECT_RATIO)
         if self.square:
             new_size = (self.resize, self.resize)
         elif width <= height:

@@ -27,9 +27,8 @@ def make_pictures(trace: Trace, lang: str = "en") -> list[Picture]:
     stages = sorted(
         {
             int(e.id.split(".")[1])
-            for e in trace.events
-            if e.type == "step"
-            and e.id.startswith("layers.")
+            for e in trace.shown().values()
+            if e.id.startswith("layers.")
             and e.id.endswith(".input")
             and e.id.count(".") == 2
         }

@@ -31,7 +31,7 @@ _READABLE = 16
 def relative_position(trace: Trace, block: str, head: int, lang: str = "en") -> Picture | None:
     """Index matrix (N x N), bias table ((2M-1)^2 x heads), and the gathered N x N bias of one head."""
     event = _step(trace, f"{block}.attn.bias_gather")
-    if event is None or event.array("table") is None:
+    if event is None or event.array("table") is None or event.array("index") is None:
         return None
     index = np.array(event.array("index").values, dtype=np.int64)  # N, N
     table = np.array(event.array("table").values, dtype=np.float64)  # (2M-1)^2, heads

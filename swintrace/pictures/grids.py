@@ -267,4 +267,4 @@ def _runs(values: np.ndarray) -> list[np.ndarray]:
 
 
 def _step(trace: Trace, step_id: str) -> Event | None:
-    return next((e for e in trace.events if e.type == "step" and e.id == step_id and e.call == 0), None)
+    return trace.shown().get(step_id)

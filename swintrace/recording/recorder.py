@@ -112,7 +112,8 @@ class Recorder:
         self.started = 0.0
         self.timings: list[dict[str, Any]] = []
         # Each forward's top-k (probabilities, indices), whole: filled on the host with the summaries.
-        self.predictions: list[tuple[Summary, Summary]] = []
+        # (probabilities, indices, class labels) of each forward's top-k; the footer keeps the first's
+        self.predictions: list[tuple[Summary, Summary, Any]] = []
         self.captured_bytes = 0
 
     # -- scopes ---------------------------------------------------------------
@@ -241,7 +242,8 @@ class Recorder:
         # The tracer's reading of the logits, not a line of the model: the step shows no code.
         self.record_step("topk", "topk", None, None, (), {"probabilities": top_probabilities,
                                                           "indices": top_indices}, None)
-        self.predictions.append((self.batch.whole(top_probabilities), self.batch.whole(top_indices)))
+        labels = getattr(self.root, "class_labels", None)
+        self.predictions.append((self.batch.whole(top_probabilities), self.batch.whole(top_indices), labels))
 
     # -- events ---------------------------------------------------------------
     def _hand_over(self) -> None:
@@ -259,12 +261,12 @@ class Recorder:
 
     # -- end ------------------------------------------------------------------
     def close(self) -> None:
-        """Write the footer: top-k predictions of the last forward and timings."""
+        """Write the footer: top-k predictions of the first forward (the one every view shows,
+        ``Trace.shown``) and timings."""
         footer: dict[str, Any] = {"timings": self.timings}
         if self.predictions:
-            top_probabilities, top_indices = self.predictions[-1]
             # The model hands its class names in (load_model gives ImageNet's to 1000-class heads).
-            labels = getattr(self.root, "class_labels", None)
+            top_probabilities, top_indices, labels = self.predictions[0]
             footer["topk"] = [
                 [
                     {"index": index, "label": labels[index] if labels else f"class {index}", "probability": p}

@@ -80,7 +80,7 @@ def build_course(
     manifest.check(list(pages), force)
     files_out = {out / relative: data for relative, data in pages.items()}
     files_out[manifest.path] = manifest.entry(list(pages))
-    write_files(files_out)
+    write_files(files_out, inside=out)
     return [out / relative for relative in pages]
 
 
@@ -103,8 +103,8 @@ def chapter_steps(trace: Trace, chapter: Chapter) -> list[Event]:
     patterns = [re.compile(pattern) for pattern in chapter.steps]
     seen: set[str] = set()
     found = []
-    for event in trace.events:
-        if event.type == "step" and event.id not in seen and any(p.fullmatch(event.id) for p in patterns):
+    for event in trace.shown().values():
+        if event.id not in seen and any(p.fullmatch(event.id) for p in patterns):
             seen.add(event.id)
             found.append(event)
     return found

@@ -36,7 +36,7 @@ def explorer_data(trace: Trace, lang: str = "en", anchors: dict[str, str] | None
     if not config_data or not shape or len(shape) != 4:
         return None
     config = SwinConfig.from_dict(config_data)
-    steps = {event.id: event for event in trace.events if event.type == "step"}
+    steps = trace.shown()
     stages = []
     for stage in range(config.num_stages):
         event = steps.get(f"layers.{stage}.input")

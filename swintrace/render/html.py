@@ -407,7 +407,7 @@ def traced_stage_sizes(trace: Trace) -> tuple[SwinConfig, list[tuple[int, int]]]
     config = SwinConfig.from_dict(config_data)
     sizes = []
     for stage in range(config.num_stages):
-        event = next((e for e in trace.events if e.type == "step" and e.id == f"layers.{stage}.input"), None)
+        event = trace.shown().get(f"layers.{stage}.input")
         if event is None or not isinstance(event.scalars.get("H"), int) or not isinstance(event.scalars.get("W"), int):
             return None
         sizes.append((event.scalars["H"], event.scalars["W"]))

@@ -95,7 +95,7 @@ _COUNTS = frozenset({"tokens1", "pairs_global", "pairs_window", "parameters", "m
 
 def step_event(trace: Trace, step_id: str) -> Event | None:
     """The first forward's step ``step_id`` (or the first step of that id in any call)."""
-    return next((e for e in trace.events if e.type == "step" and e.id == step_id), None)
+    return trace.shown().get(step_id)
 
 
 def _ratio(a: int, b: int) -> str:

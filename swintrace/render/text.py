@@ -6,7 +6,6 @@ import math
 from typing import Any
 
 import numpy as np
-import torch
 
 from .. import vocabulary
 from ..images.shapes import CLASSES, WEIGHTS_NAME
@@ -35,6 +34,8 @@ def tensor_repr(summary: TensorSummary) -> str:
         return "(values not recorded)"
     text = tensor_text(np.asarray(summary.array), summary.dtype)
     if text is None:  # shapes and dtypes the fast path leaves to torch
+        import torch  # only here: reading and rendering a trace imports no torch
+
         try:
             text = repr(torch.tensor(summary.values, dtype=getattr(torch, summary.dtype, None)))
         except (TypeError, RuntimeError):
@@ -140,15 +141,18 @@ def summary_rows(trace: Trace, lang: str) -> list[tuple[str, str]]:
         f"depths {config.get('depths')}, heads {config.get('num_heads')}, "
         f"window {config.get('window_size')}, {model.get('parameters', 0):,} {label(lang, 'parameters')})"
     )
-    return [
+    rows = [
         (label(lang, "model"), model_text),
         (label(lang, "weights"), weights_text),
         (label(lang, "input"), input_text),
     ]
+    if trace.forwards() > 1:  # the one rule of Trace.shown, stated where the reader starts
+        rows.append((label(lang, "forwards"), label(lang, "forwards_shown", count=trace.forwards())))
+    return rows
 
 
 def top_predictions(trace: Trace, lang: str = "en") -> list[dict[str, Any]]:
-    """Top-k of the first image of the last forward, best first; the teaching data set's
+    """Top-k of the first image of the first forward (``Trace.shown``), best first; the teaching data set's
     classes named in ``lang`` (the model's labels are English)."""
     top = (trace.footer.get("topk") or [[]])[0]
     if lang == "en" or trace.header.get("weights", {}).get("name") != WEIGHTS_NAME:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -382,6 +383,26 @@ class Trace:
                 return event
         raise KeyError(f"no step with id {step_id!r}")
 
+    def shown(self) -> dict[str, Event]:
+        """The steps every view shows, by id: each id's first step, so those of the first forward
+        (call 0), and of a later call only the steps the first lacks (the course's traced
+        ``relative_position_index``).
+
+        One rule for the whole trace: the header's input is the first forward's,
+        and so are the pictures, the window explorer, the cost table, the course's
+        numbers and the top-k predictions of the footer, whatever ran after it
+        inside the same ``tracing()``. Reports say so when a trace holds more.
+        """
+        shown: dict[str, Event] = {}
+        for event in self.events:  # in order: each id keeps its first step
+            if event.type == "step":
+                shown.setdefault(event.id, event)
+        return shown
+
+    def forwards(self) -> int:
+        """How many forwards (top-level calls) the trace holds."""
+        return 1 + max((event.call for event in self.events), default=0)
+
     def steps(
         self,
         kind: str | None = None,
@@ -484,7 +505,10 @@ CAPTURE_MARK = "swintrace capture"
 def _is_our_capture(path: Path) -> bool:
     """Whether ``path`` is a safetensors file that Trace.save wrote (its header's metadata says so)."""
     try:
-        with path.open("rb") as stream:
+        if not stat.S_ISREG(path.stat().st_mode):
+            return False  # a FIFO or a device: opening it could wait forever
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(descriptor, "rb") as stream:
             length = int.from_bytes(stream.read(8), "little")
             if not 2 <= length <= 1 << 24:
                 return False

@@ -29,9 +29,11 @@ MAX_CODE_LINES = 400
 MAX_NAME = 200  # ids, kinds, tensor and scalar names
 MAX_SLICE = 16  # --slice
 MAX_DIMS = 8
-MAX_SIDE = 4096  # the model's img_size, as --size allows
 MAX_INPUT_SIDE = 1 << 16  # an input's side (--no-crop keeps a thin image's aspect ratio)
 MAX_INPUT_PIXELS = 1 << 26  # an input's height x width (images.MAX_RESIZED_PIXELS)
+# Tokens of the first stage's map (input / patch size): pictures and the explorer draw per token.
+# 4096 x 5461 pixels (--size 4096 --no-crop of a 3:4 photo) in 4-pixel patches is 1.4 million.
+MAX_TOKENS = 1 << 22
 MAX_BATCH = 4096
 MAX_TENSORS = 64  # per step
 MAX_SCALARS = 64
@@ -255,6 +257,8 @@ def check_header(where: _Where, header: dict[str, Any]) -> tuple[int, Any, int]:
         _check_config_size(where, config)
         if shape is not None and sides[1] != config.in_chans:
             raise where.fail("input.shape", Words("field_channels", channels=sides[1], expected=config.in_chans))
+        if shape is not None and -(-sides[2] // config.patch_size) * -(-sides[3] // config.patch_size) > MAX_TOKENS:
+            raise where.fail("input.shape", Words("field_map_too_large"))
         classes = config.num_classes
         if pictures is not None and not is_module_name(pictures["block"], config):
             raise where.fail("options.pictures.block", Words("field_no_block"))
@@ -282,10 +286,9 @@ def _check_first_stage(where: _Where, header: dict[str, Any], row: dict[str, Any
 
 def _check_config_size(where: _Where, config: Any) -> None:
     """A config no larger than a model this tool could trace (the largest variant, at 4096 pixels)."""
-    if (config.img_size > MAX_SIDE or config.embed_dim > 1024 or sum(config.depths) > 96
-            or config.num_stages > 8 or config.window_size > 64 or config.num_classes > 100_000
-            or max(config.num_heads) > 1024 or config.mlp_ratio > 16 or config.patch_size > 64
-            or config.in_chans > 64):
+    from ..config import config_too_large
+
+    if config_too_large(config):
         raise where.fail("model.config", Words("field_config_too_large"))
 
 
@@ -346,6 +349,8 @@ def check_event(where: _Where, data: Any, seq: int, slice_len: int, stack: list[
     expected_depth = len(stack) - 1 if kind == "exit" else len(stack)
     if depth != expected_depth:
         raise where.fail("depth", Words("field_depth", depth=depth, expected=expected_depth))
+    if config is not None:
+        _check_id_numbers(where, event_id, config)
     if kind == "enter":
         module = event_id.split("@")[0]
         if config is not None and event.get("kind") not in _FUNCTION_SCOPES and not is_module_name(module, config):
@@ -378,6 +383,45 @@ def check_event(where: _Where, data: Any, seq: int, slice_len: int, stack: list[
     for position, summary in enumerate(arrays):
         check_summary(where, f"arrays[{position}]", summary, slice_len, whole=True)
     _check_picture_arrays(where, {summary["name"]: summary for summary in arrays})
+    if config is not None:
+        _check_arrays_against_config(where, event_id, {summary["name"]: summary for summary in arrays}, config)
+
+
+_STAGE_BLOCK = re.compile(r"(?:^|\.)layers\.([^.@]*)(?:\.blocks\.([^.@]*))?")
+
+
+def _check_id_numbers(where: _Where, event_id: str, config: Any) -> None:
+    """The stage and block numbers in an id (``layers.S.blocks.B``) are a stage and a block of the model:
+    renderers compute with them (``2**stage``), so ``layers.10000000000`` must never reach them."""
+    for match in _STAGE_BLOCK.finditer(event_id):
+        stage, block = match.group(1), match.group(2)
+        if not (stage.isascii() and stage.isdigit() and len(stage) <= 3 and int(stage) < config.num_stages):
+            raise where.fail("id", Words("field_no_module"))
+        if block is not None and not (block.isascii() and block.isdigit() and len(block) <= 3
+                                      and int(block) < config.depths[int(stage)]):
+            raise where.fail("id", Words("field_no_module"))
+
+
+def _check_arrays_against_config(where: _Where, event_id: str, arrays: dict[str, Any], config: Any) -> None:
+    """Every count of a block's picture and explorer arrays is the model's: the bias table has
+    (2M-1)^2 rows and one column per head of its stage, the index and the attention codes M*M tokens
+    a side and at most that many heads (a table of 15,000 heads would freeze the page)."""
+    match = _STAGE_BLOCK.search(event_id)
+    if match is None or match.group(2) is None or not ({"table", "index", "explore_codes", "row"} & set(arrays)):
+        return
+    stage = int(match.group(1))
+    window = config.stage_window(stage)[0]
+    heads, tokens = config.num_heads[stage], window * window
+    if "table" in arrays and list(arrays["table"]["shape"]) != [(2 * window - 1) ** 2, heads]:
+        raise where.fail("arrays.table", Words("field_block_arrays", window=window, heads=heads))
+    if "index" in arrays and list(arrays["index"]["shape"]) != [tokens, tokens]:
+        raise where.fail("arrays.index", Words("field_block_arrays", window=window, heads=heads))
+    if "row" in arrays and list(arrays["row"]["shape"]) != [tokens]:
+        raise where.fail("arrays.row", Words("field_block_arrays", window=window, heads=heads))
+    if "explore_codes" in arrays:
+        shape = arrays["explore_codes"]["shape"]
+        if len(shape) != 4 or shape[1] > heads or shape[2] != tokens:
+            raise where.fail("arrays.explore_codes", Words("field_block_arrays", window=window, heads=heads))
 
 
 def _integers(where: _Where, field: str, values: Any, low: int, high: int) -> list[int]:
