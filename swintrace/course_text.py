@@ -10,6 +10,7 @@ in the catalog of words (``course.chapters.<slug>``, ``course.numbers``,
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .words import entry
@@ -35,13 +36,15 @@ class Chapter:
         return entry(lang, f"course.chapters.{self.slug}.text")
 
 
-def chapter_of_scope(scope_kind: str) -> tuple[int, Chapter] | None:
-    """(number from 1, chapter) of the chapter that teaches a scope kind, or None."""
-    slug = _SCOPE_CHAPTERS.get(scope_kind)
-    for number, chapter in enumerate(CHAPTERS, start=1):
-        if chapter.slug == slug:
-            return number, chapter
-    return None
+def chapters_of_scope(scope_kind: str, scope_id: str = "") -> list[tuple[int, Chapter]]:
+    """(number from 1, chapter) of every chapter that teaches a scope kind, in course order.
+
+    SW-MSA is taught at a shifted block (an odd index in its stage), not at every block.
+    """
+    slugs = set(_SCOPE_CHAPTERS.get(scope_kind, ()))
+    if not re.search(r"\.blocks\.\d*[13579]$", scope_id):
+        slugs.discard("sw-msa")
+    return [(number, chapter) for number, chapter in enumerate(CHAPTERS, start=1) if chapter.slug in slugs]
 
 
 _BLOCK0 = "layers.0.blocks.0"
@@ -97,16 +100,18 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter("shapes", steps=(r"layers\.\d+\.(input|output)",), shapes=("layers.0.downsampled",), table=True),
 )
 
-# The chapter that teaches each scope kind (reports link a scope to it).
-_SCOPE_CHAPTERS = {
-    "PatchEmbed": "patch-embedding",
-    "window_partition": "window-partition",
-    "window_reverse": "window-partition",
-    "WindowAttention": "w-msa",
-    "create_mask": "cyclic-shift-and-mask",
-    "SwinTransformerBlock": "swin-block",
-    "Mlp": "swin-block",
-    "PatchMerging": "patch-merging",
-    "forward_head": "classification-head",
-    "BasicLayer": "overview",
+# The chapters that teach each scope kind (reports link a scope's first appearance to each):
+# every chapter has a scope, so a report made with --course links all of them.
+_SCOPE_CHAPTERS: dict[str, tuple[str, ...]] = {
+    "PatchEmbed": ("patch-embedding",),
+    "window_partition": ("window-partition",),
+    "window_reverse": ("window-partition",),
+    "WindowAttention": ("w-msa", "relative-position-bias"),
+    "relative_position_index": ("relative-position-bias",),
+    "create_mask": ("cyclic-shift-and-mask",),
+    "SwinTransformerBlock": ("swin-block", "sw-msa"),
+    "Mlp": ("swin-block",),
+    "PatchMerging": ("patch-merging",),
+    "forward_head": ("classification-head",),
+    "BasicLayer": ("overview", "shapes"),
 }

@@ -23,3 +23,20 @@ def runtime_shift(padded_h: int, padded_w: int, window_size: int, shift_size: in
         shift_size if padded_h > window_size else 0,
         shift_size if padded_w > window_size else 0,
     )
+
+
+def default_query_token(H: int, W: int, Hp: int, Wp: int, M: int, shift_h: int, shift_w: int) -> tuple[int, int]:
+    """The token (y, x) pictures and the explorer follow at first in a block.
+
+    In an unshifted block, the centre. In a shifted one, the first token of the shifted
+    window on the bottom edge (the right edge when only W is shifted) next to the left
+    (top) border: the mask splits that window in two, and the query's own part holds
+    M x (M - shift) tokens, so its softmax row has more than itself to weigh, and the
+    other part shows what the mask takes away. (The bottom-right corner window is split
+    in four: with small windows its query keeps only itself.)
+    """
+    if not (shift_h or shift_w):
+        return H // 2, W // 2
+    # shifted[i] = x[(i + shift) % Hp]: shifted row Hp - M is original row Hp - M + shift
+    row, column = (Hp - M, 0) if shift_h else (0, Wp - M)
+    return min((row + shift_h) % Hp, H - 1), min((column + shift_w) % Wp, W - 1)

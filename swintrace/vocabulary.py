@@ -127,6 +127,20 @@ FAMILIES: dict[str, str] = {
 }
 
 
+# Kinds that share their family's color but not its name: the badge names what the step does.
+_NAMED_APART = {
+    "patch_pad": "padding", "window_pad": "padding", "merge_pad": "padding", "crop": "padding",
+    "pos_drop": "dropout", "attn_drop": "dropout", "proj_drop": "dropout", "dropout": "dropout",
+    "cyclic_shift": "shift", "reverse_shift": "shift", "layers_loop": "loop", "blocks_loop": "loop",
+}
+
+
+def family_name_key(kind: str) -> str:
+    """The key (``report.families.<key>``) of the word a step's badge shows: its family's, or
+    its own where the family's color groups it with steps of another kind (padding with residuals)."""
+    return _NAMED_APART.get(kind) or FAMILIES.get(step_style(kind).color, "reshape")
+
+
 def step_style(kind: str) -> StepStyle:
     """Style of a step kind; unknown kinds (from newer traces) get a neutral entry."""
     return STEPS.get(kind, StepStyle(BLUE))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from importlib import resources
 from typing import Any
 
@@ -38,7 +39,24 @@ def entry(lang: str, key: str) -> Any:
 
 def say(lang: str, key: str, /, **values: Any) -> str:
     """The sentence at ``key`` in ``lang``, its placeholders filled from ``values``."""
-    return entry(lang, key).format(**values)
+    return agree(lang, entry(lang, key).format(**values))
+
+
+# English nouns our sentences count, and their singulars ("1 token", never "1 tokens").
+_COUNTED = {"tokens": "token", "windows": "window", "blocks": "block", "heads": "head", "channels": "channel",
+            "rows": "row", "pairs": "pair", "stages": "stage", "classes": "class", "images": "image",
+            "entries": "entry", "patches": "patch", "parameters": "parameter"}
+_ONE_OF_MANY = re.compile(r"(?<![\d.,])1 (" + "|".join(_COUNTED) + r")\b")
+# "an" before a number said with a vowel sound: eight..., eleven, eighteen ("an 8×8 grid", "an 11×11 map").
+_AN_NUMBER = re.compile(r"\b([Aa]) (?=8|1[18](?![\d,]))")
+
+
+def agree(lang: str, text: str) -> str:
+    """English sentences filled with numbers made grammatical: the singular after 1, "an" before 8."""
+    if lang != "en":
+        return text
+    text = _ONE_OF_MANY.sub(lambda match: "1 " + _COUNTED[match.group(1)], text)
+    return _AN_NUMBER.sub(lambda match: match.group(1) + "n ", text)
 
 
 def say_safely(lang: str, key: str, values: dict[str, Any]) -> str:
@@ -46,6 +64,6 @@ def say_safely(lang: str, key: str, values: dict[str, Any]) -> str:
     placeholder (a string where a number is formatted) leaves the sentence unfilled."""
     template = entry(lang, key)
     try:
-        return template.format(**values)
+        return agree(lang, template.format(**values))
     except (KeyError, ValueError, IndexError, TypeError, AttributeError):
         return template

@@ -16,7 +16,12 @@
   const data = JSON.parse(holder.textContent);
   const words = data.words;
   const $ = (id) => root.querySelector("#" + id);
-  const fill = (text, values) => text.replace(/\{(\w+)\}/g, (match, key) => (key in values ? String(values[key]) : match));
+  const counted = { tokens: "token", windows: "window", blocks: "block", heads: "head", channels: "channel", images: "image", patches: "patch" };
+  // English sentences filled with numbers: the singular after 1 and "an" before 8 (words.agree does the same in Python).
+  const agree = (text) => (data.lang !== "en" ? text : text
+    .replace(/(^|[^\d.,])1 (tokens|windows|blocks|heads|channels|images|patches)\b/g, (match, before, noun) => before + "1 " + counted[noun])
+    .replace(/\b([Aa]) (?=8|1[18](?![\d,]))/g, "$1n "));
+  const fill = (text, values) => agree(text.replace(/\{(\w+)\}/g, (match, key) => (key in values ? String(values[key]) : match)));
   const bytesOf = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
   const REGION_COLORS = ["#cfe3f7", "#f7d9c4", "#d5ecd0", "#eadcf5", "#f6efbf", "#cde9ea", "#f3cfd9", "#dedede", "#e2e8c8"];
   const ACCENT = "#c0392b", WINDOW = "#1f5fae", MASKED = "rgba(60, 64, 72, 0.72)";
@@ -290,7 +295,7 @@
     for (let h = 0; h < block.heads_kept; h++) select.add(new Option(String(h), String(h)));
     select.value = String(state.head);
     $("ex-block").value = String(index);
-    const kib = (block.bytes / 1024).toFixed(0);
+    const kib = block.bytes >= 10240 ? (block.bytes / 1024).toFixed(0) : (block.bytes / 1024).toFixed(1); // never "0 KiB"
     let stored = fill(words.stored, { block: block.id, windows: block.windows_kept, total: block.windows, heads: block.heads_kept, all_heads: block.heads, kib });
     if (block.windows_kept < block.windows || block.heads_kept < block.heads) stored += " " + fill(words.capped, { windows: block.windows_kept, heads: block.heads_kept });
     $("ex-stored").textContent = stored;

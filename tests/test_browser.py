@@ -8,6 +8,7 @@ screenshot of the cat report (the one in the README).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -222,7 +223,18 @@ def test_course_exercises_are_answered_in_the_page(browser, teach_course):
     page, problems, requests, _ = _open(browser, chapters[0], 390, 844)  # one tab for all (a new one costs 0.5 s)
     for chapter in chapters:
         page.goto(chapter.as_uri(), wait_until="load")
-        for form in page.query_selector_all("form.exercise"):
+        forms = page.query_selector_all("form.exercise")
+        # No answer can be read before it is asked for: not in the traced steps, not in the text.
+        shown = page.evaluate("document.body.innerText")
+        for form in forms:
+            kind, answer = form.get_attribute("data-kind"), form.get_attribute("data-answer")
+            if kind == "shape":
+                assert answer not in shown and answer.replace(", ", "×") not in shown, (chapter.name, answer)
+            elif kind == "number" and len(answer) >= 2:
+                assert not re.search(rf"(?<![\d.,]){answer}(?![\d.,])", shown), (chapter.name, answer)
+        traced = page.query_selector("#traced")
+        assert traced is None or not forms or traced.evaluate("t => t.hidden")
+        for form in forms:
             kind, answer = form.get_attribute("data-kind"), form.get_attribute("data-answer")
             verdict = form.query_selector(".verdict")
             if kind == "choice":
@@ -230,6 +242,7 @@ def test_course_exercises_are_answered_in_the_page(browser, teach_course):
                 form.query_selector(f"input[value='{wrong}']").check()
                 form.query_selector("button").click()
                 assert verdict.get_attribute("class") == "verdict wrong"
+                assert len(verdict.inner_text()) > len("Not yet: try again. ")  # says why that choice is wrong
                 form.query_selector(f"input[value='{answer}']").check()
             else:
                 form.query_selector("input[name=answer]").fill(answer + "1")
@@ -238,9 +251,12 @@ def test_course_exercises_are_answered_in_the_page(browser, teach_course):
                 typed = f"torch.Size([{answer}])" if kind == "shape" else answer
                 form.query_selector("input[name=answer]").fill(typed)
             form.query_selector("button").click()
-            assert verdict.get_attribute("class") == "verdict right" and verdict.inner_text() == "Right.", chapter.name
+            assert verdict.get_attribute("class") == "verdict right", chapter.name
+            assert verdict.inner_text() == "Right." or (kind == "choice" and verdict.inner_text().startswith("Right. "))
             assert not form.query_selector("details.solution").evaluate("d => d.open")  # shown only when asked
             checked += 1
+        if traced is not None and forms:  # every exercise answered: the traced steps appear
+            assert not traced.evaluate("t => t.hidden"), chapter.name
     assert problems == [] and all(url.startswith("file://") for url in requests)
     assert checked >= 25
 

@@ -189,3 +189,116 @@ def test_course_output_must_be_a_folder(tmp_path, capsys):
 def test_one_language_only(tmp_path):
     assert main(["course", "--model", "swin_teach", "--lang", "zh", "--out", str(tmp_path / "c")]) == 0
     assert (tmp_path / "c" / "zh" / "index.html").is_file() and not (tmp_path / "c" / "en").exists()
+
+
+# -- a sound course: questions a careful reader gets right, defaults that teach -----------------
+
+def test_shape_questions_say_where_and_that_the_batch_is_one(course):
+    for lang, batch in (("en", "the batch holds 1 image"), ("zh", "批次中有 1 张图像")):
+        for page in (course / lang).glob("*.html"):
+            text = page.read_text(encoding="utf-8")
+            for step_id, question in re.findall(
+                    r'data-kind="shape" data-answer="[^"]*" data-step-id="([^"]+)">\s*<p class="question">'
+                    r'<span class="kind">[^<]*</span>([^<]*)</p>', text):
+                assert batch in question, (page.name, question)
+                block = re.match(r"layers\.\d+\.blocks\.\d+", step_id)
+                assert block is None or block.group(0) in question, (page.name, question)
+
+
+def test_every_choice_says_why_and_no_choice_shows_raw_markdown(course):
+    for lang in ("en", "zh"):
+        for page in (course / lang).glob("*.html"):
+            text = page.read_text(encoding="utf-8")
+            for choices in re.findall(r'<ul class="choices">(.*?)</ul>', text, flags=re.S):
+                items = re.findall(r"<li( data-why=\"[^\"]+\")?>(.*?)</li>", choices, flags=re.S)
+                assert items and all(why for why, _ in items), page.name
+                assert all("`" not in item for _, item in items), page.name
+
+
+def test_the_traced_steps_wait_for_the_answers_in_html_and_come_after_them_in_markdown(course):
+    for lang in ("en", "zh"):
+        for page in (course / lang).glob("*.html"):
+            text = page.read_text(encoding="utf-8")
+            if 'class="exercise"' in text and 'class="walkthrough"' in text:
+                assert 'id="traced" hidden' in text, page.name
+        for page in (course / lang).glob("*.md"):
+            text = page.read_text(encoding="utf-8")
+            answers = text.find("\n## " + ("Answers" if lang == "en" else "答案"))
+            before = text[:answers] if answers >= 0 else text
+            answered = text[answers:].split("\n## ")[1] if answers >= 0 else ""  # the answers section alone
+            for dims in re.findall(r"torch\.Size\(\[([^\]]*)\]\)", answered):
+                assert dims not in before and dims.replace(", ", "×") not in before, (page.name, dims)
+
+
+def test_no_row_of_the_mask_is_fully_masked_and_the_course_says_so(course):
+    """Every query keeps its own region, so −100 never meets a row of −100 only (an independent check
+    on Swin-T's and swin_teach's stage-1 masks, built from the mask's definition)."""
+    import torch
+
+    for H, M, shift in ((56, 7, 3), (8, 2, 1)):
+        regions = torch.zeros(H, H, dtype=torch.long)
+        bands = (slice(0, -M), slice(-M, -shift), slice(-shift, None))
+        for row_band, rows in enumerate(bands):
+            for column_band, columns in enumerate(bands):
+                regions[rows, columns] = 3 * row_band + column_band
+        windows = regions.view(H // M, M, H // M, M).permute(0, 2, 1, 3).reshape(-1, M * M)  # nW, N
+        mask = (windows[:, :, None] != windows[:, None, :])  # nW, N, N: True where -100
+        assert not mask.all(dim=-1).any() and not mask.diagonal(dim1=1, dim2=2).any()
+    text = (course / "en" / "06-cyclic-shift-and-mask.md").read_text(encoding="utf-8")
+    assert "no row of the mask is ever fully masked" in text and "a fully masked row would" not in text
+
+
+def test_the_default_query_of_the_teaching_model_weighs_more_than_itself(tmp_path):
+    model = swintrace.load_model("swin_teach", weights="pretrained")
+    trace = swintrace.trace_image(model, swintrace.shape_image("triangle"))
+    row = trace["layers.0.blocks.1.attn.softmax"].array("row").values
+    assert sum(weight > 0.05 for weight in row) >= 2, row
+    query = trace["layers.0.blocks.1.cyclic_shift"].array("query").values
+    regions = trace["layers.0.create_mask.mask_regions"].array("regions").values
+    window, M = query[4], query[6]
+    assert len({regions[(window // 4) * M + dy][(window % 4) * M + dx] for dy in range(M) for dx in range(M)}) > 1
+    from swintrace.render.explorer import explorer_data
+
+    assert explorer_data(trace)["start"] == [query[2], query[3]]  # the explorer starts at the same patch
+
+
+def test_a_report_with_a_course_links_every_chapter(tmp_path):
+    assert main(["-q", "course", "--model", "swin_teach", "--lang", "en", "--out", str(tmp_path / "course")]) == 0
+    assert main(["-q", "run", "--model", "swin_teach", "--out", str(tmp_path / "r.html")]) == 0
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    linked = set(re.findall(r'href="course/en/(\d\d-[a-z-]+)\.html"', page))
+    assert len(linked) == len(CHAPTERS), sorted(linked)
+
+
+def test_english_agrees_with_its_numbers_and_chinese_reports_name_their_input(course, tmp_path):
+    from swintrace.words import agree
+
+    assert agree("en", "shifted by 1 tokens, a 8×8 grid, 21 tokens, a 56×56 map") == \
+        "shifted by 1 token, an 8×8 grid, 21 tokens, a 56×56 map"
+    overview = (course / "en" / "01-overview.md").read_text(encoding="utf-8")
+    assert "= 1 token" in overview and "1 tokens" not in overview
+    assert "an 8×8" in (course / "en" / "02-patch-embedding.md").read_text(encoding="utf-8")
+    assert main(["-q", "run", "--model", "swin_teach", "--input", "shape:triangle", "--lang", "zh",
+                 "--out", str(tmp_path / "z.md")]) == 0
+    header = "".join((tmp_path / "z.md").read_text(encoding="utf-8").splitlines(keepends=True)[:3])
+    for english in ("data set", "held-out", "shorter side", "triangle"):
+        assert english not in header, header
+
+
+def test_badges_name_the_steps_family(teach_model):
+    from swintrace.render.html import render_fragment
+
+    with swintrace.tracing() as trace:
+        teach_model(__import__("torch").zeros(1, 3, 30, 30))  # 30 is not a multiple of 4: padding steps
+    page = render_fragment(trace, "en")
+    badges = dict(re.findall(r'data-kind="(\w+)"[^>]*>\s*<summary class="step-title"><span class="family">([^<]*)</span>',
+                             page))
+    assert badges.get("patch_pad") == "padding" and badges.get("residual") == "residual"
+    assert badges.get("attn_drop") == "dropout" and badges.get("norm") == "norm"
+    assert all("·" not in badge for badge in badges.values())
+
+
+def test_the_docs_count_the_chapters():
+    numbers = {9: "nine", 10: "ten", 11: "eleven", 12: "twelve", 13: "thirteen"}
+    docs = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+    assert f"a static site of {numbers[len(CHAPTERS)]}" in " ".join(docs.read_text(encoding="utf-8").split())

@@ -61,6 +61,7 @@ def test_picture_options_cannot_name_a_file_outside_the_report(teach_lines, tmp_
 def test_terminal_escapes_in_a_trace_are_shown_not_run(teach_lines, tmp_path, capsys):
     rows = json.loads(json.dumps(teach_lines))
     rows[0]["input"]["description"] = "cat\x1b]0;owned\x07\x1b[2J\x1b]52;c;ZXZpbA==\x07\x1b]8;;http://x\x07link\u2028next"
+    rows[0]["input"].pop("source", None)  # the description is what reports show of a user's own input
     rows[-1]["topk"][0][0]["label"] = "\x1b[31mred\x9b"
     trace = _write(tmp_path / "escapes.jsonl", rows)
     assert main(["show", str(trace)]) == 0

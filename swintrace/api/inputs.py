@@ -35,19 +35,21 @@ def make_input(
         loaded = load_image(image, transform)
         images = loaded.tensor.expand(batch, -1, -1, -1).contiguous()  # B, 3, H, W
         return images, {"description": loaded.description, "thumbnail_png": thumbnail_png(loaded.display),
-                        "transform": dataclasses.asdict(transform)}
+                        "transform": dataclasses.asdict(transform),
+                        "source": {"kind": "image", "width": loaded.original[0], "height": loaded.original[1]}}
     if kind.startswith(SHAPE_PREFIX):
         name = CLASSES[class_index(kind[len(SHAPE_PREFIX):])]  # "horizontal_stripes" -> "horizontal stripes"
         picture = shape_image(name, seed)  # 32 x 32 RGB
         shown = picture if picture.size == (size, size) else picture.resize((size, size), Image.NEAREST)
         return to_tensor(shown).expand(batch, -1, -1, -1).contiguous(), {  # B, 3, size, size
             "description": f"a {name} of the teaching shapes data set (seed {seed})",
-            "thumbnail_png": thumbnail_png(shown)}
+            "thumbnail_png": thumbnail_png(shown),
+            "source": {"kind": "shape", "class": CLASSES.index(name), "seed": seed}}
     shape = (batch, VARIANTS[variant].in_chans, size, size)
     if kind == "random":
         noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
-        return noise, {"description": f"standard normal noise (seed {seed})"}
-    return torch.zeros(shape), {"description": "zeros"}
+        return noise, {"description": f"standard normal noise (seed {seed})", "source": {"kind": "noise", "seed": seed}}
+    return torch.zeros(shape), {"description": "zeros", "source": {"kind": "zeros"}}
 
 
 def eval_transform(variant: str, weights: str, size: int, crop: bool) -> EvalTransform:

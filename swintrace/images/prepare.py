@@ -88,6 +88,7 @@ class LoadedImage:
     tensor: torch.Tensor  # 1, 3, H, W, normalised
     display: Image.Image  # RGB, after resize and crop: what the model sees
     description: str
+    original: tuple[int, int] = (0, 0)  # width, height of the file's image
 
 
 def load_image(path: str | Path, transform: EvalTransform | int) -> LoadedImage:
@@ -100,7 +101,7 @@ def load_image(path: str | Path, transform: EvalTransform | int) -> LoadedImage:
     display = transform.apply(rgb)
     return LoadedImage(
         to_tensor(display), display,
-        f"image {source.name} ({image.width}x{image.height}), {transform.describe()}",
+        f"image {source.name} ({image.width}x{image.height}), {transform.describe()}", (image.width, image.height),
     )
 
 

@@ -20,6 +20,7 @@ import torch
 
 from ..config import SwinConfig
 from ..errors import UserError
+from ..geometry import default_query_token
 from ..recording.capture import PictureOptions
 from ..recording.summary import Summary, SummaryBatch
 from ..trace.events import Trace
@@ -110,7 +111,7 @@ class PictureCapture:
         Hp, Wp = shifted.shape[1], shifted.shape[2]  # B, Hp, Wp, C
         window_size = SwinConfig.from_dict(config).stage_window(stage)[0]
         if self.options.query is None:
-            token = _split_window_token(H, W, Hp, Wp, window_size, shift_h, shift_w)
+            token = default_query_token(H, W, Hp, Wp, window_size, shift_h, shift_w)
             query_y = min(token[0] * stride + stride // 2, image_h - 1)
             query_x = min(token[1] * stride + stride // 2, image_w - 1)
         else:
@@ -157,13 +158,3 @@ def explored_attention(attn: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor
     peaks = kept.amax(dim=-1, keepdim=True).nan_to_num(0.0)  # windows kept, heads kept, N, 1
     codes = (kept / peaks.clamp_min(1e-30)).mul(255.0).nan_to_num(0.0).round().clamp(0.0, 255.0)
     return codes.to(torch.uint8), peaks.squeeze(-1)
-
-
-def _split_window_token(H: int, W: int, Hp: int, Wp: int, M: int, shift_h: int, shift_w: int) -> tuple[int, int]:
-    """The default query token (y, x) of a block: in a W-MSA block the centre; in an
-    SW-MSA block the first token of the bottom-right shifted window, whose other
-    tokens come from several regions, so that the mask has something to show."""
-    if not (shift_h or shift_w):
-        return H // 2, W // 2
-    # shifted[i] = x[(i + shift) % Hp]: the last window starts at shifted row Hp - M
-    return min(Hp - M + shift_h, H - 1), min(Wp - M + shift_w, W - 1)

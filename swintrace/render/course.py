@@ -14,6 +14,7 @@ Every number in a chapter comes from the trace (render/lessons.py).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from ..course_text import CHAPTERS, Chapter
 from ..files import Manifest, write_files
 from ..pictures import Picture, make_pictures
 from ..trace.events import Event, Trace
-from ..words import entry
+from ..words import agree, entry
 from .explorer import explorer_data
 from .html import _Context, _environment, _nodes, _stages
 from .lessons import Exercise, Facts, course_facts, exercises
@@ -89,13 +90,13 @@ def chapter_text(chapter: Chapter, lang: str, facts: Facts | None) -> str:
     text = chapter.text(lang)
     if facts is None:
         return re.sub(r"\{(\w+)\}", "?", text)  # a trace without a model's stages: no numbers to quote
-    return text.format(**facts.text)
+    return agree(lang, text.format(**facts.text))
 
 
 def chapter_goal(chapter: Chapter, lang: str, facts: Facts | None) -> str:
     """The chapter's learning goal, its placeholders filled like the text's."""
     goal = chapter.goal(lang)
-    return re.sub(r"\{(\w+)\}", "?", goal) if facts is None else goal.format(**facts.text)
+    return re.sub(r"\{(\w+)\}", "?", goal) if facts is None else agree(lang, goal.format(**facts.text))
 
 
 def chapter_steps(trace: Trace, chapter: Chapter) -> list[Event]:
@@ -125,11 +126,18 @@ def _chapter_html(trace: Trace, chapter: Chapter, lang: str, pictures: list[Pict
         pictures=[{"src": f"../images/{lang}/{p.name}.png", "alt": p.alt, "title": p.title}
                   for p in _chapter_pictures(chapter, pictures)],
         stages=_stages(trace) if chapter.table else [],
-        nodes=nodes, exercises=asked, **neighbours,
+        nodes=nodes, exercises=[_inline_code(exercise) for exercise in asked], **neighbours,
         # the first chapter sends the learner to the explorer on the course's first page first
         explorer_link={"href": "index.html#explorer", "text": entry(lang, "course.explorer_link")}
         if chapter is CHAPTERS[0] and explorer_data(trace, lang) is not None else None,
     )
+
+
+def _inline_code(exercise: Exercise) -> Exercise:
+    """An exercise whose choices and solution show `code` as code in HTML (the catalog's own words)."""
+    return dataclasses.replace(
+        exercise, choices=tuple(Markup(_MARKDOWN.renderInline(choice)) for choice in exercise.choices),
+        solution=Markup(_MARKDOWN.renderInline(exercise.solution)))
 
 
 def _chapter_markdown(trace: Trace, chapter: Chapter, lang: str, pictures: list[Picture],

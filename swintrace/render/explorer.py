@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..config import SwinConfig
-from ..geometry import padded_size, runtime_shift
+from ..geometry import default_query_token, padded_size, runtime_shift
 from ..pictures.draw import thumbnail_jpeg
 from ..trace.events import Event, Trace
 from ..words import entry
@@ -55,17 +55,14 @@ def explorer_data(trace: Trace, lang: str = "en", anchors: dict[str, str] | None
         "stages": stages,
         "start": _start(stages[0]),
         "blocks": blocks,
+        "lang": lang,
         "words": entry(lang, "explorer"),
     }
 
 
 def _start(stage: dict[str, Any]) -> list[int]:
-    """The patch chosen at first: in a shifting stage 1, the first token of the bottom-right
-    shifted window, which the mask splits into regions (as the attention picture's query); else the centre."""
-    shift_h, shift_w = stage["shift"]
-    if not (shift_h or shift_w):
-        return [stage["H"] // 2, stage["W"] // 2]
-    return [min(stage["Hp"] - stage["M"] + shift_h, stage["H"] - 1), min(stage["Wp"] - stage["M"] + shift_w, stage["W"] - 1)]
+    """The patch chosen at first: the attention picture's default query (geometry.default_query_token)."""
+    return list(default_query_token(stage["H"], stage["W"], stage["Hp"], stage["Wp"], stage["M"], *stage["shift"]))
 
 
 def _explored_ids(trace: Trace) -> list[str]:

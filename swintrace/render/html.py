@@ -22,14 +22,14 @@ from pygments.lexers import PythonLexer
 
 from .._version import __version__
 from ..config import SwinConfig
-from ..course_text import chapter_of_scope
+from ..course_text import chapters_of_scope
 from ..errors import UserError
 from ..flops import StageRow, cost_rows, count_text, stage_rows
 from ..palette import css_variables
 from ..pictures import Picture
 from ..pictures.draw import thumbnail_jpeg
 from ..trace.events import Event, TensorSummary, Trace
-from ..vocabulary import FAMILIES, SCOPE_LEVELS, explanation, step_style
+from ..vocabulary import FAMILIES, SCOPE_LEVELS, explanation, family_name_key, step_style
 from ..vocabulary import step_title as kind_title
 from ..words import entry
 from .explorer import explorer_data
@@ -72,7 +72,7 @@ class _Node:
     level: int = 0
     heading: str | None = None
     doc: str | None = None
-    chapter: dict[str, str] | None = None  # the course chapter that teaches a scope: href, text
+    chapters: list[dict[str, str]] = field(default_factory=list)  # course chapters that teach a scope: href, text
     title: str = ""
     color: str = ""
     note: str | None = None
@@ -261,17 +261,16 @@ def _nodes(children: list[ScopeNode | Event], context: _Context) -> list[_Node]:
 
 def _scope_node(scope: ScopeNode, context: _Context) -> _Node:
     lang = context.lang
-    chapter = chapter_of_scope(scope.kind)
-    link = None
-    if chapter is not None and context.course is not None and chapter[1].slug not in context.linked:
-        number, found = chapter
-        context.linked.add(found.slug)
-        link = {"href": f"{context.course}/{number:02d}-{found.slug}.html",
-                "text": entry(lang, "report.chapter").format(title=found.title(lang))}
+    links = []
+    for number, found in chapters_of_scope(scope.kind, scope.id) if context.course is not None else ():
+        if found.slug not in context.linked:
+            context.linked.add(found.slug)
+            links.append({"href": f"{context.course}/{number:02d}-{found.slug}.html",
+                          "text": entry(lang, "report.chapter").format(title=found.title(lang))})
     return _Node(
         is_scope=True, id=scope.id, anchor=_anchor(context.prefix, scope.id), kind=scope.kind,
         level=SCOPE_LEVELS.get(scope.kind, 3), heading=scope_heading(scope.enter, lang, begin=True),
-        doc=scope_doc(scope.enter, lang), chapter=link, outline=_outline_label(scope, lang),
+        doc=scope_doc(scope.enter, lang), chapters=links, outline=_outline_label(scope, lang),
         children=_nodes(scope.children, replace(context, scope_kind=scope.kind)),
     )
 
@@ -292,7 +291,7 @@ def _step_node(event: Event, context: _Context) -> _Node:
         id=event.id, anchor=_anchor(prefix, event.id), kind=event.kind, title=title, color=style.color,
         note=step_note(event, lang),
         explain=explain, explain_ref=explain_ref, explain_label=entry(lang, "report.explain"),
-        family=entry(lang, f"report.families.{FAMILIES.get(style.color, 'reshape')}"),
+        family=entry(lang, f"report.families.{family_name_key(event.kind)}"),
         family_key=FAMILIES.get(style.color, "reshape"),
         shape="×".join(map(str, event.tensors[0].shape)) if event.tensors else "",
         open=bool(pictures),

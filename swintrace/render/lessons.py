@@ -37,6 +37,7 @@ class Exercise:
     solution: str  # the answer as the solution shows it, with why
     code: str = ""  # the code a shape question is about, without its answering comment
     choices: tuple[str, ...] = ()
+    why: tuple[str, ...] = ()  # for each choice, why it is wrong ("" for the right one)
     step_id: str = ""  # the step a shape question is about
 
 
@@ -136,7 +137,7 @@ def exercises(trace: Trace, chapter: Chapter, lang: str, facts: Facts | None) ->
         tensor = event.tensors[0]
         dims = ", ".join(map(str, tensor.shape))
         found.append(Exercise(
-            "shape", entry(lang, "course.question").format(name=tensor.name), dims,
+            "shape", entry(lang, "course.question").format(name=tensor.name, where=step_place(step_id, lang)), dims,
             f"torch.Size([{dims}])", code=_without_shape_comments(event.code), step_id=step_id))
     for key in chapter.numbers:
         value = _number(trace, key, facts)
@@ -150,8 +151,31 @@ def exercises(trace: Trace, chapter: Chapter, lang: str, facts: Facts | None) ->
         words = entry(lang, f"course.concepts.{key}")
         found.append(Exercise("choice", words["question"].format(**facts.text), str(words["answer"]),
                               words["solution"].format(**facts.text),
-                              choices=tuple(choice.format(**facts.text) for choice in words["choices"])))
+                              choices=tuple(choice.format(**facts.text) for choice in words["choices"]),
+                              why=tuple(why.format(**facts.text) for why in words.get("why", ()))))
     return found
+
+
+_BLOCK_ID = re.compile(r"layers\.(\d+)\.blocks\.(\d+)")
+_STAGE_PART = re.compile(r"layers\.(\d+)\.(create_mask|downsample)?")
+
+
+def step_place(step_id: str, lang: str) -> str:
+    """Where in the network a step runs, in words: "stage 1, block 2: layers.0.blocks.1"."""
+    where = entry(lang, "course.where")
+    if step_id.startswith("patch_embed."):
+        return where["embedding"]
+    if step_id.startswith("forward_head."):
+        return where["head"]
+    if block := _BLOCK_ID.match(step_id):
+        stage, index = int(block.group(1)), int(block.group(2))
+        return where["block"].format(stage=stage + 1, block=index + 1, id=block.group(0))
+    if part := _STAGE_PART.match(step_id):
+        kind = {"create_mask": "mask", "downsample": "merging"}.get(part.group(2) or "", "stage")
+        if step_id.endswith(".downsampled"):
+            kind = "merging"
+        return where[kind].format(stage=int(part.group(1)) + 1)
+    return step_id
 
 
 def _number(trace: Trace, key: str, facts: Facts | None) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -129,12 +130,16 @@ def summary_rows(trace: Trace, lang: str) -> list[tuple[str, str]]:
     elif weights.get("kind") == "file":
         weights_text = label(lang, "file", path=weights.get("path"))
     elif weights.get("kind") == "pretrained":
-        weights_text = label(lang, "pretrained", name=weights.get("name"), source=weights.get("source"))
+        source = weights.get("source")
+        accuracy = re.search(r"held-out acc ([\d.]+) %", str(source or ""))
+        if weights.get("name") == WEIGHTS_NAME and accuracy:  # our own weights: said in the report's language
+            source = label(lang, "teach_source", accuracy=accuracy.group(1))
+        weights_text = label(lang, "pretrained", name=weights.get("name"), source=source)
     else:
         weights_text = str(weights.get("name") or weights.get("kind") or "?")
     described = header.get("input", {})
     input_text = " ".join(
-        part for part in (described.get("description"), str(described.get("shape", ""))) if part
+        part for part in (input_words(described, lang), str(described.get("shape", ""))) if part
     )
     model_text = (
         f"{model.get('variant') or model.get('class', '?')} (embed_dim {config.get('embed_dim')}, "
@@ -149,6 +154,29 @@ def summary_rows(trace: Trace, lang: str) -> list[tuple[str, str]]:
     if trace.forwards() > 1:  # the one rule of Trace.shown, stated where the reader starts
         rows.append((label(lang, "forwards"), label(lang, "forwards_shown", count=trace.forwards())))
     return rows
+
+
+def input_words(described: dict[str, Any], lang: str) -> str:
+    """What the input was, in ``lang``: from its recorded source and transform (validated), else the
+    description the trace holds (a trace made by ``tracing()`` around the user's own tensor)."""
+    source = described.get("source")
+    if not isinstance(source, dict):
+        return str(described.get("description") or "")
+    kind = source.get("kind")
+    if kind == "shape" and isinstance(source.get("class"), int) and 0 <= source["class"] < len(CLASSES):
+        return label(lang, "input_shape", shape=say(lang, f"pictures.shape_class_{source['class']}"),
+                     seed=source.get("seed"))
+    if kind == "noise":
+        return label(lang, "input_noise", seed=source.get("seed"))
+    if kind == "zeros":
+        return label(lang, "input_zeros")
+    text = label(lang, "input_image", width=source.get("width"), height=source.get("height"))
+    transform = described.get("transform")
+    if isinstance(transform, dict):
+        key = "transform_square" if transform.get("square") else (
+            "transform_crop" if transform.get("crop") else "transform_resize")
+        text += ", " + label(lang, key, resize=transform.get("resize"), crop=transform.get("crop"))
+    return text
 
 
 def top_predictions(trace: Trace, lang: str = "en") -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ import numpy as np
 from ..errors import UserError
 from ..files import write_files
 from ..vocabulary import step_title
+from .numbers import decode_number, decode_values, encode_number, encode_values
 
 SCHEMA_VERSION = 1
 EVENT_TYPES = ("enter", "step", "exit")
@@ -40,40 +41,6 @@ html_view: Callable[[Trace], str] | None = None
 report_writer: Callable[..., Path] | None = None
 # The window explorer of a trace, a notebook view (display.ExplorerView); registered from above too.
 explorer_view: Callable[[Trace, str], Any] | None = None
-
-
-def encode_number(value: float) -> float | str:
-    """JSON has no NaN or infinity: those travel as the strings 'nan', 'inf', '-inf'."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    return value
-
-
-def decode_number(value: float | str) -> float:
-    return float(value) if isinstance(value, str) else value
-
-
-def encode_values(values: Any) -> Any:
-    """Nested lists of numbers with non-finite floats spelled as strings."""
-    if isinstance(values, list):
-        return [encode_values(v) for v in values]
-    return encode_number(values)
-
-
-def decode_values(values: Any) -> Any:
-    if isinstance(values, list):
-        plain = _plain_numbers(values)  # the common case, a whole array of numbers, at numpy's speed
-        return plain if plain is not None else [decode_values(v) for v in values]
-    return decode_number(values)
-
-
-def _plain_numbers(values: list[Any]) -> np.ndarray | None:
-    """``values`` as one numeric array when it is nested lists of plain numbers only, else None."""
-    try:
-        array = np.asarray(values)
-    except (ValueError, TypeError, OverflowError):
-        return None
-    return array if array.dtype.kind in "iuf" else None
 
 
 @dataclass(slots=True, eq=False)

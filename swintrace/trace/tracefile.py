@@ -14,7 +14,8 @@ from typing import Any
 
 from ..errors import UserError, Words
 from ..files import read_regular_file
-from .events import SCHEMA_VERSION, Event, Trace, decode_number
+from .events import SCHEMA_VERSION, Event, Trace
+from .numbers import decode_number
 from .validate import check_rows
 
 # A trace file larger than this is refused (a Swin-L 384 trace with statistics is ~10 MiB).

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError, Words
+from .picture_arrays import check_arrays_against_config, check_id_numbers, check_picture_arrays
+from .where import Where as _Where
 
 MAX_STRING = 20_000  # a module repr, a code line, a description
 MAX_CODE_LINES = 400
@@ -48,19 +50,6 @@ _KIND = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BLOCK = re.compile(r"layers\.\d{1,3}\.blocks\.\d{1,3}")
 _CAPTURE_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}\.safetensors")
 _NUMBER_WORDS = ("nan", "inf", "-inf")
-
-
-class _Where:
-    """The place a message points at: ``file:line: field``."""
-
-    def __init__(self, source: str, line: int) -> None:
-        self.source = source
-        self.line = line
-
-    def fail(self, field: str, problem: Words | UserError | str) -> UserError:
-        """``file:line: field: problem``, said in the language of the command (``problem``: the
-        catalog's words, an error of the catalog, or a library's text kept as it is)."""
-        return UserError.of("trace_field", path=self.source, line=self.line, field=field, problem=problem)
 
 
 def _string(where: _Where, field: str, value: Any, limit: int = MAX_STRING, pattern: re.Pattern | None = None) -> str:
@@ -240,6 +229,7 @@ def check_header(where: _Where, header: dict[str, Any]) -> tuple[int, Any, int]:
     for key in ("description", "dtype", "device"):
         if key in described:
             _string(where, f"input.{key}", described[key], 1000)
+    _check_input_source(where, described)
     if "thumbnail_png" in described:
         _check_thumbnail(where, described["thumbnail_png"])
     config = None
@@ -269,6 +259,28 @@ def check_header(where: _Where, header: dict[str, Any]) -> tuple[int, Any, int]:
     if capture_file is not None:
         _string(where, "capture_file", capture_file, 255, _CAPTURE_FILE)
     return slice_len, config, classes
+
+
+def _check_input_source(where: _Where, described: dict[str, Any]) -> None:
+    """What the input was (reports say it in their language) and how an image was prepared."""
+    if "source" in described:
+        source = _mapping(where, "input.source", described["source"], 4)
+        kind = source.get("kind")
+        if kind not in ("image", "shape", "noise", "zeros"):
+            raise where.fail("input.source.kind", Words("field_input_source"))
+        for key, high in (("width", MAX_INPUT_SIDE * 64), ("height", MAX_INPUT_SIDE * 64), ("class", 9),
+                          ("seed", 2**63 - 1)):
+            if key in source:
+                _integer(where, f"input.source.{key}", source[key], 0, high)
+        if set(source) - {"kind", "width", "height", "class", "seed"}:
+            raise where.fail("input.source", Words("field_input_source"))
+    if "transform" in described:
+        transform = _mapping(where, "input.transform", described["transform"], 4)
+        if set(transform) != {"resize", "crop", "square"} or not isinstance(transform["square"], bool):
+            raise where.fail("input.transform", Words("field_input_source"))
+        _integer(where, "input.transform.resize", transform["resize"], 1, MAX_INPUT_SIDE)
+        if transform["crop"] is not None:
+            _integer(where, "input.transform.crop", transform["crop"], 1, MAX_INPUT_SIDE)
 
 
 def _check_first_stage(where: _Where, header: dict[str, Any], row: dict[str, Any], config: Any) -> None:
@@ -350,7 +362,7 @@ def check_event(where: _Where, data: Any, seq: int, slice_len: int, stack: list[
     if depth != expected_depth:
         raise where.fail("depth", Words("field_depth", depth=depth, expected=expected_depth))
     if config is not None:
-        _check_id_numbers(where, event_id, config)
+        check_id_numbers(where, event_id, config)
     if kind == "enter":
         module = event_id.split("@")[0]
         if config is not None and event.get("kind") not in _FUNCTION_SCOPES and not is_module_name(module, config):
@@ -382,102 +394,9 @@ def check_event(where: _Where, data: Any, seq: int, slice_len: int, stack: list[
     arrays = _sequence(where, "arrays", event.get("arrays", []), MAX_TENSORS)
     for position, summary in enumerate(arrays):
         check_summary(where, f"arrays[{position}]", summary, slice_len, whole=True)
-    _check_picture_arrays(where, {summary["name"]: summary for summary in arrays})
+    check_picture_arrays(where, {summary["name"]: summary for summary in arrays})
     if config is not None:
-        _check_arrays_against_config(where, event_id, {summary["name"]: summary for summary in arrays}, config)
-
-
-_STAGE_BLOCK = re.compile(r"(?:^|\.)layers\.([^.@]*)(?:\.blocks\.([^.@]*))?")
-
-
-def _check_id_numbers(where: _Where, event_id: str, config: Any) -> None:
-    """The stage and block numbers in an id (``layers.S.blocks.B``) are a stage and a block of the model:
-    renderers compute with them (``2**stage``), so ``layers.10000000000`` must never reach them."""
-    for match in _STAGE_BLOCK.finditer(event_id):
-        stage, block = match.group(1), match.group(2)
-        if not (stage.isascii() and stage.isdigit() and len(stage) <= 3 and int(stage) < config.num_stages):
-            raise where.fail("id", Words("field_no_module"))
-        if block is not None and not (block.isascii() and block.isdigit() and len(block) <= 3
-                                      and int(block) < config.depths[int(stage)]):
-            raise where.fail("id", Words("field_no_module"))
-
-
-def _check_arrays_against_config(where: _Where, event_id: str, arrays: dict[str, Any], config: Any) -> None:
-    """Every count of a block's picture and explorer arrays is the model's: the bias table has
-    (2M-1)^2 rows and one column per head of its stage, the index and the attention codes M*M tokens
-    a side and at most that many heads (a table of 15,000 heads would freeze the page)."""
-    match = _STAGE_BLOCK.search(event_id)
-    if match is None or match.group(2) is None or not ({"table", "index", "explore_codes", "row"} & set(arrays)):
-        return
-    stage = int(match.group(1))
-    window = config.stage_window(stage)[0]
-    heads, tokens = config.num_heads[stage], window * window
-    if "table" in arrays and list(arrays["table"]["shape"]) != [(2 * window - 1) ** 2, heads]:
-        raise where.fail("arrays.table", Words("field_block_arrays", window=window, heads=heads))
-    if "index" in arrays and list(arrays["index"]["shape"]) != [tokens, tokens]:
-        raise where.fail("arrays.index", Words("field_block_arrays", window=window, heads=heads))
-    if "row" in arrays and list(arrays["row"]["shape"]) != [tokens]:
-        raise where.fail("arrays.row", Words("field_block_arrays", window=window, heads=heads))
-    if "explore_codes" in arrays:
-        shape = arrays["explore_codes"]["shape"]
-        if len(shape) != 4 or shape[1] > heads or shape[2] != tokens:
-            raise where.fail("arrays.explore_codes", Words("field_block_arrays", window=window, heads=heads))
-
-
-def _integers(where: _Where, field: str, values: Any, low: int, high: int) -> list[int]:
-    """Every number of a (nested) list: an integer (written as one, or as a float) in [low, high]."""
-    result = []
-    for value in _flatten(values):
-        number = _number(where, field, value)
-        if not (math.isfinite(number) and number == int(number) and low <= number <= high):
-            raise where.fail(field, Words("field_integers", low=low, high=high))
-        result.append(int(number))
-    return result
-
-
-def _flatten(values: Any) -> list[Any]:
-    return [v for item in values for v in _flatten(item)] if isinstance(values, list) else [values]
-
-
-# How many dimensions each picture array has (picture_steps.py).
-_PICTURE_ARRAY_DIMS = {"energy": 2, "regions": 2, "query": 1, "table": 2, "index": 2, "row": 1,
-                       "explore_codes": 4, "explore_peaks": 3}
-
-
-def _check_picture_arrays(where: _Where, arrays: dict[str, Any]) -> None:
-    """The arrays pictures index with (capture.py) hold what they index with."""
-    for name, dims in _PICTURE_ARRAY_DIMS.items():
-        if name in arrays and (len(arrays[name]["shape"]) != dims or 0 in arrays[name]["shape"]):
-            raise where.fail(f"arrays.{name}", Words("field_picture_array_dims", dims=dims))
-    if "query" in arrays:
-        query = _integers(where, "arrays.query", arrays["query"].get("values") or [], 0, 2**31)
-        if len(query) != 7 or not 1 <= query[6] <= 64 or query[5] >= query[6] ** 2:
-            raise where.fail("arrays.query", Words("field_query_array"))
-    if "regions" in arrays:
-        _integers(where, "arrays.regions", arrays["regions"].get("values") or [], 0, 8)
-    if "index" in arrays:
-        rows = arrays["table"]["shape"][0] if "table" in arrays and arrays["table"]["shape"] else 0
-        _integers(where, "arrays.index", arrays["index"].get("values") or [], 0, max(rows - 1, 0))
-    if "explore_codes" in arrays or "explore_peaks" in arrays:
-        _check_explored(where, arrays.get("explore_codes"), arrays.get("explore_peaks"))
-
-
-def _check_explored(where: _Where, codes: dict[str, Any] | None, peaks: dict[str, Any] | None) -> None:
-    """The explorer's attention: uint8 codes (windows, heads, N, N) with N a square, and each
-    row's peak weight (windows, heads, N) in [0, 1] (picture_steps.explored_attention)."""
-    if codes is None or peaks is None or codes.get("values") is None or peaks.get("values") is None:
-        raise where.fail("arrays.explore_codes", Words("field_explore_arrays"))
-    shape = codes["shape"]
-    if (codes["dtype"] != "uint8" or len(shape) != 4 or shape[2] != shape[3] or shape[3] < 1
-            or math.isqrt(shape[3]) ** 2 != shape[3] or list(peaks["shape"]) != list(shape[:3])):
-        raise where.fail("arrays.explore_codes", Words("field_explore_arrays"))
-    values = np.asarray(codes["values"], dtype=np.float64)
-    if not (np.isfinite(values).all() and (values == np.round(values)).all()
-            and values.min(initial=0) >= 0 and values.max(initial=0) <= 255):
-        raise where.fail("arrays.explore_codes", Words("field_integers", low=0, high=255))
-    row_peaks = np.asarray(peaks["values"], dtype=np.float64)
-    if not (np.isfinite(row_peaks).all() and row_peaks.min(initial=0) >= 0 and row_peaks.max(initial=0) <= 1):
-        raise where.fail("arrays.explore_peaks", Words("field_explore_peaks"))
+        check_arrays_against_config(where, event_id, {summary["name"]: summary for summary in arrays}, config)
 
 
 # Scalars renderers and pictures compute with: map sides, counts, shifts, rates.
