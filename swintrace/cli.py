@@ -157,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--explain", action="store_true",
                         help="Markdown: follow each step's title with what it does and why (HTML always has it)")
+    parser.add_argument("--only", metavar="SCOPE",
+                        help="a report of one part only, e.g. layers.0.blocks.1 (with the summary): a handout")
     parser.add_argument("--course", metavar="DIR",
                         help="a course folder written by 'swintrace course' that each scope of an HTML report "
                         "links to (default: a folder named course beside the report, if there is one)")
@@ -200,7 +202,7 @@ def _run(args: argparse.Namespace) -> None:
     log.debug("traced %s in %.2f s", variant, trace.footer["timings"][0]["seconds"])
     with progress(f"writing {out.name}", args.quiet):
         write_output(trace, out, args.lang, pictures=not args.no_pictures, explain=args.explain,
-                     course=args.course)
+                     course=args.course, only=args.only)
     log.info("wrote %s (%d events)", out, len(trace.events))
 
 
@@ -209,7 +211,7 @@ def _render(args: argparse.Namespace) -> None:
     trace = load_trace(args.trace)
     with progress(f"writing {out.name}", args.quiet):
         write_output(trace, out, args.lang, pictures=not args.no_pictures, explain=args.explain,
-                     course=args.course)
+                     course=args.course, only=args.only)
     log.info("wrote %s", out)
 
 

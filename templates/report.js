@@ -166,9 +166,11 @@
     }
   });
 
-  /* A printed handout: every step open, with its code and explanation. */
+  /* A printed handout: every step open, with its code, and the slices of small tensors. */
   window.addEventListener("beforeprint", function () {
     scopes.forEach(function (scope) { scope.open = true; });
     steps.forEach(function (step) { step.open = true; fill(step); });
+    /* small tensors print their slice: a handout shows the numbers, not a closed triangle */
+    Array.prototype.forEach.call(document.querySelectorAll("details.slice[data-print-open]"), function (slice) { slice.open = true; });
   });
 })();

@@ -57,3 +57,37 @@ def swin_t_zeros_trace(swin_t_pair):
     with torch.no_grad(), swintrace.tracing(stats=True) as trace:
         model(torch.zeros(1, 3, 224, 224))
     return trace
+
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for every browser test of the session (a launch costs about a second)."""
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if executable is None or sync_playwright is None:
+        if os.environ.get("SWINTRACE_REQUIRE_BROWSER") == "1":
+            pytest.fail("chromium and playwright are required here (SWINTRACE_REQUIRE_BROWSER=1)")
+        pytest.skip("no chromium or playwright on this machine")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def teach_course(tmp_path_factory) -> Path:
+    """A course of swin_teach (random weights, both languages), shared by the browser and handout tests."""
+    from swintrace.cli import main
+
+    out = tmp_path_factory.mktemp("course") / "site"
+    assert main(["course", "--model", "swin_teach", "--weights", "random", "--out", str(out)]) == 0
+    return out

@@ -17,28 +17,7 @@ import pytest
 
 from swintrace.cli import main
 
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-]
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        sync_playwright = None
-    if executable is None or sync_playwright is None:
-        if os.environ.get("SWINTRACE_REQUIRE_BROWSER") == "1":
-            pytest.fail("chromium and playwright are required here (SWINTRACE_REQUIRE_BROWSER=1)")
-        pytest.skip("no chromium or playwright on this machine")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -207,13 +186,6 @@ def test_hostile_file_name_stays_text(browser, tmp_path):
         "img[src]", "els => els.map(e => [e.getAttribute('src').split(',')[0], e.hasAttribute('onerror')])")
     assert sources and all(src in ("data:image/png;base64", "data:image/jpeg;base64") and not handler
                            for src, handler in sources)
-
-
-@pytest.fixture(scope="module")
-def teach_course(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("course") / "site"
-    assert main(["course", "--model", "swin_teach", "--weights", "random", "--out", str(out)]) == 0
-    return out
 
 
 def test_course_exercises_are_answered_in_the_page(browser, teach_course):

@@ -15,7 +15,6 @@ import functools
 import numpy as np
 import pytest
 import torch
-from test_browser import browser  # noqa: F401 - the shared Chromium fixture
 
 from swintrace import load_model, load_trace
 from swintrace.models.picture_steps import MAX_EXPLORE_BYTES

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import torch
 from PIL import Image
@@ -36,7 +37,8 @@ def make_input(
         images = loaded.tensor.expand(batch, -1, -1, -1).contiguous()  # B, 3, H, W
         return images, {"description": loaded.description, "thumbnail_png": thumbnail_png(loaded.display),
                         "transform": dataclasses.asdict(transform),
-                        "source": {"kind": "image", "width": loaded.original[0], "height": loaded.original[1]}}
+                        "source": {"kind": "image", "name": Path(image).name, "width": loaded.original[0],
+                                   "height": loaded.original[1]}}
     if kind.startswith(SHAPE_PREFIX):
         name = CLASSES[class_index(kind[len(SHAPE_PREFIX):])]  # "horizontal_stripes" -> "horizontal stripes"
         picture = shape_image(name, seed)  # 32 x 32 RGB

@@ -59,6 +59,7 @@ class Sheet(ImageDraw.ImageDraw):
         super().__init__(image)
         self.lang = lang
         self.boxes: list[tuple[float, float, float, float]] = []
+        self.sizes: list[int] = []  # the font size of every text drawn (slides enlarge a picture by its smallest)
 
 
 def font(size: int, lang: str = "en") -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -103,11 +104,12 @@ def text(
     typeface = font(size, draw.lang)
     draw.text(xy, value, fill=fill, font=typeface, anchor=anchor)
     draw.boxes.append(draw.textbbox(xy, value, font=typeface, anchor=anchor))
+    draw.sizes.append(size)
 
 
 def finish(image: Image.Image, draw: Sheet, **fields: Any) -> Picture:
     """The picture drawn on ``image``: its PNG, and the boxes of its text among the facts in ``meta``."""
-    meta = {**fields.pop("meta", {}), "text_boxes": draw.boxes}
+    meta = {**fields.pop("meta", {}), "text_boxes": draw.boxes, "smallest_text": min(draw.sizes, default=0)}
     return Picture(png=to_png(image), meta=meta, **fields)
 
 

@@ -27,6 +27,7 @@ from ..pictures import Picture, make_pictures
 from ..trace.events import Event, Trace
 from ..words import agree, entry
 from .explorer import explorer_data
+from .handouts import SLIDE_PICTURE_HEIGHT, SLIDE_PICTURE_WIDTH, course_chapters, slides, worksheet_chapters
 from .html import _Context, _environment, _nodes, _stages
 from .lessons import Exercise, Facts, course_facts, exercises
 from .markdown import _render_step
@@ -63,26 +64,54 @@ def build_course(
         words = entry(lang, "course")
         listing = [{"href": f"{name}.html", "title": chapter.title(lang), "goal": chapter_goal(chapter, lang, facts)}
                    for name, chapter in zip(files, CHAPTERS)]
+        handouts = entry(lang, "course.handouts")
+        teaching = [{"href": "slides.html", "text": handouts["slides"]}, {"href": "worksheet.html", "text": handouts["worksheet"]},
+                    {"href": "answers.html", "text": handouts["answer_key"]}]
         write(f"{lang}/index.html", _page(lang=lang, title=words["languages"], home="../index.html", chapters=listing,
+                                          handouts={"title": handouts["handouts"], "links": teaching},
                                           explorer=explorer_data(trace, lang)))
         write(f"{lang}/index.md", f"# {words['languages']}\n\n" + "".join(
             f"{number}. [{chapter.title(lang)}]({name}.md): {chapter_goal(chapter, lang, facts)}\n"
-            for number, (name, chapter) in enumerate(zip(files, CHAPTERS), start=1)))
+            for number, (name, chapter) in enumerate(zip(files, CHAPTERS), start=1))
+            + f"\n{handouts['handouts']}: " + " · ".join(f"[{link['text']}]({link['href']})" for link in teaching) + "\n")
+        made = []
         for index, (name, chapter) in enumerate(zip(files, CHAPTERS)):
             neighbours = {
                 "previous": listing[index - 1] if index > 0 else None,
                 "next": listing[index + 1] if index + 1 < len(listing) else None,
             }
             asked = exercises(trace, chapter, lang, facts)
+            made.append((chapter, chapter_goal(chapter, lang, facts), chapter_text(chapter, lang, facts),
+                         _chapter_pictures(chapter, pictures[lang]), asked))
             write(f"{lang}/{name}.html", _chapter_html(trace, chapter, lang, pictures[lang], neighbours, facts, asked))
             write(f"{lang}/{name}.md", _chapter_markdown(trace, chapter, lang, pictures[lang], files, index, facts,
                                                          asked))
+        for relative, page in _handouts(course_chapters(made, facts, lang), lang).items():
+            write(f"{lang}/{relative}", page)
     manifest = Manifest(out)
     manifest.check(list(pages), force)
     files_out = {out / relative: data for relative, data in pages.items()}
     files_out[manifest.path] = manifest.entry(list(pages))
     write_files(files_out, inside=out)
     return [out / relative for relative in pages]
+
+
+def _handouts(chapters: list[dict], lang: str) -> dict[str, str]:
+    """The teacher's files of one language: slides, worksheet, answer key (render/handouts.py)."""
+    words = entry(lang, "course.handouts")
+    environment = _environment()
+    title = entry(lang, "course.languages")
+    return {
+        "slides.html": environment.get_template("slides.html.j2").render(
+            lang=lang, title=f"{title} · {words['slides']}", slides=slides(chapters, lang), words=words,
+            box=(SLIDE_PICTURE_WIDTH, SLIDE_PICTURE_HEIGHT)),
+        "worksheet.html": environment.get_template("worksheet.html.j2").render(
+            lang=lang, title=f"{title} · {words['worksheet']}", chapters=worksheet_chapters(chapters),
+            words=words, answers=False),
+        "answers.html": environment.get_template("worksheet.html.j2").render(
+            lang=lang, title=f"{title} · {words['answer_key']}", chapters=worksheet_chapters(chapters),
+            words=words, answers=True),
+    }
 
 
 def chapter_text(chapter: Chapter, lang: str, facts: Facts | None) -> str:
@@ -210,7 +239,7 @@ def _stage_table_markdown(trace: Trace, lang: str) -> str:
 
 
 def _page(**values) -> str:
-    defaults = {"explanation": None, "goal": None, "warning": None, "chapters": [], "pictures": [], "stages": [], "nodes": [],
+    defaults = {"handouts": None, "explanation": None, "goal": None, "warning": None, "chapters": [], "pictures": [], "stages": [], "nodes": [],
                 "exercises": [], "previous": None, "next": None, "explorer": None, "explorer_link": None}
     lang = values["lang"]
     return _environment().get_template("course.html.j2").render(

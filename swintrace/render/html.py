@@ -9,6 +9,7 @@ highlighted code is inserted as markup, and Pygments escapes it itself.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -335,6 +336,10 @@ def _with_code(text: str | None) -> Markup | None:
 _CODE_SPAN = re.compile(r"`([^`]+)`")
 
 
+# Tensors of at most this many numbers show their slice in print (every tensor of swin_teach).
+PRINTED_WHOLE = 4096
+
+
 def _tensor(event: Event, summary: TensorSummary, lang: str) -> dict[str, Any]:
     names = dim_names(event, summary)
     stats = stats_text(summary, lang)
@@ -346,6 +351,7 @@ def _tensor(event: Event, summary: TensorSummary, lang: str) -> dict[str, Any]:
         "stats": stats,
         "slice_label": slice_label(summary),
         "repr": tensor_repr(summary),
+        "small": math.prod(summary.shape) <= PRINTED_WHOLE,  # its slice opens in print
     }
 
 

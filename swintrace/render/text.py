@@ -170,7 +170,7 @@ def input_words(described: dict[str, Any], lang: str) -> str:
         return label(lang, "input_noise", seed=source.get("seed"))
     if kind == "zeros":
         return label(lang, "input_zeros")
-    text = label(lang, "input_image", width=source.get("width"), height=source.get("height"))
+    text = label(lang, "input_image", name=source.get("name", ""), width=source.get("width"), height=source.get("height"))
     transform = described.get("transform")
     if isinstance(transform, dict):
         key = "transform_square" if transform.get("square") else (

@@ -264,7 +264,9 @@ def check_header(where: _Where, header: dict[str, Any]) -> tuple[int, Any, int]:
 def _check_input_source(where: _Where, described: dict[str, Any]) -> None:
     """What the input was (reports say it in their language) and how an image was prepared."""
     if "source" in described:
-        source = _mapping(where, "input.source", described["source"], 4)
+        source = _mapping(where, "input.source", described["source"], 5)
+        if "name" in source:
+            _string(where, "input.source.name", source["name"], 1000)
         kind = source.get("kind")
         if kind not in ("image", "shape", "noise", "zeros"):
             raise where.fail("input.source.kind", Words("field_input_source"))
@@ -272,7 +274,7 @@ def _check_input_source(where: _Where, described: dict[str, Any]) -> None:
                           ("seed", 2**63 - 1)):
             if key in source:
                 _integer(where, f"input.source.{key}", source[key], 0, high)
-        if set(source) - {"kind", "width", "height", "class", "seed"}:
+        if set(source) - {"kind", "name", "width", "height", "class", "seed"}:
             raise where.fail("input.source", Words("field_input_source"))
     if "transform" in described:
         transform = _mapping(where, "input.transform", described["transform"], 4)
