@@ -161,6 +161,48 @@
     });
     root.dataset.reach = reached.map((w) => w.reduce((n, v) => n + (v > 0 ? 1 : 0), 0)).join(" ");
   }
+  // W-MSA beside SW-MSA: the two explored blocks of the chosen block's stage, for the same patch and head,
+  // each as the image with that block's window over it, its weights, and (SW-MSA) the keys the mask hides.
+  function drawPair() {
+    const holderElement = $("ex-pair");
+    if (!holderElement) return;
+    const chosen = blocks[state.block], pair = [false, true].map((shifted) => blocks.find((b) => b.stage === chosen.stage && b.shifted === shifted));
+    holderElement.textContent = "";
+    holderElement.hidden = !(pair[0] && pair[1]);
+    if (holderElement.hidden) return;
+    const width = Math.max(140, Math.min(320, (((holderElement.clientWidth || 640) >= 640 ? holderElement.clientWidth / 2 : holderElement.clientWidth) || 300) - 16));
+    pair.forEach((block) => {
+      const figure = document.createElement("figure"), canvas = document.createElement("canvas"), caption = document.createElement("figcaption");
+      const attention = attentionOf(block), scale = width / data.image.width, height = data.image.height * scale;
+      const context = sized(canvas, width, height);
+      context.fillStyle = "#e8eaef"; context.fillRect(0, 0, width, height);
+      if (image && image.complete) { context.globalAlpha = 0.55; context.drawImage(image, 0, 0, width, height); context.globalAlpha = 1; }
+      figure.dataset.block = block.id;
+      if (attention) {
+        const stride = attention.stage.stride * scale, stage = attention.stage, own = region(stage, attention.at.py, attention.at.px);
+        attention.keys.forEach((key) => {
+          if (key.padding) return;
+          const [py, px] = windowKeys(stage, attention.at)[key.j];
+          const hidden = block.shifted && region(stage, py, px) !== own;
+          context.fillStyle = hidden ? MASKED : `rgba(255, 140, 0, ${(0.15 + 0.8 * key.weight / attention.peak).toFixed(3)})`;
+          context.fillRect(key.ox * stride, key.oy * stride, stride, stride);
+          context.strokeStyle = WINDOW; context.lineWidth = 1.5;
+          context.strokeRect(key.ox * stride + 0.5, key.oy * stride + 0.5, stride - 1, stride - 1);
+        });
+        const best = attention.keys.reduce((a, b) => (b.weight > a.weight ? b : a));
+        figure.dataset.top = best.oy + "," + best.ox;
+        figure.dataset.masked = attention.keys.filter((key) => !key.padding && block.shifted && region(stage, ...windowKeys(stage, attention.at)[key.j]) !== own).length;
+        caption.textContent = fill(words.pair_caption, { block: block.id, kind: block.shifted ? "SW-MSA" : "W-MSA", head: state.head, y: best.oy, x: best.ox, weight: best.weight.toFixed(3) });
+      } else {
+        caption.textContent = fill(words.pair_caption_none, { block: block.id });
+      }
+      const p = data.patch * scale;
+      context.strokeStyle = ACCENT; context.lineWidth = 2.5;
+      context.strokeRect(state.x * p, state.y * p, Math.max(p, 3), Math.max(p, 3));
+      figure.append(canvas, caption);
+      holderElement.appendChild(figure);
+    });
+  }
   // A magnified view around the patch: a patch at least 28 px a side, to point at with a thumb.
   const ZOOM_PATCHES = 7, ZOOM_CELL = 28;
   function drawZoom() {
@@ -405,6 +447,7 @@
     drawImage(attention);
     exposeAttention(attention);
     drawZoom();
+    drawPair();
     drawSpread();
   }
 

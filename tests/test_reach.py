@@ -211,6 +211,10 @@ def test_the_page_computes_the_same_reach_and_rollout(browser, small_reports, ca
             assert np.allclose(weights.reshape(-1), np.array(row), atol=1e-6), (block, y, x)
         captions = page.eval_on_selector_all("#ex-spread figure", "figures => figures.map(f => +f.dataset.count)")
         assert captions == [int(seen.sum()) for _, seen in reach(config, sizes, y, x)]
+    pair = page.eval_on_selector_all("#ex-pair figure", "figures => figures.map(f => [f.dataset.block, "
+                                     "f.getBoundingClientRect().top])")
+    assert [block for block, _ in pair] == ["layers.0.blocks.0", "layers.0.blocks.1"]  # W-MSA beside SW-MSA
+    assert (pair[0][1] == pair[1][1]) == (width >= 800)  # side by side from 800 px, stacked below
     zoom = page.query_selector("#ex-zoom").bounding_box()
     assert zoom["width"] / 7 >= 24  # a patch under the finger at least 24 px
     assert problems == [] and page.evaluate("document.documentElement.scrollWidth") <= width
