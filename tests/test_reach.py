@@ -194,13 +194,16 @@ def test_the_page_computes_the_same_reach_and_rollout(browser, small_reports, ca
         attention[block] = (codes.reshape(-1, N) * peaks[:, None] / 255).reshape(-1, N, N)
     assert len(attention) == sum(config.depths)
     canvas = page.query_selector("#ex-image")
+    canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
     scale = box["width"] / data["image"]["width"]
     H, W = sizes[0]
     for y, x in ((0, 0), (H - 1, W // 2), (H // 2, W - 1)):
         point = (box["x"] + (x + 0.5) * config.patch_size * scale, box["y"] + (y + 0.5) * config.patch_size * scale)
         page.mouse.move(*point)
-        page.mouse.down()  # a press and a drag to the patch: the patch follows
+        page.mouse.down()
+        box = canvas.bounding_box()  # the page does not move under the finger
+        point = (box["x"] + (x + 0.5) * config.patch_size * scale, box["y"] + (y + 0.5) * config.patch_size * scale)  # a press and a drag to the patch: the patch follows
         page.mouse.move(point[0] + 0.1, point[1] + 0.1)
         page.mouse.up()
         spread = page.evaluate("document.querySelector('section.swintrace-explorer')._spread")
