@@ -27,6 +27,11 @@ import numpy as np
 from ..config import SwinConfig
 from ..geometry import padded_size, runtime_shift
 
+# Reach and rollout go back through every block for every block: on maps of at most this many
+# tokens in stage 1 (Swin-T at 224 has 3,136; a 384 model 9,216). Larger inputs get neither
+# the picture nor the explorer's strip, so that a huge input cannot make a report take minutes.
+MAX_SPREAD_TOKENS = 128 * 128
+
 
 @dataclass(frozen=True)
 class BlockPlan:

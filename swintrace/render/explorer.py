@@ -20,7 +20,7 @@ import numpy as np
 from ..config import SwinConfig
 from ..geometry import default_query_token, padded_size, runtime_shift
 from ..pictures.draw import thumbnail_jpeg
-from ..pictures.reach import block_plans
+from ..pictures.reach import MAX_SPREAD_TOKENS, block_plans
 from ..trace.events import Event, Trace
 from ..words import entry
 from .text import check_language
@@ -56,9 +56,11 @@ def explorer_data(trace: Trace, lang: str = "en", anchors: dict[str, str] | None
         "stages": stages,
         "start": _start(stages[0]),
         "blocks": blocks,
+        # how far a token sees: the blocks in order and their head-averaged attention (small maps only)
         "plan": [{"id": plan.block_id, "stage": plan.stage, "shifted": plan.shift != (0, 0)}
-                 for plan in block_plans(config, [(stage["H"], stage["W"]) for stage in stages])],
-        "rollout": _rollout_data(trace, config, stages),
+                 for plan in block_plans(config, [(stage["H"], stage["W"]) for stage in stages])]
+        if stages[0]["H"] * stages[0]["W"] <= MAX_SPREAD_TOKENS else [],
+        "rollout": _rollout_data(trace, config, stages) if stages[0]["H"] * stages[0]["W"] <= MAX_SPREAD_TOKENS else {},
         "lang": lang,
         "words": entry(lang, "explorer"),
     }
