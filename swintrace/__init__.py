@@ -10,6 +10,7 @@
     trace = swintrace.trace_image(model, "cat.jpg")   # preprocessing included
     trace.report("report.html", lang="zh")            # the format from the extension
     table = trace.to_pandas()                         # one row per step (pandas optional)
+    swintrace.diff("f32.jsonl", "bf16.jsonl")         # where two traces first part, and by how much
 
 The model and its loading (``load_model``, ``SwinTransformer``, ``trace_image``)
 and ``tracing`` are imported on first use (PEP 562): reading and rendering traces
@@ -32,7 +33,7 @@ from .trace.tracefile import load_trace
 # Public names imported on first use -> the module that defines them.
 _LAZY = {"load_model": ".checkpoints.loading", "SwinTransformer": ".models.swin", "trace_image": ".api.trace_image",
          "make_pictures": ".pictures", "from_model": ".checkpoints.adopt", "shape_image": ".api.trace_image",
-         "tracing": ".recording.tracing"}
+         "tracing": ".recording.tracing", "diff": ".trace.diff"}
 
 __all__ = [
     "VARIANTS",
@@ -43,6 +44,7 @@ __all__ = [
     "Trace",
     "UserError",
     "__version__",
+    "diff",
     "from_model",
     "load_model",
     "load_trace",

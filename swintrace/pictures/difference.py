@@ -48,8 +48,9 @@ def difference_picture(result: TraceDiff, lang: str = "en") -> Picture:
         for x in range(LEFT, int(right), 8):
             draw.line([(x, y), (min(x + 4, right), y)], fill=INK)
     first = result.first_parting
-    if first is not None:
-        x = x_of(result.pairs.index(first))
+    first_x = None if first is None else round(x_of(result.pairs.index(first)))
+    if first_x is not None:
+        x = first_x
         for y in range(top, equal_top + 14, 6):
             draw.line([(x, y), (x, y + 3)], fill=rgb(RED))
     radius = 2 if count <= 250 else 1
@@ -65,7 +66,7 @@ def difference_picture(result: TraceDiff, lang: str = "en") -> Picture:
               first=first_text if first_text is not None else say(lang, "pictures.diff_never"))
     return finish(image, draw, name="diff", title=title, alt=alt, step_id="",
                   meta={"decades": (low, high), "plot": (LEFT, top, right, top + PLOT_HEIGHT),
-                        "first_x": None if first is None else x_of(result.pairs.index(first))})
+                        "first_x": first_x})
 
 
 def _decades(relatives: list[float], rtol: float) -> tuple[int, int]:
