@@ -38,6 +38,16 @@ def dtype_traces(tmp_path_factory):
     return paths
 
 
+@pytest.fixture(scope="module")
+def dtype_diff(dtype_traces):
+    return swintrace.diff(*dtype_traces)
+
+
+@pytest.fixture(scope="module")
+def teacher_trace(teacher):
+    return _trace(teacher)
+
+
 def test_a_trace_against_itself_has_no_difference(dtype_traces):
     result = swintrace.diff(dtype_traces[0], dtype_traces[0])
     assert result.by_id and len(result.pairs) > 300 and not result.only_a and not result.only_b
@@ -46,8 +56,8 @@ def test_a_trace_against_itself_has_no_difference(dtype_traces):
     assert "never part" in repr(result)
 
 
-def test_float32_against_bfloat16_parts_at_the_cast_input(dtype_traces):
-    result = swintrace.diff(*dtype_traces)
+def test_float32_against_bfloat16_parts_at_the_cast_input(dtype_traces, dtype_diff):
+    result = dtype_diff
     assert result.names == ("float32.jsonl", "bfloat16.jsonl")
     assert (result.rtol, result.atol, result.tolerance_from) == (1.3e-6, 1e-5, "float32")  # the finer dtype's
     first = result.first_parting
@@ -65,9 +75,9 @@ def test_float32_against_bfloat16_parts_at_the_cast_input(dtype_traces):
     assert loose.first_parting is None and loose.tolerance_from is None
 
 
-def test_tracing_in_bfloat16_changes_no_result(teacher):
+def test_tracing_in_bfloat16_changes_no_result():
     model = swintrace.load_model("swin_teach", weights="pretrained").to(torch.bfloat16)
-    images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)).bfloat16()
+    images = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(1)).bfloat16()
     with torch.no_grad():
         untraced = model(images)
         with swintrace.tracing(stats=True, pictures=True):
@@ -79,11 +89,11 @@ def test_tracing_in_bfloat16_changes_no_result(teacher):
     ("layers.1.blocks.0.attn.qkv.weight", "layers.1.blocks.0.attn.qkv"),
     ("layers.0.blocks.1.attn.relative_position_bias_table", "layers.0.blocks.1.attn.bias_gather"),
 ])
-def test_two_checkpoints_part_where_a_differing_weight_is_first_used(teacher, weight, first):
+def test_two_checkpoints_part_where_a_differing_weight_is_first_used(teacher, teacher_trace, weight, first):
     state = {name: tensor.clone() for name, tensor in teacher.state_dict().items()}
     state[weight][0] += 0.25
     other = swintrace.load_model("swin_teach", weights=state)
-    result = swintrace.diff(_trace(teacher), _trace(other))
+    result = swintrace.diff(teacher_trace, _trace(other))
     assert result.by_id and result.first_parting.a.id == first
     before = result.pairs[: result.pairs.index(result.first_parting)]
     assert before and all(pair.relative == 0 for pair in before)  # the same arithmetic up to there, bit for bit
@@ -94,24 +104,30 @@ def test_captured_whole_tensors_are_compared(teacher):
     state["layers.0.blocks.0.attn.proj.weight"][5, 3] += 1.0  # a channel the [:3] slices do not show
     other = swintrace.load_model("swin_teach", weights=state)
     capture = ["layers.0.blocks.0.attn.proj"]
-    sliced = swintrace.diff(_trace(teacher, stats=False), _trace(other, stats=False))
-    whole = swintrace.diff(_trace(teacher, stats=False, capture=capture), _trace(other, stats=False, capture=capture))
+    traces = (_trace(teacher, stats=False, capture=capture), _trace(other, stats=False, capture=capture))
+    whole = swintrace.diff(*traces)
+    for trace in traces:
+        trace.captured = {}
+    sliced = swintrace.diff(*traces)
     pair = next(pair for pair in whole.pairs if pair.a.id == "layers.0.blocks.0.attn.proj")
     assert pair.values[0].parts == ["whole"] and pair.parted and pair.values[0].where[0] == "whole"
     assert whole.first_parting.a.id == "layers.0.blocks.0.attn.proj"
     assert sliced.first_parting.a.id != "layers.0.blocks.0.attn.proj"  # the slice alone misses it
 
 
-def test_traces_of_two_variants_pair_in_order_and_list_what_is_left(teacher):
+def test_traces_of_two_variants_pair_in_order_and_list_what_is_left(teacher_trace):
+    from swintrace.render.diff import diff_view
+
     deeper = swintrace.load_model("swin_teach", weights="random", depths=(2, 4, 2))
-    result = swintrace.diff(_trace(teacher), _trace(deeper))
+    result = swintrace.diff(teacher_trace, _trace(deeper, stats=False))
     assert not result.by_id and not result.only_a
     extra = {event.id.split(".")[3] for event in result.only_b}
     assert extra == {"2", "3"} and all(event.id.startswith("layers.1.blocks.") for event in result.only_b)
     assert all(pair.a.id == pair.b.id for pair in result.pairs)  # same stage, same block number, same step
     assert result.first_parting.a.id == "patch_embed.patch_proj"  # other weights: the first convolution parts
-    page = swintrace_page(result)
-    assert "layers.1.blocks.3.output" in page and "by scope and kind" in page
+    view = diff_view(result, "en")
+    assert "by scope and kind" in view["pairing"] and not view["all_paired"]
+    assert [heading for heading, _, _ in view["only"]] == ["Only in B (112)"] and "layers.1.blocks.3.output" in view["only"][0][1]
 
 
 def swintrace_page(result, lang="en") -> str:
@@ -120,11 +136,17 @@ def swintrace_page(result, lang="en") -> str:
     return render_diff_html(result, lang, difference_picture(result, lang))
 
 
-def test_the_command_writes_html_and_markdown_in_both_languages(dtype_traces, tmp_path):
-    html, markdown = tmp_path / "diff.html", tmp_path / "zh" / "diff.md"
+@pytest.fixture(scope="module")
+def diff_page(dtype_traces):
+    html = dtype_traces[0].parent / "diff.html"
     assert main(["-q", "diff", *map(str, dtype_traces), "--out", str(html)]) == 0
+    return html
+
+
+def test_the_command_writes_html_and_markdown_in_both_languages(dtype_traces, diff_page, tmp_path):
+    markdown = tmp_path / "zh" / "diff.md"
     assert main(["-q", "diff", *map(str, dtype_traces), "--lang", "zh", "--out", str(markdown)]) == 0
-    page = html.read_text("utf-8")
+    page = diff_page.read_text("utf-8")
     assert page.startswith("<!DOCTYPE html>") and "<script" not in page and "data:image/png;base64," in page
     assert "first part at input (Input)" in page and "bfloat16" in page
     text = markdown.read_text("utf-8")
@@ -132,10 +154,10 @@ def test_the_command_writes_html_and_markdown_in_both_languages(dtype_traces, tm
     assert text.count("\n| ") > 300  # every pair a row
 
 
-def test_the_picture_marks_the_first_parting_and_keeps_its_words_apart(dtype_traces):
+def test_the_picture_marks_the_first_parting_and_keeps_its_words_apart(dtype_diff):
     from test_words import _check_fit
 
-    result = swintrace.diff(*dtype_traces)
+    result = dtype_diff
     for lang in ("en", "zh"):
         picture = difference_picture(result, lang)
         image = Image.open(BytesIO(picture.png))
@@ -148,9 +170,8 @@ def test_the_picture_marks_the_first_parting_and_keeps_its_words_apart(dtype_tra
     assert "input" in picture.alt
 
 
-def test_a_diff_shows_itself_in_a_notebook(dtype_traces):
-    result = swintrace.diff(*dtype_traces)
-    view = result._repr_html_()
+def test_a_diff_shows_itself_in_a_notebook(dtype_diff):
+    view = dtype_diff._repr_html_()
     assert view.startswith('<div class="swintrace">') and "<html" not in view and "data:image/png" in view
 
 
@@ -207,14 +228,13 @@ def test_hostile_traces_are_validated_bounded_and_escaped(dtype_traces, tmp_path
     assert error.count("\n") == 1 and "bad.jsonl" in error and f"bad.jsonl:{line + 1}:" in error
 
 
-@pytest.mark.parametrize("width", [390, 1400])
-def test_the_page_in_a_browser(browser, dtype_traces, tmp_path, width):
+def test_the_page_in_a_browser_at_390_and_1400_px(browser, diff_page):
     from test_browser import _open
 
-    out = tmp_path / "diff.html"
-    assert main(["-q", "diff", *map(str, dtype_traces), "--out", str(out)]) == 0
-    page, problems, requests, _ = _open(browser, out, width, 844)
+    page, problems, requests, _ = _open(browser, diff_page, 390, 844)
+    for width in (390, 1400):
+        page.set_viewport_size({"width": width, "height": 900})
+        assert page.evaluate("document.documentElement.scrollWidth") <= width  # nothing scrolls sideways
+        assert page.locator("p.verdict.parted").is_visible() and page.locator("figure.picture img").is_visible()
     assert problems == [] and [url for url in requests if not url.startswith(("file://", "data:"))] == []
-    assert page.evaluate("document.documentElement.scrollWidth") <= width
-    assert page.locator("p.verdict.parted").is_visible()
     page.close()
