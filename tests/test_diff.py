@@ -228,6 +228,18 @@ def test_hostile_traces_are_validated_bounded_and_escaped(dtype_traces, tmp_path
     assert error.count("\n") == 1 and "bad.jsonl" in error and f"bad.jsonl:{line + 1}:" in error
 
 
+def test_a_dtype_torch_cannot_run_is_refused_in_one_line(monkeypatch, tmp_path, capsys):
+    def refuse(*arguments, **options):
+        raise RuntimeError('"LayerNorm" not implemented for \'BFloat16\'\nmore lines')
+
+    monkeypatch.setattr(torch.nn.functional, "layer_norm", refuse)
+    out = tmp_path / "t.jsonl"
+    assert main(["run", "--input", "zeros", "--model", "swin_teach", "--dtype", "bfloat16", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--dtype bfloat16 is not supported by this torch on cpu" in error
+    assert "LayerNorm" in error and not out.exists()
+
+
 def test_the_page_in_a_browser_at_390_and_1400_px(browser, diff_page):
     from test_browser import _open
 

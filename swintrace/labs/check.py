@@ -27,6 +27,7 @@ import torch
 
 from ..api.trace_image import shape_image, trace_image
 from ..errors import UserError
+from ..palette import GREEN, PINK
 from ..render.text import check_language
 from ..trace.events import Trace
 from ..words import entry, say
@@ -52,7 +53,7 @@ class Checked:
         return self.text
 
     def _repr_html_(self) -> str:
-        color = "#19ce8b" if self.right else "#fe618e"
+        color = GREEN if self.right else PINK
         return (f'<p class="swintrace-check" style="border-left: 5px solid {color}; padding: 4px 10px; '
                 f'white-space: pre-wrap">{html.escape(self.text)}</p>')
 

@@ -80,7 +80,7 @@ def _judge_output(case: Case, index: int, output: Output, got: torch.Tensor) -> 
         moved = _permutation(got, reference)
         if moved is not None:
             return Finding("transposed", {**named, **_dims(output, moved)})
-        if got.numel() == reference.numel() and same(got.reshape(reference.shape), reference):
+        if got.numel() == reference.numel() and same(got.reshape(reference.shape), reference):  # the reference's shape
             return Finding("reshape", named)
         return Finding("shape", {**named, "which": _which(got.shape, reference.shape, output)})
     if same(got, reference):
@@ -105,7 +105,8 @@ def _generic(output: Output, got: torch.Tensor) -> Finding | None:
         return Finding("transposed", {**named, **_dims(output, moved)})
     if output.grid is not None:
         B, rows, columns = output.grid
-        by_columns = reference.reshape(B, rows, columns, *reference.shape[1:]).transpose(1, 2).reshape(reference.shape)
+        grid = reference.reshape(B, rows, columns, *reference.shape[1:])  # B, window rows, window columns, ...
+        by_columns = grid.transpose(1, 2).reshape(reference.shape)  # B*nW, ...: the windows column by column
         if same(got, by_columns):
             return Finding("window_columns", {**named, "rows": rows, "columns": columns})
         order = _window_order(got, reference)

@@ -154,7 +154,8 @@ def _attention(trace: Trace, model: torch.nn.Module, step: str) -> Case:
             scores = scores + with_bias.unsqueeze(0)
         if with_mask is not None:
             nW, N = with_mask.shape[0], scores.shape[-1]
-            scores = (scores.view(-1, nW, scores.shape[1], N, N) + with_mask.unsqueeze(1).unsqueeze(0)).view(scores.shape)
+            per_image = scores.view(-1, nW, scores.shape[1], N, N)  # B, nW, heads, N, N
+            scores = (per_image + with_mask.unsqueeze(1).unsqueeze(0)).view(scores.shape)  # B*nW, heads, N, N
         return scores if softmax is None else scores.softmax(softmax)
 
     mistakes: list[Mistake] = [

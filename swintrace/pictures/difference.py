@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from ..palette import BLUE, LINE, RED, SOFT, rgb
 from ..trace.diff import TraceDiff, stage_of
 from ..words import say
-from .draw import INK, MARGIN, MUTED, TITLE_HEIGHT, WHITE, Picture, canvas, finish, label_width, text
+from .draw import INK, MARGIN, MUTED, TITLE_HEIGHT, WHITE, Picture, Sheet, canvas, finish, label_width, text
 
 WIDTH = 760
 PLOT_HEIGHT = 190
@@ -35,7 +36,7 @@ def difference_picture(result: TraceDiff, lang: str = "en") -> Picture:
         position = (math.log10(value) - low) / (high - low)
         return top + PLOT_HEIGHT * (1 - min(max(position, 0.0), 1.0))
 
-    _stage_bands(draw, result, lang, top, equal_top + 14, right, x_of)
+    _stage_bands(draw, result, lang, top, equal_top + 14, x_of)
     draw.rectangle([LEFT, top, right, top + PLOT_HEIGHT], outline=rgb(LINE))
     step = max(1, math.ceil((high - low) / 6))
     for decade in range(high, low - 1, -step):
@@ -90,7 +91,8 @@ def _part_name(step_id: str, lang: str) -> str:
     return say(lang, "pictures.diff_embedding" if before else "pictures.diff_head")
 
 
-def _stage_bands(draw, result: TraceDiff, lang: str, top: int, bottom: int, right: float, x_of) -> None:
+def _stage_bands(draw: Sheet, result: TraceDiff, lang: str, top: int, bottom: int,
+                 x_of: Callable[[float], float]) -> None:
     """Alternating bands behind the points, one per part of the model, named above the plot when there is room."""
     runs: list[tuple[str, int, int]] = []
     for index, pair in enumerate(result.pairs):
@@ -106,7 +108,7 @@ def _stage_bands(draw, result: TraceDiff, lang: str, top: int, bottom: int, righ
             text(draw, ((left + end) / 2, top - 4), name, 11, MUTED, anchor="md")
 
 
-def _legend(draw, result: TraceDiff, lang: str, y: int, right: float) -> None:
+def _legend(draw: Sheet, result: TraceDiff, lang: str, y: int, right: float) -> None:
     """Dots of both colors, the dashed tolerance and the first parting, left to right, wrapping."""
     entries = [(rgb(RED), say(lang, "pictures.diff_parted")), (rgb(BLUE), say(lang, "pictures.diff_within")),
                (INK, say(lang, "pictures.diff_rtol", rtol=f"{result.rtol:.3g}"))]
