@@ -97,7 +97,7 @@ def render_diff_markdown(result: TraceDiff, lang: str = "en", image: tuple[str, 
         out.append(_inline(view["more_rows"]) + "\n\n")
     out.append(f"## {_inline(words['unpaired'])}\n\n")
     for heading, ids, more in view["only"]:
-        out.append(f"**{_inline(heading)}**: " + ", ".join(f"`{step_id}`" for step_id in ids))
+        out.append(f"**{_inline(heading)}**: " + ", ".join(_inline(step_id) for step_id in ids))
         out.append((" " + _inline(more) if more else "") + "\n\n")
     if view["all_paired"]:
         out.append(_inline(view["all_paired"]) + "\n\n")
