@@ -93,6 +93,8 @@ CHAPTERS: tuple[Chapter, ...] = (
         shapes=("layers.0.downsample.cat", "layers.0.downsample.reduction"),
         numbers=("stage2_tokens",), concepts=("why_merge_doubles",),
     ),
+    Chapter("reach", steps=(r"layers\.\d+\.output",), pictures=("spread",), numbers=("reach_after_sw", "corners_meet"),
+            concepts=("why_reach_grows",)),
     Chapter(
         "classification-head", steps=(r"forward_head\..*", "topk"), pictures=("top_predictions",),
         shapes=("forward_head.avgpool", "forward_head.head"),
@@ -113,5 +115,5 @@ _SCOPE_CHAPTERS: dict[str, tuple[str, ...]] = {
     "Mlp": ("swin-block",),
     "PatchMerging": ("patch-merging",),
     "forward_head": ("classification-head",),
-    "BasicLayer": ("overview", "shapes"),
+    "BasicLayer": ("overview", "reach", "shapes"),
 }

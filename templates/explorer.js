@@ -58,6 +58,171 @@
     }
     return found;
   }
+  // How far the patch's token has seen after each block (pictures/reach.py computes the same):
+  // backwards from the token through the blocks (its window and, in a shifted block, its region)
+  // and the mergings (a merged token's four parents). Reach is exact; rollout carries ½A + ½I of
+  // each block's head-averaged attention, rows renormalised over real (unpadded) tokens.
+  const plan = data.plan || [];
+  const rolloutWeights = {};
+  Object.keys(data.rollout || {}).forEach((id) => {
+    const codes = bytesOf(data.rollout[id].codes), peaks = new Float32Array(bytesOf(data.rollout[id].peaks).buffer);
+    const N = codes.length / peaks.length, weights = new Float64Array(codes.length);
+    for (let i = 0; i < codes.length; i++) weights[i] = codes[i] * peaks[(i / N) | 0] / 255;
+    rolloutWeights[id] = weights; // windows * N * N, the shifted windows in the model's order
+  });
+  const windowCache = {};
+  function windowsOf(stage, shifted) { // each window: its tokens (indices into the padded map) and region ids
+    const key = stage.stage + (shifted ? "s" : "w");
+    if (windowCache[key]) return windowCache[key];
+    const M = stage.M, Hp = stage.Hp, Wp = stage.Wp, [sh, sw] = shifted ? stage.shift : [0, 0], list = [];
+    for (let top = 0; top < Hp; top += M) for (let left = 0; left < Wp; left += M) {
+      const tokens = [], ids = [];
+      for (let r = 0; r < M; r++) for (let c = 0; c < M; c++) {
+        tokens.push(((top + r + sh) % Hp) * Wp + ((left + c + sw) % Wp)); // shifted[i] = x[(i + shift) mod Hp]
+        ids.push(shifted ? region(stage, top + r, left + c) : 0);
+      }
+      list.push([tokens, ids]);
+    }
+    return (windowCache[key] = list);
+  }
+  function throughBlock(stage, shifted, weights, attention) { // weights over the stage's tokens: after -> before
+    const Hp = stage.Hp, Wp = stage.Wp, H = stage.H, W = stage.W;
+    const flat = new Float64Array(Hp * Wp), real = new Uint8Array(Hp * Wp), before = new Float64Array(Hp * Wp);
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) { flat[y * Wp + x] = weights[y * W + x]; real[y * Wp + x] = 1; }
+    windowsOf(stage, shifted).forEach(([tokens, ids], w) => {
+      const N = tokens.length, row = new Float64Array(N);
+      for (let i = 0; i < N; i++) {
+        const a = flat[tokens[i]];
+        if (!(a > 0)) continue;
+        if (!attention) {
+          for (let j = 0; j < N; j++) if (ids[j] === ids[i] && real[tokens[j]]) before[tokens[j]] = Math.max(before[tokens[j]], a);
+          continue;
+        }
+        let sum = 0;
+        for (let j = 0; j < N; j++) { row[j] = real[tokens[j]] ? 0.5 * attention[(w * N + i) * N + j] + (i === j ? 0.5 : 0) : 0; sum += row[j]; }
+        for (let j = 0; j < N; j++) before[tokens[j]] += a * row[j] / Math.max(sum, 1e-30);
+      }
+    });
+    const out = new Float64Array(H * W);
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) out[y * W + x] = before[y * Wp + x];
+    return out;
+  }
+  function throughMerge(weights, H, W, mean) { // a merged token's weight back to its real parents
+    const Wm = (W + 1) >> 1, out = new Float64Array(H * W);
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+      const count = Math.min(2, H - 2 * (y >> 1)) * Math.min(2, W - 2 * (x >> 1));
+      out[y * W + x] = weights[(y >> 1) * Wm + (x >> 1)] / (mean ? count : 1);
+    }
+    return out;
+  }
+  function spreadOf(y, x, withRollout) { // per block: the input patches' weights in the patch's token
+    const found = [];
+    for (let last = 0; last < plan.length; last++) {
+      if (withRollout && !rolloutWeights[plan[last].id]) break;
+      let stage = data.stages[plan[last].stage], weights = new Float64Array(stage.H * stage.W);
+      weights[Math.min(y >> stage.stage, stage.H - 1) * stage.W + Math.min(x >> stage.stage, stage.W - 1)] = 1;
+      for (let back = last; back >= 0; back--) {
+        const step = plan[back];
+        if (back < last && step.stage !== plan[back + 1].stage) {
+          stage = data.stages[step.stage];
+          weights = throughMerge(weights, stage.H, stage.W, withRollout);
+        }
+        weights = throughBlock(data.stages[step.stage], step.shifted, weights, withRollout ? rolloutWeights[step.id] : null);
+      }
+      found.push(weights);
+    }
+    return found;
+  }
+  function drawSpread() {
+    const holderElement = $("ex-spread");
+    if (!holderElement || !plan.length) return;
+    const reached = spreadOf(state.y, state.x, false), rolled = spreadOf(state.y, state.x, true);
+    root._spread = { patch: [state.y, state.x], reach: reached.map((w) => Array.from(w, (v) => (v > 0 ? 1 : 0))), rollout: rolled.map((w) => Array.from(w)) };
+    const H0 = stage0.H, W0 = stage0.W, total = H0 * W0, cell = Math.max(1, Math.floor(72 / Math.max(H0, W0)));
+    holderElement.textContent = "";
+    reached.forEach((weights, k) => {
+      const figure = document.createElement("figure"), count = weights.reduce((n, v) => n + (v > 0 ? 1 : 0), 0);
+      const canvas = document.createElement("canvas"), context = sized(canvas, W0 * cell, 2 * H0 * cell + 3);
+      const peak = rolled[k] ? Math.max(...rolled[k], 1e-12) : 1;
+      for (let y = 0; y < H0; y++) for (let x = 0; x < W0; x++) {
+        if (weights[y * W0 + x] > 0) { context.fillStyle = "#4a90d9"; context.fillRect(x * cell, y * cell, cell, cell); }
+        if (rolled[k]) {
+          context.fillStyle = `rgba(240, 150, 20, ${(rolled[k][y * W0 + x] / peak).toFixed(3)})`;
+          context.fillRect(x * cell, (H0 + y) * cell + 3, cell, cell);
+        }
+      }
+      context.fillStyle = ACCENT;
+      context.fillRect(state.x * cell, state.y * cell, Math.max(cell, 2), Math.max(cell, 2));
+      const caption = document.createElement("figcaption");
+      caption.textContent = fill(words.spread_block, { block: plan[k].id, count, total });
+      figure.dataset.block = plan[k].id; figure.dataset.count = count;
+      figure.append(canvas, caption);
+      holderElement.appendChild(figure);
+    });
+    root.dataset.reach = reached.map((w) => w.reduce((n, v) => n + (v > 0 ? 1 : 0), 0)).join(" ");
+  }
+  // W-MSA beside SW-MSA: the two explored blocks of the chosen block's stage, for the same patch and head,
+  // each as the image with that block's window over it, its weights, and (SW-MSA) the keys the mask hides.
+  function drawPair() {
+    const holderElement = $("ex-pair");
+    if (!holderElement) return;
+    const chosen = blocks[state.block], pair = [false, true].map((shifted) => blocks.find((b) => b.stage === chosen.stage && b.shifted === shifted));
+    holderElement.textContent = "";
+    holderElement.hidden = !(pair[0] && pair[1]);
+    if (holderElement.hidden) return;
+    const width = Math.max(140, Math.min(320, (((holderElement.clientWidth || 640) >= 640 ? holderElement.clientWidth / 2 : holderElement.clientWidth) || 300) - 16));
+    pair.forEach((block) => {
+      const figure = document.createElement("figure"), canvas = document.createElement("canvas"), caption = document.createElement("figcaption");
+      const attention = attentionOf(block), scale = width / data.image.width, height = data.image.height * scale;
+      const context = sized(canvas, width, height);
+      context.fillStyle = "#e8eaef"; context.fillRect(0, 0, width, height);
+      if (image && image.complete) { context.globalAlpha = 0.55; context.drawImage(image, 0, 0, width, height); context.globalAlpha = 1; }
+      figure.dataset.block = block.id;
+      if (attention) {
+        const stride = attention.stage.stride * scale, stage = attention.stage, own = region(stage, attention.at.py, attention.at.px);
+        attention.keys.forEach((key) => {
+          if (key.padding) return;
+          const [py, px] = windowKeys(stage, attention.at)[key.j];
+          const hidden = block.shifted && region(stage, py, px) !== own;
+          context.fillStyle = hidden ? MASKED : `rgba(255, 140, 0, ${(0.15 + 0.8 * key.weight / attention.peak).toFixed(3)})`;
+          context.fillRect(key.ox * stride, key.oy * stride, stride, stride);
+          context.strokeStyle = WINDOW; context.lineWidth = 1.5;
+          context.strokeRect(key.ox * stride + 0.5, key.oy * stride + 0.5, stride - 1, stride - 1);
+        });
+        const best = attention.keys.reduce((a, b) => (b.weight > a.weight ? b : a));
+        figure.dataset.top = best.oy + "," + best.ox;
+        figure.dataset.masked = attention.keys.filter((key) => !key.padding && block.shifted && region(stage, ...windowKeys(stage, attention.at)[key.j]) !== own).length;
+        caption.textContent = fill(words.pair_caption, { block: block.id, kind: block.shifted ? "SW-MSA" : "W-MSA", head: state.head, y: best.oy, x: best.ox, weight: best.weight.toFixed(3) });
+      } else {
+        caption.textContent = fill(words.pair_caption_none, { block: block.id });
+      }
+      const p = data.patch * scale;
+      context.strokeStyle = ACCENT; context.lineWidth = 2.5;
+      context.strokeRect(state.x * p, state.y * p, Math.max(p, 3), Math.max(p, 3));
+      figure.append(canvas, caption);
+      holderElement.appendChild(figure);
+    });
+  }
+  // A magnified view around the patch: a patch at least 28 px a side, to point at with a thumb.
+  const ZOOM_PATCHES = 7, ZOOM_CELL = 28;
+  function drawZoom() {
+    const canvas = $("ex-zoom");
+    if (!canvas) return;
+    const side = ZOOM_PATCHES * ZOOM_CELL, context = sized(canvas, side, side), p = data.patch;
+    const y0 = Math.max(0, Math.min(stage0.H - ZOOM_PATCHES, state.y - 3)), x0 = Math.max(0, Math.min(stage0.W - ZOOM_PATCHES, state.x - 3));
+    canvas._origin = [y0, x0];
+    context.fillStyle = "#e8eaef"; context.fillRect(0, 0, side, side);
+    if (image && image.complete) {
+      context.imageSmoothingEnabled = false;
+      context.drawImage(image, x0 * p * image.naturalWidth / data.image.width, y0 * p * image.naturalHeight / data.image.height,
+        ZOOM_PATCHES * p * image.naturalWidth / data.image.width, ZOOM_PATCHES * p * image.naturalHeight / data.image.height, 0, 0, side, side);
+    }
+    context.strokeStyle = "rgba(255, 255, 255, 0.6)"; context.lineWidth = 1; context.beginPath();
+    for (let i = 0; i <= ZOOM_PATCHES; i++) { context.moveTo(i * ZOOM_CELL, 0); context.lineTo(i * ZOOM_CELL, side); context.moveTo(0, i * ZOOM_CELL); context.lineTo(side, i * ZOOM_CELL); }
+    context.stroke();
+    context.strokeStyle = ACCENT; context.lineWidth = 3;
+    context.strokeRect((state.x - x0) * ZOOM_CELL + 1.5, (state.y - y0) * ZOOM_CELL + 1.5, ZOOM_CELL - 3, ZOOM_CELL - 3);
+  }
   let hatch = null; // the pattern padding is drawn with
   function hatching(context) {
     if (!hatch) {
@@ -281,6 +446,9 @@
     }
     drawImage(attention);
     exposeAttention(attention);
+    drawZoom();
+    drawPair();
+    drawSpread();
   }
 
   function exposeAttention(attention) { // the chosen head's row, for tests and the curious (devtools)
@@ -313,8 +481,29 @@
   }
 
   const imageCanvas = $("ex-image");
-  imageCanvas.addEventListener("pointermove", (event) => { if (event.pointerType === "mouse") moveTo(...patchAt(event)); });
-  imageCanvas.addEventListener("pointerdown", (event) => moveTo(...patchAt(event)));
+  let dragging = null; // the canvas a finger (or a pressed mouse) drags the patch on
+  imageCanvas.addEventListener("pointermove", (event) => { if (event.pointerType === "mouse" || dragging === imageCanvas) moveTo(...patchAt(event)); });
+  imageCanvas.addEventListener("pointerdown", (event) => {
+    dragging = imageCanvas;
+    if (imageCanvas.setPointerCapture) imageCanvas.setPointerCapture(event.pointerId);
+    moveTo(...patchAt(event));
+  });
+  const zoomCanvas = $("ex-zoom");
+  const zoomAt = (event) => {
+    const box = zoomCanvas.getBoundingClientRect(), [y0, x0] = zoomCanvas._origin || [0, 0];
+    const y = y0 + Math.floor((event.clientY - box.top) / ZOOM_CELL), x = x0 + Math.floor((event.clientX - box.left) / ZOOM_CELL);
+    return [Math.max(0, Math.min(stage0.H - 1, y)), Math.max(0, Math.min(stage0.W - 1, x))];
+  };
+  if (zoomCanvas) {
+    zoomCanvas.addEventListener("pointerdown", (event) => {
+      dragging = zoomCanvas;
+      if (zoomCanvas.setPointerCapture) zoomCanvas.setPointerCapture(event.pointerId);
+      moveTo(...zoomAt(event));
+    });
+    zoomCanvas.addEventListener("pointermove", (event) => { if (dragging === zoomCanvas) moveTo(...zoomAt(event)); });
+  }
+  window.addEventListener("pointerup", () => { dragging = null; });
+  window.addEventListener("pointercancel", () => { dragging = null; });
   imageCanvas.addEventListener("keydown", (event) => {
     const steps = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] }[event.key];
     if (!steps) return;

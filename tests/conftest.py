@@ -91,3 +91,13 @@ def teach_course(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("course") / "site"
     assert main(["course", "--model", "swin_teach", "--weights", "random", "--out", str(out)]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def cat_report(tmp_path_factory) -> Path:
+    """The README's main command's report (Swin-T on the cat; random weights offline), made once."""
+    from swintrace.cli import main
+
+    out = tmp_path_factory.mktemp("cat") / "report.html"
+    assert main(["run", "--image", str(TESTS.parent / "examples" / "cat.jpg"), "--out", str(out)]) == 0
+    return out

@@ -20,13 +20,6 @@ from swintrace.cli import main
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-@pytest.fixture(scope="module")
-def cat_report(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("cat") / "report.html"
-    assert main(["run", "--image", str(EXAMPLES / "cat.jpg"), "--out", str(out)]) == 0
-    return out
-
-
 def _open(browser, path: Path, width: int = 1400, height: int = 1000):
     """The page opened at its final size: a later resize would start the drawer's slide mid-test."""
     page = browser.new_page(viewport={"width": width, "height": height})

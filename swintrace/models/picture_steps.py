@@ -84,6 +84,13 @@ class PictureCapture:
             if isinstance(attn, torch.Tensor):
                 arrays.append(("row", self.batch.whole(self._row(attn))))
         explored = _BLOCK_ATTENTION.match(step_id)
+        if explored and explored.group(3) == "softmax" and int(explored.group(2)) in self.stage_sizes:
+            attn = values.get("attn")  # every block: its head-averaged weights, for the rollout
+            if isinstance(attn, torch.Tensor) and attn.ndim == 4:
+                H, W = self.stage_sizes[int(explored.group(2))]
+                codes, peaks = explored_attention(attn.float().mean(dim=1, keepdim=True), H, W)
+                arrays.append(("rollout_codes", self.batch.whole(codes)))  # windows kept, 1, N, N
+                arrays.append(("rollout_peaks", self.batch.whole(peaks)))  # windows kept, 1, N
         if explored and explored.group(1) in self.explored:
             block_id, stage, step_name = explored.group(1), int(explored.group(2)), explored.group(3)
             table = values.get("relative_position_bias_table")

@@ -14,6 +14,7 @@ from ..trace.events import Trace
 from .attention import query_attention, relative_position
 from .draw import Picture
 from .grids import cyclic_shift, mask_mosaic, window_grid
+from .spread import spread
 from .story import patch_merging, stage_story, teaching_classes, top_bars
 
 __all__ = ["Picture", "make_pictures"]
@@ -44,5 +45,6 @@ def make_pictures(trace: Trace, lang: str = "en") -> list[Picture]:
         relative_position(trace, block, head, lang),
         query_attention(trace, block, head, lang),
         patch_merging(trace, lang),
+        spread(trace, lang),
     ]
     return [picture for picture in candidates if picture is not None]

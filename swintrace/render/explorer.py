@@ -20,6 +20,7 @@ import numpy as np
 from ..config import SwinConfig
 from ..geometry import default_query_token, padded_size, runtime_shift
 from ..pictures.draw import thumbnail_jpeg
+from ..pictures.reach import block_plans
 from ..trace.events import Event, Trace
 from ..words import entry
 from .text import check_language
@@ -55,6 +56,9 @@ def explorer_data(trace: Trace, lang: str = "en", anchors: dict[str, str] | None
         "stages": stages,
         "start": _start(stages[0]),
         "blocks": blocks,
+        "plan": [{"id": plan.block_id, "stage": plan.stage, "shifted": plan.shift != (0, 0)}
+                 for plan in block_plans(config, [(stage["H"], stage["W"]) for stage in stages])],
+        "rollout": _rollout_data(trace, config, stages),
         "lang": lang,
         "words": entry(lang, "explorer"),
     }
@@ -91,6 +95,24 @@ def _stage(config: SwinConfig, stage: int, H: int, W: int, steps: dict[str, Even
             row_bands, column_bands = _digits(rows), _digits(columns)
     return {"stage": stage, "H": H, "W": W, "M": window, "Hp": Hp, "Wp": Wp, "shift": [shift_h, shift_w],
             "stride": config.patch_size * 2**stage, "row_bands": row_bands, "column_bands": column_bands}
+
+
+def _rollout_data(trace: Trace, config: SwinConfig, stages: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """Each block's head-averaged attention of image 0 held whole (every window): base64 uint8 codes
+    (nW * N * N) and float32 row peaks (nW * N), for the page's rollout; blocks kept in part are left out."""
+    found = {}
+    for step_id, event in trace.shown().items():
+        codes, peaks = event.array("rollout_codes"), event.array("rollout_peaks")
+        if not step_id.endswith(".attn.softmax") or codes is None or peaks is None or codes.array is None:
+            continue
+        stage = stages[int(step_id.split(".")[1])]
+        windows = (stage["Hp"] // stage["M"]) * (stage["Wp"] // stage["M"])
+        if list(codes.shape) != [windows, 1, stage["M"] ** 2, stage["M"] ** 2] or peaks.array is None:
+            continue
+        code_bytes = np.ascontiguousarray(codes.array, dtype=np.uint8).tobytes()
+        found[step_id.removesuffix(".attn.softmax")] = {"codes": base64.b64encode(code_bytes).decode("ascii"),
+                                                         "peaks": _float32(peaks.array)}
+    return found
 
 
 def _digits(values: np.ndarray) -> str:

@@ -22,6 +22,8 @@ import numpy as np
 from ..course_text import Chapter
 from ..flops import StageRow, cost_rows, count_text, stage_rows
 from ..geometry import padded_size, runtime_shift
+from ..pictures.reach import reach
+from ..pictures.spread import start_patch
 from ..trace.events import Event, Trace
 from ..words import entry
 from .html import traced_stage_sizes
@@ -84,7 +86,10 @@ def course_facts(trace: Trace) -> Facts | None:
         "shifted": [runtime_shift(padded_size(row.H, row.window), padded_size(row.W, row.window), row.window,
                                   config.stage_window(row.stage)[1]) != (0, 0) for row in rows],
         "rows": rows,
+        "sizes": sizes,
+        "config": config,
     }
+    numbers["start_y"], numbers["start_x"] = start_patch(config, sizes)
     text = {key: f"{value:,}" if key in _COUNTS else str(value)
             for key, value in numbers.items() if isinstance(value, (int, str))}
     return Facts(text, numbers)
@@ -195,9 +200,24 @@ def _number(trace: Trace, key: str, facts: Facts | None) -> int | None:
     if key == "region_corner":
         ids = _regions(trace)
         return int(ids[-1, -1]) if ids is not None and numbers["shifted"][0] else None
+    if key in ("reach_after_sw", "corners_meet"):
+        return _reach_answer(key, numbers)
     if key == "stage2_tokens":
         return numbers["stage_tokens"][1] if len(numbers["stage_tokens"]) > 1 else None
     raise KeyError(key)
+
+
+def _reach_answer(key: str, numbers: dict[str, Any]) -> int | None:
+    """Reach questions, answered from the model's geometry (pictures/reach.py)."""
+    config, sizes = numbers["config"], numbers["sizes"]
+    if key == "reach_after_sw":
+        after = dict(reach(config, sizes, numbers["start_y"], numbers["start_x"]))
+        return int(after["layers.0.blocks.1"].sum()) if "layers.0.blocks.1" in after and numbers["shifted"][0] else None
+    H, W = sizes[0]
+    for number, (_, seen) in enumerate(reach(config, sizes, 0, 0), start=1):
+        if seen[H - 1, W - 1]:
+            return number
+    return None
 
 
 def _index_matrix(event: Event | None) -> np.ndarray | None:

@@ -36,7 +36,7 @@ def check_arrays_against_config(where: Where, event_id: str, arrays: dict[str, A
     (2M-1)^2 rows and one column per head of its stage, the index and the attention codes M*M tokens
     a side and at most that many heads (a table of 15,000 heads would freeze the page)."""
     match = _STAGE_BLOCK.search(event_id)
-    if match is None or match.group(2) is None or not ({"table", "index", "explore_codes", "row"} & set(arrays)):
+    if match is None or match.group(2) is None or not ({"table", "index", "explore_codes", "rollout_codes", "row"} & set(arrays)):
         return
     stage = int(match.group(1))
     window = config.stage_window(stage)[0]
@@ -47,10 +47,10 @@ def check_arrays_against_config(where: Where, event_id: str, arrays: dict[str, A
         raise where.fail("arrays.index", Words("field_block_arrays", window=window, heads=heads))
     if "row" in arrays and list(arrays["row"]["shape"]) != [tokens]:
         raise where.fail("arrays.row", Words("field_block_arrays", window=window, heads=heads))
-    if "explore_codes" in arrays:
-        shape = arrays["explore_codes"]["shape"]
-        if len(shape) != 4 or shape[1] > heads or shape[2] != tokens:
-            raise where.fail("arrays.explore_codes", Words("field_block_arrays", window=window, heads=heads))
+    for name in ("explore_codes", "rollout_codes"):
+        shape = arrays[name]["shape"] if name in arrays else None
+        if shape is not None and (len(shape) != 4 or shape[1] > heads or shape[2] != tokens):
+            raise where.fail(f"arrays.{name}", Words("field_block_arrays", window=window, heads=heads))
 
 
 def _integers(where: Where, field: str, values: Any, low: int, high: int) -> list[int]:
@@ -70,7 +70,7 @@ def _flatten(values: Any) -> list[Any]:
 
 # How many dimensions each picture array has (picture_steps.py).
 _PICTURE_ARRAY_DIMS = {"energy": 2, "regions": 2, "query": 1, "table": 2, "index": 2, "row": 1,
-                       "explore_codes": 4, "explore_peaks": 3}
+                       "explore_codes": 4, "explore_peaks": 3, "rollout_codes": 4, "rollout_peaks": 3}
 
 
 def check_picture_arrays(where: Where, arrays: dict[str, Any]) -> None:
@@ -87,23 +87,25 @@ def check_picture_arrays(where: Where, arrays: dict[str, Any]) -> None:
     if "index" in arrays:
         rows = arrays["table"]["shape"][0] if "table" in arrays and arrays["table"]["shape"] else 0
         _integers(where, "arrays.index", arrays["index"].get("values") or [], 0, max(rows - 1, 0))
-    if "explore_codes" in arrays or "explore_peaks" in arrays:
-        _check_explored(where, arrays.get("explore_codes"), arrays.get("explore_peaks"))
+    for kind in ("explore", "rollout"):  # a block's whole attention (every head, or their mean)
+        if f"{kind}_codes" in arrays or f"{kind}_peaks" in arrays:
+            _check_explored(where, arrays.get(f"{kind}_codes"), arrays.get(f"{kind}_peaks"), kind)
 
 
-def _check_explored(where: Where, codes: dict[str, Any] | None, peaks: dict[str, Any] | None) -> None:
+def _check_explored(where: Where, codes: dict[str, Any] | None, peaks: dict[str, Any] | None, kind: str) -> None:
     """The explorer's attention: uint8 codes (windows, heads, N, N) with N a square, and each
     row's peak weight (windows, heads, N) in [0, 1] (picture_steps.explored_attention)."""
     if codes is None or peaks is None or codes.get("values") is None or peaks.get("values") is None:
-        raise where.fail("arrays.explore_codes", Words("field_explore_arrays"))
+        raise where.fail(f"arrays.{kind}_codes", Words("field_explore_arrays"))
     shape = codes["shape"]
     if (codes["dtype"] != "uint8" or len(shape) != 4 or shape[2] != shape[3] or shape[3] < 1
-            or math.isqrt(shape[3]) ** 2 != shape[3] or list(peaks["shape"]) != list(shape[:3])):
-        raise where.fail("arrays.explore_codes", Words("field_explore_arrays"))
+            or math.isqrt(shape[3]) ** 2 != shape[3] or list(peaks["shape"]) != list(shape[:3])
+            or (kind == "rollout" and shape[1] != 1)):
+        raise where.fail(f"arrays.{kind}_codes", Words("field_explore_arrays"))
     values = np.asarray(codes["values"], dtype=np.float64)
     if not (np.isfinite(values).all() and (values == np.round(values)).all()
             and values.min(initial=0) >= 0 and values.max(initial=0) <= 255):
-        raise where.fail("arrays.explore_codes", Words("field_integers", low=0, high=255))
+        raise where.fail(f"arrays.{kind}_codes", Words("field_integers", low=0, high=255))
     row_peaks = np.asarray(peaks["values"], dtype=np.float64)
     if not (np.isfinite(row_peaks).all() and row_peaks.min(initial=0) >= 0 and row_peaks.max(initial=0) <= 1):
-        raise where.fail("arrays.explore_peaks", Words("field_explore_peaks"))
+        raise where.fail(f"arrays.{kind}_peaks", Words("field_explore_peaks"))
