@@ -164,6 +164,10 @@ def diff(trace_a: Trace | str | os.PathLike[str], trace_b: Trace | str | os.Path
     """
     from .tracefile import load_trace
 
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value) or value < 0):
+            raise UserError.of("diff_tolerance", name=name, value=repr(value)[:40])
     names = []
     traces = []
     for default, given in (("A", trace_a), ("B", trace_b)):
@@ -176,9 +180,6 @@ def diff(trace_a: Trace | str | os.PathLike[str], trace_b: Trace | str | os.Path
         else:
             raise UserError.of("diff_not_trace", type=type(given).__name__)
     a, b = traces
-    for name, value in (("rtol", rtol), ("atol", atol)):
-        if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-            raise UserError.of("diff_tolerance", name=name, value=repr(value)[:40])
     finer = _finer_dtype(a, b)
     default_rtol, default_atol = TOLERANCES[finer]
     by_id = _same_model(a, b)
