@@ -10,6 +10,8 @@
     trace = swintrace.trace_image(model, "cat.jpg")   # preprocessing included
     trace.report("report.html", lang="zh")            # the format from the extension
     table = trace.to_pandas()                         # one row per step (pandas optional)
+    swintrace.diff("f32.jsonl", "bf16.jsonl")         # where two traces first part, and by how much
+    swintrace.check(my_window_partition, "layers.0.blocks.0.window_partition")  # a learner's piece
 
 The model and its loading (``load_model``, ``SwinTransformer``, ``trace_image``)
 and ``tracing`` are imported on first use (PEP 562): reading and rendering traces
@@ -32,7 +34,8 @@ from .trace.tracefile import load_trace
 # Public names imported on first use -> the module that defines them.
 _LAZY = {"load_model": ".checkpoints.loading", "SwinTransformer": ".models.swin", "trace_image": ".api.trace_image",
          "make_pictures": ".pictures", "from_model": ".checkpoints.adopt", "shape_image": ".api.trace_image",
-         "tracing": ".recording.tracing"}
+         "tracing": ".recording.tracing", "diff": ".trace.diff",
+         "check": ".labs.check"}
 
 __all__ = [
     "VARIANTS",
@@ -43,6 +46,8 @@ __all__ = [
     "Trace",
     "UserError",
     "__version__",
+    "check",
+    "diff",
     "from_model",
     "load_model",
     "load_trace",

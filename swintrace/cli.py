@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import re
 import sys
@@ -87,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the model runs (auto: cuda when available)",
     )
     run.add_argument("--batch", type=bounded_integer(1, 4096), default=1, help="batch size of the synthetic input")
+    run.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
+                     help="cast the model and its input (half precision where torch supports it on the device)")
     run.add_argument("--train", action="store_true", help="trace in training mode (seeded drop-path)")
     run.add_argument("--slice", type=bounded_integer(1, MAX_SLICE), default=3, help="keep t[:N, :N, ...] of every tensor")
     run.add_argument("--no-stats", action="store_true",
@@ -141,12 +144,24 @@ def build_parser() -> argparse.ArgumentParser:
                         help="replace files in --out that swintrace did not write (default: refuse)")
     course.set_defaults(handler=_course)
 
+    compare = commands.add_parser(
+        "diff", help="compare two saved traces: where they first part, and by how much",
+        description="Pair the steps of two traces and compare their shapes and values; write an HTML or "
+                    "Markdown page naming the first step where they part beyond the tolerance.",
+    )
+    compare.add_argument("traces", nargs=2, metavar="TRACE", help="two traces written by 'swintrace run --out X.jsonl'")
+    compare.add_argument("--rtol", type=_tolerance, help="relative tolerance (default: torch.testing's for the finer input dtype)")
+    compare.add_argument("--atol", type=_tolerance, help="absolute tolerance (default: as --rtol)")
+    compare.add_argument("--lang", choices=("en", "zh"), default="en", help="page language")
+    compare.add_argument("--out", required=True, help="output file: diff.html or diff.md")
+    compare.set_defaults(handler=_diff)
+
     models = commands.add_parser(
         "models", help="list the model variants and their named weights",
         description="List every variant with its config, parameters, FLOPs and named pretrained weights.",
     )
     models.set_defaults(handler=_models)
-    for command in (run, render, show, course, models):
+    for command in (run, render, show, course, compare, models):
         for flags, help_text in ((("--debug",), "show tracebacks of errors"),
                                  (("-q", "--quiet"), "print errors only: no progress"),
                                  (("-v", "--verbose"), "print more about what happens")):
@@ -167,7 +182,7 @@ def _report_options(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> None:
     import torch
 
-    from .api.inputs import make_input, variant_for
+    from .api.inputs import check_dtype, make_input, variant_for
     from .checkpoints.loading import load_model
     from .images.prepare import check_size
     from .recording.capture import PictureOptions
@@ -175,13 +190,14 @@ def _run(args: argparse.Namespace) -> None:
 
     out = check_output(args.out)
     device = _device(args.device)
+    dtype = check_dtype(args.dtype, device)
     variant = variant_for(args.model, args.weights, args.input)
     size = check_size(args.size if args.size is not None else VARIANTS[variant].img_size)
     # The inputs are checked before any download.
     images, described = make_input(variant, args.weights, args.image, args.input or "zeros", args.seed, size,
                                     crop=not args.no_crop, batch=args.batch)
     with progress(f"loading {variant}", args.quiet):
-        model = load_model(variant, weights=args.weights, seed=args.seed).to(device)
+        model = load_model(variant, weights=args.weights, seed=args.seed).to(device=device, dtype=dtype)
     log.debug("weights: %s; input: %s on %s", model.weights_source, described["description"], device)
     model.train(args.train)
     explored = None if args.explore is None else tuple(dict.fromkeys(
@@ -192,7 +208,7 @@ def _run(args: argparse.Namespace) -> None:
         _check_block(model, args.block, "--block")
         for block in explored or ():
             _check_block(model, block, "--explore")
-    images = images.to(device)
+    images = images.to(device=device, dtype=dtype)
     header = {"input": described}
     pictures = False if args.no_pictures else PictureOptions(args.block, args.head, _query(args.query), explored)
     with progress("tracing", args.quiet), torch.random.fork_rng(devices=[]), torch.no_grad():
@@ -213,6 +229,27 @@ def _render(args: argparse.Namespace) -> None:
         write_output(trace, out, args.lang, pictures=not args.no_pictures, explain=args.explain,
                      course=args.course, only=args.only)
     log.info("wrote %s", out)
+
+
+def _diff(args: argparse.Namespace) -> None:
+    from .api.compare import write_diff
+    from .trace.diff import diff
+
+    out = check_output(args.out, (".html", ".md"))
+    with progress(f"writing {out.name}", args.quiet):
+        write_diff(diff(*args.traces, rtol=args.rtol, atol=args.atol), out, args.lang)
+    log.info("wrote %s", out)
+
+
+def _tolerance(text: str) -> float:
+    """--rtol, --atol: a finite number >= 0 (1e-5, 0.01)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (text.isascii() and math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {printable(text[:40])!r}")
+    return value
 
 
 def _show(args: argparse.Namespace) -> None:

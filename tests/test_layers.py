@@ -26,7 +26,7 @@ LAYERS = [
     "models",       # the instrumented model
     "images",       # images in: photos prepared for a model, the teaching shapes
     "checkpoints",  # building a model: weights, layouts, named downloads, adoption
-    "pictures render api",  # what users see: pictures, renderers, output files, notebook display, trace_image
+    "pictures render api labs",  # what users see: pictures, renderers, output files, notebook display, trace_image, labs
     "entry points",  # the commands and the package itself
 ]
 ENTRY_POINTS = {"cli", "__main__", "train_teach", ""}
@@ -131,7 +131,7 @@ def test_the_module_patterns_of_validation_are_the_models(variant):
 def test_the_public_names_are_the_ones_we_promise():
     """Moving modules between folders never changes what ``import swintrace`` offers."""
     public = ["Event", "SwinConfig", "SwinTransformer", "TensorSummary", "Trace", "UserError", "VARIANTS", "__version__",
-              "from_model", "load_model", "load_trace", "make_pictures", "shape_image", "trace_image", "tracing"]
+              "check", "diff", "from_model", "load_model", "load_trace", "make_pictures", "shape_image", "trace_image", "tracing"]
     assert sorted(swintrace.__all__) == sorted(public)
     assert dir(swintrace) == sorted(public)
     for name in public:

@@ -62,3 +62,30 @@ def eval_transform(variant: str, weights: str, size: int, crop: bool) -> EvalTra
     if named in PRETRAINED and PRETRAINED[named].variant == variant and size == VARIANTS[variant].img_size:
         return PRETRAINED[named].transform
     return EvalTransform.standard(size)
+
+
+# --dtype: what the model and its input are cast to.
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def check_dtype(name: str, device: torch.device) -> torch.dtype:
+    """The torch dtype ``name``, after one tiny forward of the operations Swin uses in it on ``device``:
+    a torch build or device without them (half precision on some CPUs) is refused in one line."""
+    dtype = getattr(torch, name)
+    if dtype == torch.float32:
+        return dtype
+    try:
+        with torch.no_grad():
+            x = torch.ones(1, 3, 4, 4, device=device, dtype=dtype)  # B, C, H, W
+            weight = torch.ones(2, 3, 2, 2, device=device, dtype=dtype)
+            tokens = torch.nn.functional.conv2d(x, weight, stride=2).flatten(2).transpose(1, 2)  # 1, 4, 2
+            tokens = torch.nn.functional.layer_norm(tokens, (2,))
+            scores = torch.nn.functional.linear(tokens, torch.ones(2, 2, device=device, dtype=dtype)) @ tokens.transpose(1, 2)
+            torch.nn.functional.gelu(torch.roll(scores.softmax(-1), 1, 1))
+            torch.nn.functional.adaptive_avg_pool1d(tokens.transpose(1, 2), 1)
+    except (RuntimeError, NotImplementedError, TypeError) as error:
+        from ..errors import UserError
+
+        raise UserError.of("dtype_unsupported", dtype=name, device=str(device),
+                           why=str(error).splitlines()[0][:160] if str(error) else type(error).__name__) from None
+    return dtype
