@@ -27,7 +27,7 @@ from .config import ALIASES, VARIANTS, variant_of
 from .errors import OneLineParser, UserError, bounded_integer, log_to_stderr, printable
 from .files import committing
 from .trace.tracefile import load_trace
-from .trace.validate import MAX_SLICE
+from .trace.validate import MAX_SLICE, MAX_TOKENS
 from .words import say
 
 log = logging.getLogger("swintrace")
@@ -194,8 +194,13 @@ def _run(args: argparse.Namespace) -> None:
     variant = variant_for(args.model, args.weights, args.input)
     size = check_size(args.size if args.size is not None else VARIANTS[variant].img_size)
     # The inputs are checked before any download.
+    if args.only is not None and out.suffix.lower() == ".jsonl":
+        raise UserError.of("only_report")  # a trace is whole: render it with --only
     images, described = make_input(variant, args.weights, args.image, args.input or "zeros", args.seed, size,
                                     crop=not args.no_crop, batch=args.batch)
+    patch = VARIANTS[variant].patch_size
+    if -(-images.shape[-2] // patch) * -(-images.shape[-1] // patch) > MAX_TOKENS:
+        raise UserError.of("input_too_many_tokens", height=images.shape[-2], width=images.shape[-1], limit=MAX_TOKENS)
     with progress(f"loading {variant}", args.quiet):
         model = load_model(variant, weights=args.weights, seed=args.seed).to(device=device, dtype=dtype)
     log.debug("weights: %s; input: %s on %s", model.weights_source, described["description"], device)

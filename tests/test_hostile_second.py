@@ -149,14 +149,17 @@ def test_malformed_keys_and_shapes_of_a_known_layout_are_one_line(teach_model, t
 def test_declared_sizes_are_checked_before_anything_is_allocated(tmp_path, capsys):
     huge = torch.zeros(1).expand(30_000, 30_000)  # 900 million numbers in four bytes
     state = {f"swin.encoder.layers.0.blocks.0.attention.self.{name}.weight": huge for name in ("query", "key", "value")}
-    with pytest.raises(UserError, match="declares"):
+    with pytest.raises(UserError, match="declares|expanded"):
         from_model(state)
     stride0 = {"patch_embed.proj.weight": torch.zeros(1).expand(16384, 3, 4, 4),
                "head.weight": torch.zeros(1).expand(10, 16384 * 8),
                "layers.0.blocks.0.attn.relative_position_bias_table": torch.zeros(1).expand(49, 512),
                "layers.0.blocks.0.mlp.fc1.weight": torch.zeros(1).expand(65536, 16384)}
-    with pytest.raises(UserError, match="larger than this tool traces|declares"):
+    with pytest.raises(UserError, match="larger than this tool traces|declares|expanded"):
         from_model(stride0)
+    real = {name: torch.zeros(2, 2) for name in ("a", "b")}  # real tensors pass that check
+    with pytest.raises(UserError, match="Swin|patch_embed"):
+        from_model(real)
 
 
 def test_a_compressed_checkpoint_may_not_inflate(tmp_path, capsys):
@@ -305,3 +308,62 @@ def test_an_ignored_hangup_stays_ignored(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "t.jsonl").exists()
+
+
+# -- a third attack's cases (helper-5) -------------------------------------------------------------
+
+def _step(rows: list[dict], step_id: str) -> dict:
+    return next(row for row in rows if row.get("type") == "step" and row.get("id") == step_id)
+
+
+@pytest.mark.parametrize("lie", ["later stage size", "stage with @", "truncated thumbnail", "regions bigger than the map"])
+def test_traces_whose_geometry_lies_are_refused(teach_rows, tmp_path, capsys, lie):
+    rows = json.loads(json.dumps(teach_rows))
+    if lie == "later stage size":
+        _step(rows, "layers.1.input")["scalars"].update(H=3, W=3)
+    elif lie == "stage with @":
+        _step(rows, "layers.1.input")["id"] = "layers.1@2.input"
+    elif lie == "truncated thumbnail":
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        Image.new("RGB", (32, 32)).save(buffer, format="PNG")
+        import base64
+
+        rows[0]["input"]["thumbnail_png"] = base64.b64encode(buffer.getvalue()[:60]).decode()
+    else:
+        regions = next(a for a in _step(rows, "layers.0.create_mask.mask_regions")["arrays"] if a["name"] == "regions")
+        regions["values"] = [[float((i // 10) % 3 * 3 + (j // 10) % 3) for j in range(30)] for i in range(30)]
+        regions["shape"] = [30, 30]
+    started = time.perf_counter()
+    code, err = _render(rows, tmp_path, capsys)
+    assert time.perf_counter() - started < 10
+    assert code in (0, 2) and "Traceback" not in err and (code == 0 or len(err.strip().splitlines()) == 1), err
+
+
+def test_a_deep_config_does_not_make_reach_take_minutes():
+    from swintrace.config import SwinConfig
+    from swintrace.pictures.reach import spread_affordable
+
+    deep = SwinConfig(img_size=512, window_size=1, depths=(92, 2, 2), num_heads=(2, 2, 4), embed_dim=8)
+    assert not spread_affordable(deep, [(128, 128), (64, 64), (32, 32)])
+    assert spread_affordable(swintrace.VARIANTS["swin_t"], [(56, 56), (28, 28), (14, 14), (7, 7)])
+
+
+def test_expanded_checkpoint_tensors_are_refused_before_they_grow(tmp_path, capsys):
+    expanded = torch.zeros(1, dtype=torch.float64)
+    torch.save({f"swin.encoder.layers.0.blocks.0.attention.self.{k}.weight": expanded.expand(3000, 3000)
+                for k in ("query", "key", "value")}, tmp_path / "expanded.pth")
+    message = _one_line_error(capsys, main(["run", "--model", "swin_teach", "--weights", str(tmp_path / "expanded.pth"),
+                                           "--out", str(tmp_path / "t.jsonl")]))
+    assert "expanded" in message
+
+
+def test_only_is_for_reports_and_inputs_are_bounded(tmp_path, capsys):
+    message = _one_line_error(capsys, main(["run", "--model", "swin_teach", "--only", "layers.0.blocks.1",
+                                           "--out", str(tmp_path / "part.jsonl")]))
+    assert "--only" in message and not (tmp_path / "part.jsonl").exists()
+    message = _one_line_error(capsys, main(["run", "--model", "swin_teach", "--size", "4096", "--no-crop",
+                                           "--image", str(Path(__file__).parent.parent / "examples" / "cat.jpg"),
+                                           "--out", str(tmp_path / "big.jsonl")]))
+    assert "tokens" in message

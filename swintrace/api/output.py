@@ -12,7 +12,7 @@ from ..files import check_name, write_files
 from ..trace.events import Trace
 
 FORMATS = (".html", ".md", ".jsonl")
-_SCOPE_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
+_SCOPE_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*(@[0-9]+)?")
 _PICTURE_NAME = re.compile(r"[a-z]+(_[a-z]+)*(_?[0-9]+|_layers_[0-9]+_blocks_[0-9]+(_head[0-9]+)?)?")
 
 
@@ -82,7 +82,7 @@ def _only(trace: Trace, scope_id: str, drawn: list) -> tuple[Trace, list]:
         part = trace.subtree(scope_id)
     except KeyError:
         scopes = [event.id for event in trace.events if event.type == "enter" and event.call == 0 and 0 < event.depth <= 2]
-        raise UserError.of("only_unknown", scope=scope_id, examples=", ".join(scopes[:8])) from None
+        raise UserError.of("only_unknown", scope=scope_id[:80], examples=", ".join(scopes[:8])) from None
     part.footer = {key: value for key, value in trace.footer.items() if key != "topk"}
     return part, [picture for picture in drawn
                   if picture.step_id == scope_id or picture.step_id.startswith(scope_id + ".")]

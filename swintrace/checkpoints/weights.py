@@ -106,6 +106,9 @@ def check_weights(source: Path | str, tensors: dict[str, torch.Tensor]) -> dict[
         if not key.endswith(_RECOMPUTED_SUFFIXES) and tensor.dtype not in _WEIGHT_DTYPES:
             raise UserError.of("checkpoint_not_float", path=source, name=key,
                                dtype=str(tensor.dtype).removeprefix("torch."))
+        if tensor.numel() > 1 and tensor.untyped_storage().nbytes() < tensor.numel() * tensor.element_size():
+            # expanded (stride 0) or overlapping views: a few bytes on disk that claim gigabytes once copied
+            raise UserError.of("checkpoint_expanded", path=source, name=key, shape=tuple(tensor.shape))
         declared += tensor.numel()
     if declared > MAX_PARAMETERS:
         raise UserError.of("checkpoint_too_many_numbers", path=source, count=declared, limit=MAX_PARAMETERS)

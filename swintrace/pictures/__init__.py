@@ -10,6 +10,8 @@ the teaching data set, its classes. A trace recorded without
 
 from __future__ import annotations
 
+import re
+
 from ..trace.events import Trace
 from .attention import query_attention, relative_position
 from .draw import Picture
@@ -19,21 +21,15 @@ from .story import patch_merging, stage_story, teaching_classes, top_bars
 
 __all__ = ["Picture", "make_pictures"]
 
+_STAGE_INPUT = re.compile(r"layers\.(\d+)\.input")
+
 
 def make_pictures(trace: Trace, lang: str = "en") -> list[Picture]:
     """All pictures for ``trace``, in report order, their words in ``lang``."""
     options = trace.header.get("options", {}).get("pictures") or {}
     block = options.get("block", "layers.0.blocks.1")
     head = options.get("head", 0)
-    stages = sorted(
-        {
-            int(e.id.split(".")[1])
-            for e in trace.shown().values()
-            if e.id.startswith("layers.")
-            and e.id.endswith(".input")
-            and e.id.count(".") == 2
-        }
-    )
+    stages = sorted({int(match.group(1)) for step_id in trace.shown() if (match := _STAGE_INPUT.fullmatch(step_id))})
     candidates = [stage_story(trace, lang), top_bars(trace, lang), teaching_classes(trace, lang)]
     for stage in stages:
         candidates += [

@@ -31,6 +31,15 @@ from ..geometry import padded_size, runtime_shift
 # tokens in stage 1 (Swin-T at 224 has 3,136; a 384 model 9,216). Larger inputs get neither
 # the picture nor the explorer's strip, so that a huge input cannot make a report take minutes.
 MAX_SPREAD_TOKENS = 128 * 128
+# ... and at most this many token visits in all: each block goes back through every block before it
+# (Swin-T at 224: 3,136 tokens x 78 block passes; a crafted depth of 96 would be 4,656 passes).
+MAX_SPREAD_VISITS = 8_000_000
+
+
+def spread_affordable(config: SwinConfig, sizes: list[tuple[int, int]]) -> bool:
+    """Whether reach and rollout of this geometry stay within the bounds above."""
+    tokens, blocks = sizes[0][0] * sizes[0][1], sum(config.depths)
+    return tokens <= MAX_SPREAD_TOKENS and tokens * blocks * (blocks + 1) // 2 <= MAX_SPREAD_VISITS
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from ..palette import AMBER, BLUE, rgb
 from ..trace.events import Trace
 from ..words import say
 from .draw import INK, MARGIN, MUTED, TITLE_HEIGHT, Picture, canvas, finish, label_width, text
-from .reach import MAX_SPREAD_TOKENS, reach, rollout
+from .reach import reach, rollout, spread_affordable
 
 _COLUMNS = 6
 
@@ -62,7 +62,7 @@ def spread(trace: Trace, lang: str = "en") -> Picture | None:
     if geometry is None:
         return None
     config, sizes = geometry
-    if sizes[0][0] * sizes[0][1] > MAX_SPREAD_TOKENS:
+    if not spread_affordable(config, sizes):
         return None
     y, x = start_patch(config, sizes)
     reached = reach(config, sizes, y, x)

@@ -20,7 +20,7 @@ import numpy as np
 from ..config import SwinConfig
 from ..geometry import default_query_token, padded_size, runtime_shift
 from ..pictures.draw import thumbnail_jpeg
-from ..pictures.reach import MAX_SPREAD_TOKENS, block_plans
+from ..pictures.reach import block_plans, spread_affordable
 from ..trace.events import Event, Trace
 from ..words import entry
 from .text import check_language
@@ -45,6 +45,7 @@ def explorer_data(trace: Trace, lang: str = "en", anchors: dict[str, str] | None
         if not (isinstance(H, int) and isinstance(W, int) and H >= 1 and W >= 1):
             return None
         stages.append(_stage(config, stage, H, W, steps))
+    sizes = [(stage["H"], stage["W"]) for stage in stages]
     blocks = [block for block in (_block(steps, block_id, stages, anchors or {})
                                   for block_id in _explored_ids(trace)) if block is not None]
     if not blocks:
@@ -58,9 +59,8 @@ def explorer_data(trace: Trace, lang: str = "en", anchors: dict[str, str] | None
         "blocks": blocks,
         # how far a token sees: the blocks in order and their head-averaged attention (small maps only)
         "plan": [{"id": plan.block_id, "stage": plan.stage, "shifted": plan.shift != (0, 0)}
-                 for plan in block_plans(config, [(stage["H"], stage["W"]) for stage in stages])]
-        if stages[0]["H"] * stages[0]["W"] <= MAX_SPREAD_TOKENS else [],
-        "rollout": _rollout_data(trace, config, stages) if stages[0]["H"] * stages[0]["W"] <= MAX_SPREAD_TOKENS else {},
+                 for plan in block_plans(config, sizes)] if spread_affordable(config, sizes) else [],
+        "rollout": _rollout_data(trace, config, stages) if spread_affordable(config, sizes) else {},
         "lang": lang,
         "words": entry(lang, "explorer"),
     }

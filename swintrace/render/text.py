@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .. import vocabulary
+from ..errors import printable
 from ..images.shapes import CLASSES, WEIGHTS_NAME
 from ..trace.events import Event, TensorSummary, Trace
 from ..vocabulary import DOCUMENTED_SCOPES, TIGHT_ZH_HEADINGS, TITLED_SCOPES, note_text, step_style
@@ -170,7 +171,8 @@ def input_words(described: dict[str, Any], lang: str) -> str:
         return label(lang, "input_noise", seed=source.get("seed"))
     if kind == "zeros":
         return label(lang, "input_zeros")
-    text = label(lang, "input_image", name=source.get("name", ""), width=source.get("width"), height=source.get("height"))
+    text = label(lang, "input_image", name=printable(str(source.get("name", ""))), width=source.get("width"),
+                 height=source.get("height"))
     transform = described.get("transform")
     if isinstance(transform, dict):
         key = "transform_square" if transform.get("square") else (

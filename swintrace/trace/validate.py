@@ -34,8 +34,8 @@ MAX_DIMS = 8
 MAX_INPUT_SIDE = 1 << 16  # an input's side (--no-crop keeps a thin image's aspect ratio)
 MAX_INPUT_PIXELS = 1 << 26  # an input's height x width (images.MAX_RESIZED_PIXELS)
 # Tokens of the first stage's map (input / patch size): pictures and the explorer draw per token.
-# 4096 x 5461 pixels (--size 4096 --no-crop of a 3:4 photo) in 4-pixel patches is 1.4 million.
-MAX_TOKENS = 1 << 22
+# --size 4096 in 4-pixel patches is 1024 x 1024; `run` refuses inputs that would make more.
+MAX_TOKENS = 1 << 20
 MAX_BATCH = 4096
 MAX_TENSORS = 64  # per step
 MAX_SCALARS = 64
@@ -298,6 +298,34 @@ def _check_first_stage(where: _Where, header: dict[str, Any], row: dict[str, Any
                                             expected_w=expected[1]))
 
 
+_STAGE_INPUT = re.compile(r"layers\.(\d+)\.input")
+_STAGE_REGIONS = re.compile(r"layers\.(\d+)\.create_mask\.mask_regions")
+
+
+def _check_stage_geometry(where: _Where, row: dict[str, Any], config: Any, sizes: dict[int, tuple[int, int]]) -> None:
+    """Each stage's map follows from the one before (merging halves it, rounding up), and a region map
+    has its stage's padded size: pictures size their images by both."""
+    scalars = row.get("scalars", {})
+    stage_input = _STAGE_INPUT.fullmatch(row.get("id", ""))
+    if stage_input and isinstance(scalars.get("H"), int) and isinstance(scalars.get("W"), int):
+        stage = int(stage_input.group(1))
+        if stage > 0 and stage - 1 in sizes:
+            expected = (-(-sizes[stage - 1][0] // 2), -(-sizes[stage - 1][1] // 2))
+            if (scalars["H"], scalars["W"]) != expected:
+                raise where.fail("scalars.H", Words("field_first_stage", H=scalars["H"], W=scalars["W"],
+                                                    expected_h=expected[0], expected_w=expected[1]))
+        sizes.setdefault(stage, (scalars["H"], scalars["W"]))
+    regions = _STAGE_REGIONS.fullmatch(row.get("id", ""))
+    arrays = {summary.get("name"): summary for summary in row.get("arrays", []) if isinstance(summary, dict)}
+    if regions and "regions" in arrays:
+        stage = int(regions.group(1))
+        window = config.stage_window(stage)[0]
+        H, W = sizes.get(stage, (0, 0))
+        padded = [-(-H // window) * window, -(-W // window) * window]
+        if list(arrays["regions"]["shape"]) != padded:
+            raise where.fail("arrays.regions", Words("field_block_arrays", window=window, heads=config.num_heads[stage]))
+
+
 def _check_config_size(where: _Where, config: Any) -> None:
     """A config no larger than a model this tool could trace (the largest variant, at 4096 pixels)."""
     from ..config import config_too_large
@@ -344,6 +372,7 @@ def _check_thumbnail(where: _Where, text: Any) -> None:
         with Image.open(io.BytesIO(data)) as image:  # reads the header only
             if image.format != "PNG" or max(image.size) > MAX_THUMBNAIL_SIDE:
                 raise where.fail("input.thumbnail_png", Words("field_thumbnail_size", limit=MAX_THUMBNAIL_SIDE))
+            image.convert("RGB")  # decoded whole (at most 1024 x 1024): a broken stream is refused here
     except (binascii.Error, ValueError, OSError, Image.DecompressionBombError):
         raise where.fail("input.thumbnail_png", Words("field_not_base64_png")) from None
 
@@ -450,11 +479,15 @@ def check_rows(source: str, rows: list[Any]) -> None:
     slice_len, config, classes = check_header(_Where(source, 1), header)
     stack: list[str] = []
     first_stage_seen = False  # only the first forward is the header's input (pictures draw that one)
+    sizes: dict[int, tuple[int, int]] = {}  # the first forward's stage inputs, (H, W) each
     for position, row in enumerate(rows[1:-1]):
-        check_event(_Where(source, position + 2), row, position, slice_len, stack, config)
+        where = _Where(source, position + 2)
+        check_event(where, row, position, slice_len, stack, config)
         if config is not None and not first_stage_seen and row.get("id") == "layers.0.input":
             first_stage_seen = True
-            _check_first_stage(_Where(source, position + 2), header, row, config)
+            _check_first_stage(where, header, row, config)
+        if config is not None and row.get("type") == "step" and row.get("call", 0) == 0:
+            _check_stage_geometry(where, row, config, sizes)
     if stack:
         raise UserError.of("trace_scope_open", path=source, scope=repr(stack[-1]))
     check_footer(_Where(source, len(rows)), footer, classes)
