@@ -5,8 +5,10 @@ from __future__ import annotations
 import ast
 import email
 import importlib.metadata
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -133,3 +135,20 @@ def test_the_tests_import_the_installed_package():
         assert imported.parent.name == "swintrace"  # a developer's editable install: the checkout
         return
     assert imported == Path(distribution.locate_file("swintrace/__init__.py")).resolve()
+
+
+@needs_checkout
+def test_the_python_classifiers_are_the_pythons_tools_versions_tests():
+    """pyproject's Python classifiers, its requires-python and the rows of tools/versions.py agree."""
+    spec = importlib.util.spec_from_file_location("versions", REPOSITORY / "tools" / "versions.py")
+    versions = importlib.util.module_from_spec(spec)
+    sys.modules["versions"] = versions  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(versions)
+    finally:
+        del sys.modules["versions"]
+    tested = sorted({row.python for row in versions.ROWS}, key=lambda v: tuple(map(int, v.split("."))))
+    pyproject = (REPOSITORY / "pyproject.toml").read_text(encoding="utf-8")
+    classified = re.findall(r'"Programming Language :: Python :: (3\.\d+)"', pyproject)
+    assert classified == tested
+    assert f'requires-python = ">={tested[0]}"' in pyproject
