@@ -122,6 +122,7 @@ def test_the_sdist_holds_what_its_tests_need(tmp_path):
               for path in (REPOSITORY / folder).rglob("*")
               if path.is_file() and "__pycache__" not in path.parts and ".hypothesis" not in path.parts]
     needed += ["examples/cat.jpg", "docs/cli.md", "notebooks/explore.ipynb", "README.md", ".ci/run", "LICENSE",
+               "tools/versions.py",
                "pyproject.toml", "setup.py"]
     assert sorted(set(needed) - names) == []
 
