@@ -120,16 +120,17 @@ def select_rows(specs: list[str]) -> list[Row]:
 
 
 def find_python(version: str) -> str:
-    """The interpreter of a Python version: python3.X on PATH, else the newest pyenv install of it."""
-    found = shutil.which(f"python{version}")
-    if found:
-        return found
+    """The interpreter of a Python version: python3.X on PATH, else the newest pyenv install of it.
+
+    A candidate must run (a pyenv shim on PATH may name a version it does not select).
+    """
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    candidates = sorted(glob.glob(str(pyenv / f"{version}.*" / "bin" / "python3")),
-                        key=lambda path: [int(part) for part in re.findall(r"\d+", Path(path).parents[1].name)])
-    if not candidates:
-        raise SystemExit(f"no Python {version}: neither python{version} on PATH nor {pyenv}/{version}.*")
-    return candidates[-1]
+    installs = sorted(glob.glob(str(pyenv / f"{version}.*" / "bin" / "python3")),
+                      key=lambda path: [int(part) for part in re.findall(r"\d+", Path(path).parents[1].name)])
+    for candidate in [shutil.which(f"python{version}"), *reversed(installs)]:
+        if candidate and subprocess.run([candidate, "-c", "pass"], capture_output=True).returncode == 0:
+            return candidate
+    raise SystemExit(f"no Python {version}: neither python{version} on PATH nor {pyenv}/{version}.*")
 
 
 def run(command: list[str], log: Path, **options) -> bool:
@@ -212,6 +213,7 @@ def run_row(row: Row, folder: Path, numeric_only: bool, torch_index: str | None,
     started = time.monotonic()
     result = Result(row.python, row.torch, row.numpy or "", "not run", date=time.strftime("%Y-%m-%d"),
                     tests="numeric" if numeric_only else "all")
+    print(f"{row.name}: torch {row.torch} ({row.why}); log {log}", flush=True)
     problem = prepare(row, venv, log, torch_index, fresh)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
     if problem is None and not run([*pip, "."], log, cwd=ROOT, env=environment(venv)):
@@ -224,6 +226,7 @@ def run_row(row: Row, folder: Path, numeric_only: bool, torch_index: str | None,
         installed = versions_in(venv) or {}
         result.torch, result.numpy = installed.get("torch", row.torch), installed.get("numpy", "?")
         command = [str(venv / "bin" / "pytest"), "-q", "-p", "no:cacheprovider"] + (["-m", "numeric"] if numeric_only else [])
+        print(f"{row.name}: main command {result.main_command}; running the tests", flush=True)
         tests_started = time.monotonic()
         done = subprocess.run(command, cwd=ROOT, env=environment(venv), capture_output=True, text=True)
         with log.open("a", encoding="utf-8") as out:
@@ -235,7 +238,7 @@ def run_row(row: Row, folder: Path, numeric_only: bool, torch_index: str | None,
             result.note = f"pytest exited {done.returncode}"
     result.note = problem or result.note
     (folder / f"{row.name}.json").write_text(json.dumps(asdict(result), indent=1), encoding="utf-8")
-    print(f"{row.name}: {describe(result)} ({round(time.monotonic() - started)} s in all; log {log})", flush=True)
+    print(f"{row.name}: {describe(result)} ({round(time.monotonic() - started)} s in all)", flush=True)
     return result
 
 
