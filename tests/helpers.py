@@ -7,7 +7,9 @@ import functools
 import json
 import math
 import os
+import pickle
 import re
+import types
 from pathlib import Path
 
 import torch
@@ -131,3 +133,22 @@ def check_golden(name: str, text: str) -> None:
     assert not differences, f"{name} differs from its golden file (SWINTRACE_UPDATE_GOLDEN=1 to accept): " + "; ".join(
         differences[:5]
     )
+
+
+# The pickle module for torch.save, with the pure-Python pickler (see save_checkpoint).
+_PYTHON_PICKLE = types.ModuleType("pickle")
+_PYTHON_PICKLE.Pickler = pickle._Pickler
+
+
+def save_checkpoint(obj: object, path: Path | str) -> None:
+    """``torch.save(obj, path)``, also where torch.save itself fails: torch 2.5 on Python 3.13.0.
+
+    That torch sets ``persistent_id`` on a C pickler, which CPython 3.13.0 made read-only
+    (python/cpython#125631, lifted in 3.13.1); the pure-Python pickler writes the same file.
+    """
+    try:
+        torch.save(obj, path)
+    except AttributeError as error:
+        if "persistent_id" not in str(error):
+            raise
+        torch.save(obj, path, pickle_module=_PYTHON_PICKLE)
