@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ast
 import functools
+import importlib.util
 import json
 import math
 import os
 import pickle
 import re
+import sys
 import types
 from pathlib import Path
 
@@ -152,3 +154,15 @@ def save_checkpoint(obj: object, path: Path | str) -> None:
         if "persistent_id" not in str(error):
             raise
         torch.save(obj, path, pickle_module=_PYTHON_PICKLE)
+
+
+def load_tool(name: str) -> types.ModuleType:
+    """The script tools/<name>.py of the checkout, imported as a module."""
+    spec = importlib.util.spec_from_file_location(name, REPOSITORY / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the script runs
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[name]
+    return module

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import email
 import importlib.metadata
-import importlib.util
 import json
 import os
 import re
@@ -16,7 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import REPOSITORY
+from helpers import REPOSITORY, load_tool
 
 import swintrace
 
@@ -141,13 +140,7 @@ def test_the_tests_import_the_installed_package():
 @needs_checkout
 def test_the_python_classifiers_are_the_pythons_tools_versions_tests():
     """pyproject's Python classifiers, its requires-python and the rows of tools/versions.py agree."""
-    spec = importlib.util.spec_from_file_location("versions", REPOSITORY / "tools" / "versions.py")
-    versions = importlib.util.module_from_spec(spec)
-    sys.modules["versions"] = versions  # dataclasses look their module up
-    try:
-        spec.loader.exec_module(versions)
-    finally:
-        del sys.modules["versions"]
+    versions = load_tool("versions")
     tested = sorted({row.python for row in versions.ROWS}, key=lambda v: tuple(map(int, v.split("."))))
     pyproject = (REPOSITORY / "pyproject.toml").read_text(encoding="utf-8")
     classified = re.findall(r'"Programming Language :: Python :: (3\.\d+)"', pyproject)
