@@ -48,8 +48,10 @@ def test_pytest_counts_read_the_closing_line(versions):
 
 @needs_checkout
 def test_the_table_and_help(versions):
-    result = versions.Result("3.10", "2.3.1+cu121", "2.2.6", "ok", passed=421, skipped=5, seconds=159.4)
-    assert versions.table([result]).splitlines()[-1] == "| 3.10 | 2.3.1+cu121 | 2.2.6 | ok | 421 passed, 5 skipped | 159 |"
+    result = versions.Result("3.10", "2.3.1+cu121", "2.2.6", "ok", passed=421, skipped=5, seconds=159.4,
+                             commit="e42a096")
+    last = "| 3.10 | 2.3.1+cu121 | 2.2.6 | ok | 421 passed, 5 skipped | 159 | e42a096 |"
+    assert versions.table([result]).splitlines()[-1] == last
     shown = subprocess.run([sys.executable, str(REPOSITORY / "tools" / "versions.py"), "--help"],
                            capture_output=True, text=True)
     assert shown.returncode == 0 and "--numeric-only" in shown.stdout and "3.13:2.5.0" in shown.stdout

@@ -96,6 +96,7 @@ class Result:
     tests: str = "all"
     seconds: float = 0.0
     date: str = ""
+    commit: str = ""
     note: str = ""
 
 
@@ -205,6 +206,16 @@ def pytest_counts(output: str) -> dict[str, int]:
     return counts
 
 
+def checkout_commit() -> str:
+    """The checkout's commit (short), with "+changes" if its files differ from it."""
+    def git(*arguments: str) -> str:
+        done = subprocess.run(["git", *arguments], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    return commit + ("+changes" if commit and git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def run_row(row: Row, folder: Path, numeric_only: bool, torch_index: str | None, fresh: bool) -> Result:
     """Everything for one row, logged to <folder>/<row>.log; its result, also kept in <folder>/<row>.json."""
     venv = folder / row.name
@@ -213,7 +224,7 @@ def run_row(row: Row, folder: Path, numeric_only: bool, torch_index: str | None,
     log.write_text(f"{row.name} ({row.why}), {time.strftime('%Y-%m-%d %H:%M')}\n", encoding="utf-8")
     started = time.monotonic()
     result = Result(row.python, row.torch, row.numpy or "", "not run", date=time.strftime("%Y-%m-%d"),
-                    tests="numeric" if numeric_only else "all")
+                    commit=checkout_commit(), tests="numeric" if numeric_only else "all")
     print(f"{row.name}: torch {row.torch} ({row.why}); log {log}", flush=True)
     problem = prepare(row, venv, log, torch_index, fresh)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
@@ -255,10 +266,11 @@ def describe(result: Result) -> str:
 
 def table(results: list[Result]) -> str:
     """The Markdown table of docs/versions.md."""
-    lines = ["| Python | torch | NumPy | main command | tests | seconds of tests |", "|---|---|---|---|---|---|"]
+    lines = ["| Python | torch | NumPy | main command | tests | seconds of tests | commit |",
+             "|---|---|---|---|---|---|---|"]
     for result in results:
         lines.append(f"| {result.python} | {result.torch} | {result.numpy} | {result.main_command} "
-                     f"| {describe(result)} | {result.seconds:.0f} |")
+                     f"| {describe(result)} | {result.seconds:.0f} | {result.commit} |")
     return "\n".join(lines)
 
 
