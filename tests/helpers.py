@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import ast
+import functools
+import importlib.util
 import json
 import math
 import os
+import pickle
 import re
+import sys
+import types
 from pathlib import Path
+
+import torch
 
 TESTS = Path(__file__).resolve().parent
 REPOSITORY = TESTS.parent
@@ -24,6 +32,9 @@ GOLDEN_RTOL = 1e-4
 GOLDEN_ATOL = 1e-6
 # Stands for a float in the structure (it never occurs in a report).
 _PLACEHOLDER = "\x00"
+# A printed module on a line of its own, or as a child of a printed container:
+# "LayerNorm((8,), eps=1e-05, elementwise_affine=True)", "  (fc1): Linear(in_features=8, out_features=16, bias=True)".
+_MODULE_LINE = re.compile(r"^(?P<lead>[ ]*(?:\(\w+\): )?)(?P<call>(?P<name>[A-Z]\w*)\(.*\))$", re.MULTILINE)
 
 
 def ordered_coverage(expected: list[str], actual: list[str]) -> float:
@@ -86,13 +97,72 @@ def golden_differences(expected: str, actual: str, rtol: float = GOLDEN_RTOL, at
     return differences
 
 
+@functools.cache
+def _module_as_printed(call: str, name: str) -> str:
+    """``repr`` of the torch.nn module ``call`` builds, in the running torch; ``call`` itself if it builds none."""
+    module_type = getattr(torch.nn, name, None)
+    if not (isinstance(module_type, type) and issubclass(module_type, torch.nn.Module)):
+        return call
+    try:
+        node = ast.parse(call, mode="eval").body
+        arguments = [ast.literal_eval(argument) for argument in node.args]
+        keywords = {keyword.arg: ast.literal_eval(keyword.value) for keyword in node.keywords}
+        return repr(module_type(*arguments, **keywords))
+    except (SyntaxError, ValueError, TypeError, AttributeError):
+        return call
+
+
+def as_running_torch_prints(text: str) -> str:
+    """``text`` with every printed torch.nn module rebuilt and printed by the running torch.
+
+    A module's repr belongs to the torch that prints it, not to the report: torch
+    2.6 added ``bias=True`` to LayerNorm's. The module itself (its class and
+    arguments) stays part of the structure a golden holds exactly.
+    """
+    return _MODULE_LINE.sub(lambda match: match["lead"] + _module_as_printed(match["call"], match["name"]), text)
+
+
 def check_golden(name: str, text: str) -> None:
-    """Compare ``text`` with tests/golden/<name> (see golden_differences); SWINTRACE_UPDATE_GOLDEN=1 rewrites it."""
+    """Compare ``text`` with tests/golden/<name> (see golden_differences), its modules printed by the running torch.
+
+    SWINTRACE_UPDATE_GOLDEN=1 rewrites the golden file.
+    """
     path = GOLDEN / name
     if os.environ.get("SWINTRACE_UPDATE_GOLDEN") == "1":
         path.parent.mkdir(exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    differences = golden_differences(path.read_text(encoding="utf-8"), text)
+    differences = golden_differences(as_running_torch_prints(path.read_text(encoding="utf-8")), text)
     assert not differences, f"{name} differs from its golden file (SWINTRACE_UPDATE_GOLDEN=1 to accept): " + "; ".join(
         differences[:5]
     )
+
+
+# The pickle module for torch.save, with the pure-Python pickler (see save_checkpoint).
+_PYTHON_PICKLE = types.ModuleType("pickle")
+_PYTHON_PICKLE.Pickler = pickle._Pickler
+
+
+def save_checkpoint(obj: object, path: Path | str) -> None:
+    """``torch.save(obj, path)``, also where torch.save itself fails: torch 2.5 on Python 3.13.0.
+
+    That torch sets ``persistent_id`` on a C pickler, which CPython 3.13.0 made read-only
+    (python/cpython#125631, lifted in 3.13.1); the pure-Python pickler writes the same file.
+    """
+    try:
+        torch.save(obj, path)
+    except AttributeError as error:
+        if "persistent_id" not in str(error):
+            raise
+        torch.save(obj, path, pickle_module=_PYTHON_PICKLE)
+
+
+def load_tool(name: str) -> types.ModuleType:
+    """The script tools/<name>.py of the checkout, imported as a module."""
+    spec = importlib.util.spec_from_file_location(name, REPOSITORY / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the script runs
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[name]
+    return module

@@ -1,9 +1,10 @@
-"""The golden comparison itself: tolerant to another CPU's last digit, strict on structure."""
+"""The golden comparison itself: tolerant to another CPU's last digit and torch's module reprs, strict on structure."""
 
 from __future__ import annotations
 
 import pytest
-from helpers import GOLDEN, golden_differences, join_numbers, split_numbers
+import torch
+from helpers import GOLDEN, as_running_torch_prints, golden_differences, join_numbers, split_numbers
 
 GOLDEN_FILES = sorted(GOLDEN.glob("*.md"))
 
@@ -57,3 +58,20 @@ def test_sign_of_a_printed_zero_and_its_padding_do_not_matter():
     assert golden_differences("5.0000e-03", "5.1000e-03")
     assert golden_differences("1.0000", "1.0003")
     assert golden_differences("layers.0.blocks.1 0.5", "layers.0.blocks.2 0.5")
+
+
+def test_a_module_is_compared_as_the_running_torch_prints_it():
+    """torch < 2.6 prints LayerNorm without ``bias=True``: a golden written by either torch matches the other."""
+    printed = repr(torch.nn.LayerNorm(8))
+    for golden in ("LayerNorm((8,), eps=1e-05, elementwise_affine=True)",
+                   "LayerNorm((8,), eps=1e-05, elementwise_affine=True, bias=True)"):
+        assert as_running_torch_prints(golden) == printed
+        child = f"Mlp(\n  (norm): {golden}\n)"
+        assert as_running_torch_prints(child) == f"Mlp(\n  (norm): {printed}\n)"
+    # What is not a torch.nn module stays as it is; the module and its arguments stay structure.
+    for text in ("DropPath(drop_prob=0.020)", "Mlp(", "x = self.norm(x)", "LayerNorm(8, eps=self.eps)"):
+        assert as_running_torch_prints(text) == text
+    assert golden_differences(as_running_torch_prints("LayerNorm((9,), eps=1e-05, elementwise_affine=True)"),
+                              printed)
+    assert golden_differences(as_running_torch_prints("Linear(in_features=8, out_features=8, bias=False)"),
+                              repr(torch.nn.Linear(8, 8)))

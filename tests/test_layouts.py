@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import save_checkpoint
 from reference.official_swin import official_from_config, torchvision_forward
 from safetensors.torch import save_file
 
@@ -85,7 +86,7 @@ def test_checkpoint_files_load_with_official_logits(reference, tmp_path, layout,
     if suffix == ".safetensors":
         save_file({k: v.contiguous() for k, v in state.items()}, path)
     else:
-        torch.save({"model": state} if layout == "official" else state, path)
+        save_checkpoint({"model": state} if layout == "official" else state, path)
     model = swintrace.load_model("swin_t", weights=path)
     assert model.weights_source["layout"] == layout
     images = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
@@ -96,7 +97,7 @@ def test_checkpoint_files_load_with_official_logits(reference, tmp_path, layout,
 def test_non_square_batch_two_matches_torchvision_semantics(reference, tmp_path):
     path = tmp_path / "tv.pth"
     state = from_official(reference.state_dict(), "torchvision")
-    torch.save(state, path)
+    save_checkpoint(state, path)
     model = swintrace.load_model("swin_t", weights=path)
     images = torch.randn(2, 3, 256, 320, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
@@ -112,6 +113,6 @@ def test_non_square_batch_two_matches_torchvision_semantics(reference, tmp_path)
 
 def test_wrong_variant_suggests_the_right_one(reference, tmp_path):
     path = tmp_path / "t.pth"
-    torch.save(from_official(reference.state_dict(), "timm"), path)
+    save_checkpoint(from_official(reference.state_dict(), "timm"), path)
     with pytest.raises(swintrace.UserError, match=r"\(timm layout\) does not fit swin_b.*pass --model swin_t"):
         swintrace.load_model("swin_b", weights=path)

@@ -7,6 +7,7 @@ import email
 import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -14,7 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import REPOSITORY
+from helpers import REPOSITORY, load_tool
 
 import swintrace
 
@@ -120,6 +121,7 @@ def test_the_sdist_holds_what_its_tests_need(tmp_path):
               for path in (REPOSITORY / folder).rglob("*")
               if path.is_file() and "__pycache__" not in path.parts and ".hypothesis" not in path.parts]
     needed += ["examples/cat.jpg", "docs/cli.md", "notebooks/explore.ipynb", "README.md", ".ci/run", "LICENSE",
+               "tools/versions.py",
                "pyproject.toml", "setup.py"]
     assert sorted(set(needed) - names) == []
 
@@ -133,3 +135,14 @@ def test_the_tests_import_the_installed_package():
         assert imported.parent.name == "swintrace"  # a developer's editable install: the checkout
         return
     assert imported == Path(distribution.locate_file("swintrace/__init__.py")).resolve()
+
+
+@needs_checkout
+def test_the_python_classifiers_are_the_pythons_tools_versions_tests():
+    """pyproject's Python classifiers, its requires-python and the rows of tools/versions.py agree."""
+    versions = load_tool("versions")
+    tested = sorted({row.python for row in versions.ROWS}, key=lambda v: tuple(map(int, v.split("."))))
+    pyproject = (REPOSITORY / "pyproject.toml").read_text(encoding="utf-8")
+    classified = re.findall(r'"Programming Language :: Python :: (3\.\d+)"', pyproject)
+    assert classified == tested
+    assert f'requires-python = ">={tested[0]}"' in pyproject

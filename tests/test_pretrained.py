@@ -9,6 +9,7 @@ import threading
 
 import pytest
 import torch
+from helpers import save_checkpoint
 from reference.official_swin import official_from_config
 
 import swintrace
@@ -60,7 +61,7 @@ def served(tmp_path, monkeypatch):
     torch.manual_seed(41)
     reference = official_from_config(swintrace.VARIANTS["swin_teach"]).eval()
     staging = folder / "staging.pth"
-    torch.save(from_official(reference.state_dict(), "torchvision"), staging)
+    save_checkpoint(from_official(reference.state_dict(), "torchvision"), staging)
     digest = hashlib.sha256(staging.read_bytes()).hexdigest()
     name = f"swin_teach-{digest[:8]}.pth"
     staging.rename(folder / name)

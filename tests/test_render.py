@@ -20,7 +20,12 @@ HOSTILE = "<img src=x onerror=alert(1)>.jpg"
 
 @pytest.fixture(scope="module")
 def teach_trace():
-    model = swintrace.load_model("swin_teach", seed=0)
+    """swin_teach on noise, with the shipped weights: the same numbers under every torch.
+
+    Seeded random weights would not do for the goldens: torch 2.3 draws ``trunc_normal_``
+    by inverse CDF, torch 2.13 by rejection, so one seed gives other weights.
+    """
+    model = swintrace.load_model("swin_teach", weights="teach_shapes")
     images = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad(), swintrace.tracing(stats=True, header={"input": {"description": "golden input"}}) as trace:
         model(images)

@@ -6,6 +6,7 @@ import pickle
 
 import pytest
 import torch
+from helpers import save_checkpoint
 from reference.official_swin import official_from_config
 from safetensors.torch import save_file
 
@@ -22,7 +23,7 @@ def official_teach():
 
 def test_official_checkpoint_loads_with_its_buffers_ignored(official_teach, tmp_path):
     path = tmp_path / "swin_teach.pth"
-    torch.save({"model": official_teach.state_dict(), "epoch": 300}, path)
+    save_checkpoint({"model": official_teach.state_dict(), "epoch": 300}, path)
     model = swintrace.load_model("swin_teach", weights=path)
     images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
@@ -39,7 +40,7 @@ def test_safetensors_checkpoint(official_teach, tmp_path):
 
 def test_wrong_variant_names_the_keys(official_teach, tmp_path):
     path = tmp_path / "teach.pth"
-    torch.save(official_teach.state_dict(), path)
+    save_checkpoint(official_teach.state_dict(), path)
     with pytest.raises(swintrace.UserError, match=r"does not fit swin_t: .*wrong shape: patch_embed.proj.weight"):
         swintrace.load_model("swin_t", weights=path)
 
