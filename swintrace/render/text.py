@@ -142,10 +142,14 @@ def summary_rows(trace: Trace, lang: str) -> list[tuple[str, str]]:
     input_text = " ".join(
         part for part in (input_words(described, lang), str(described.get("shape", ""))) if part
     )
+    # How SW-MSA blocks shift a map that is not whole windows, when it is not ours (an adopted timm model).
+    windowing = "".join(f", {label(lang, key)}" for key, differs in (
+        ("roll_then_pad", config.get("shift_order") == "roll_then_pad"),
+        ("always_partition", config.get("always_partition") is True)) if differs)
     model_text = (
         f"{model.get('variant') or model.get('class', '?')} (embed_dim {config.get('embed_dim')}, "
         f"depths {config.get('depths')}, heads {config.get('num_heads')}, "
-        f"window {config.get('window_size')}, {model.get('parameters', 0):,} {label(lang, 'parameters')})"
+        f"window {config.get('window_size')}{windowing}, {model.get('parameters', 0):,} {label(lang, 'parameters')})"
     )
     rows = [
         (label(lang, "model"), model_text),
