@@ -409,6 +409,9 @@ class SwinTransformer(Instrumented):
         self.weights_source: dict[str, Any] = {"kind": "random", "seed": None}
         # Names of the classes, index by index (load_model sets ImageNet's); None: "class N".
         self.class_labels: tuple[str, ...] | None = None
+        # The source's data config (from_model of a timm model or a Hugging Face pipeline): "transform",
+        # the fields of images.prepare.EvalTransform, and "source", where they come from. None: ours.
+        self.data_config: dict[str, Any] | None = None
         self.patch_embed = PatchEmbed(config)
         self.pos_drop = nn.Dropout(config.drop_rate)
         # Stochastic depth grows linearly over all blocks of all stages.

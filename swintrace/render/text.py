@@ -179,10 +179,20 @@ def input_words(described: dict[str, Any], lang: str) -> str:
                  height=source.get("height"))
     transform = described.get("transform")
     if isinstance(transform, dict):
-        key = "transform_square" if transform.get("square") else (
-            "transform_crop" if transform.get("crop") else "transform_resize")
-        text += ", " + label(lang, key, resize=transform.get("resize"), crop=transform.get("crop"))
+        crop = transform.get("crop")
+        crop = None if transform.get("square") and crop is not None and crop >= transform.get("resize", 0) else crop
+        key = ("transform_square_crop" if crop else "transform_square") if transform.get("square") else (
+            "transform_crop" if crop else "transform_resize")
+        text += ", " + label(lang, key, resize=transform.get("resize"), crop=crop,
+                             interpolation=label(lang, "interpolation_" + transform.get("interpolation", "bicubic")))
+        if "mean" in transform:  # a source's own normalisation (ImageNet's is not written)
+            text += ", " + label(lang, "transform_normalised", mean=_numbers(transform["mean"]),
+                                 std=_numbers(transform.get("std", [])))
     return text
+
+
+def _numbers(values: list[float]) -> str:
+    return "(" + ", ".join(f"{value:g}" for value in values) + ")"
 
 
 def top_predictions(trace: Trace, lang: str = "en") -> list[dict[str, Any]]:
