@@ -17,6 +17,8 @@ import torch.nn.functional as F
 import swintrace
 from swintrace.checkpoints.layouts import from_official
 from swintrace.config import ROLL_THEN_PAD, SwinConfig
+from swintrace.recording.capture import PictureOptions
+from swintrace.render.text import summary_rows
 
 
 def _norm(x: torch.Tensor, state: dict, prefix: str) -> torch.Tensor:
@@ -157,6 +159,57 @@ def test_always_partition_keeps_the_window_and_shifts_every_stage():
     with torch.no_grad(), swintrace.tracing() as trace:
         model(images)
     assert trace["layers.3.blocks.1.cyclic_shift"].scalars["shift_size"] == [3, 3]
+
+
+class TimmLike(torch.nn.Module):
+    """What from_model reads of a timm SwinTransformer: a timm-layout state dict, ``patch_embed.img_size``,
+    its blocks' ``always_partition`` and its ``pretrained_cfg``."""
+
+    def __init__(self, state: dict, size: int, pretrained_cfg: dict) -> None:
+        super().__init__()
+        self.patch_embed = torch.nn.Module()
+        self.patch_embed.img_size = (size, size)
+        self.block = torch.nn.Module()
+        self.block.always_partition = False
+        self.pretrained_cfg = pretrained_cfg
+        self.state = state
+
+    def state_dict(self, *args, **kwargs) -> dict:
+        return dict(self.state)
+
+
+TIMM_CFG = {"architecture": "swin_tiny_patch4_window7_224", "tag": "ms_in1k", "input_size": (3, 224, 224),
+            "interpolation": "bicubic", "crop_pct": 0.9, "crop_mode": "center",
+            "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+
+
+@pytest.mark.numeric
+def test_an_adopted_timm_model_walks_through_timms_order_and_says_so():
+    model = _model(_small(64))
+    state = from_official(model.state_dict(), "timm")
+    adopted = swintrace.from_model(TimmLike(state, 64, TIMM_CFG))
+    assert adopted.config.shift_order == ROLL_THEN_PAD and adopted.config.img_size == 64
+    images = _images(64)
+    with torch.no_grad():
+        expected = timm_forward(state, adopted.config, images)
+    with torch.no_grad(), swintrace.tracing(pictures=PictureOptions("layers.0.blocks.1")) as trace:
+        assert (adopted(images) - expected).abs().max().item() <= 1e-4
+    block = [event for event in trace.events if event.type == "step" and event.id.startswith("layers.0.blocks.1.")
+             and event.id.count(".") == 4]
+    order = [event.kind for event in block]
+    walked = ["norm", "view", "cyclic_shift", "window_pad", "partition_windows", "sw_msa", "merge_view",
+              "merge_windows", "crop", "reverse_shift", "view"]
+    assert [kind for kind in order if kind in walked] == walked  # every step, in the order timm runs them
+    assert trace["layers.0.blocks.1.window_pad"].code == ["x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))  # B, Hp, Wp, C"]
+    # the query the pictures follow is where timm's roll, then pad, puts it (torch.roll of an index map)
+    query = [int(v) for v in trace["layers.0.blocks.1.cyclic_shift"].array("query").values]
+    _, _, token_y, token_x, window, token, m = query
+    positions = torch.arange(8 * 8).view(1, 8, 8, 1).float()  # 1, H, W, 1: each token's index
+    moved = F.pad(torch.roll(positions, shifts=(-3, -3), dims=(1, 2)), (0, 0, 0, 6, 0, 6), value=-1)  # 1, 14, 14, 1
+    assert _partition(moved, m)[window, token, 0].item() == token_y * 8 + token_x
+    model_line = dict(summary_rows(trace, "en"))["Model"]  # the reports' summary, first line
+    assert "window 7, timm's order: roll, then pad," in model_line
+    assert "timm 的顺序：先循环移位，再填充" in dict(summary_rows(trace, "zh"))["模型"]
 
 
 def test_the_explorer_and_the_shift_picture_follow_timms_order():
