@@ -7,6 +7,7 @@ configs (microsoft/Swin-Transformer ``configs/swin/*.yaml``).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 from dataclasses import dataclass
 from typing import Any
@@ -249,14 +250,40 @@ def config_too_large(config: SwinConfig) -> str:
     return next((f"{name} {value} > {limit}" for name, value, limit in limits if value > limit), "")
 
 
-def variant_of(name: str) -> str:
-    """Our variant for one of its names (``swin_t``, a timm name, a Hugging Face id; any case)."""
+# timm names a model's weights by a tag after a dot (``swin_large_patch4_window7_224.ms_in22k_ft_in1k``).
+# Our named weights of swin_l, swin_b_384 and swin_l_384 are this tag's (the official ImageNet-22k-then-1k
+# release); no timm tag publishes torchvision's retraining that ours of swin_t, swin_s and swin_b are.
+TIMM_TAG_OF_OURS = "ms_in22k_ft_in1k"
+
+
+def resolve_name(name: str) -> tuple[str, bool]:
+    """(our variant, whether the weights the name publishes are ours) for one of a variant's names:
+    ours (``swin_t``), timm's with or without its weights' tag (``swin_tiny_patch4_window7_224.ms_in1k``),
+    Hugging Face's (``microsoft/swin-tiny-patch4-window7-224``); any case."""
     key = name.strip().lower()
     if key in VARIANTS:
-        return key
+        return key, True
     if key in ALIASES:
-        return ALIASES[key][0]
-    raise UserError.of("unknown_variant", variant=repr(name), choices=", ".join(VARIANTS))
+        return ALIASES[key]
+    base, dot, tag = key.partition(".")
+    if dot and "/" not in base and base in ALIASES and tag:
+        variant, ours_by_default = ALIASES[base]
+        return variant, ours_by_default and tag == TIMM_TAG_OF_OURS
+    names = [*VARIANTS, *ALIASES]
+    # names the key begins (swin_tiny: timm's tiny), then the most alike (a typo), before a tag too
+    closest = list(dict.fromkeys([name for name in names if name.startswith(key)]
+                                 + difflib.get_close_matches(key, names, n=3, cutoff=0.6)
+                                 + difflib.get_close_matches(base, names, n=3, cutoff=0.6)))[:3]
+    if closest:
+        raise UserError.of("unknown_variant_close", variant=repr(name)[:80], closest=", ".join(closest),
+                           choices=", ".join(VARIANTS))
+    raise UserError.of("unknown_variant", variant=repr(name)[:80], choices=", ".join(VARIANTS))
+
+
+def variant_of(name: str) -> str:
+    """Our variant for one of its names (``swin_t``, a timm name with or without its tag, a Hugging Face
+    id; any case). An unknown name is told with the closest known ones."""
+    return resolve_name(name)[0]
 
 
 def get_config(variant: str, **overrides: Any) -> SwinConfig:

@@ -111,11 +111,30 @@ def test_ecosystem_names_are_aliases_of_our_variants(caplog):
     assert swintrace.load_model("Microsoft/Swin-Base-Patch4-Window12-384", depths=(2, 2, 2, 2)).variant == "swin_b_384"
     with pytest.raises(swintrace.UserError, match="unknown model variant"):
         swintrace.load_model("resnet50")
+    with pytest.raises(swintrace.UserError, match="the closest names: swin_tiny_patch4_window7_224"):
+        swintrace.load_model("swin_tiny_patch4_window7_244")
+    with pytest.raises(swintrace.UserError, match="the closest names: swin_tiny_patch4_window7_224, swin_t, "):
+        swintrace.load_model("swin_tiny")
     # pretrained=True asks for the named weights; the name's own published weights are not ours: said so
     with caplog.at_level("WARNING", logger="swintrace"):
         model = swintrace.load_model("microsoft/swin-tiny-patch4-window7-224", pretrained=True)  # offline here
     assert model.weights_source.get("wanted") == "swin_t"
     assert "does not fetch; it uses its own for swin_t: torchvision IMAGENET1K_V1" in caplog.text
+
+
+def test_timm_tagged_names_resolve_and_the_tag_chooses_the_weights(caplog):
+    from swintrace.config import resolve_name
+
+    assert resolve_name("swin_tiny_patch4_window7_224.ms_in1k") == ("swin_t", False)  # official 1k: not ours
+    assert resolve_name("swin_large_patch4_window7_224.ms_in22k_ft_in1k") == ("swin_l", True)  # ours
+    assert resolve_name("Swin_Base_Patch4_Window12_384.ms_in22k") == ("swin_b_384", False)  # 21,841 classes
+    assert resolve_name("swin_large_patch4_window7_224") == ("swin_l", True)  # timm's default tag
+    with pytest.raises(swintrace.UserError, match="unknown model variant"):
+        resolve_name("microsoft/swin-tiny-patch4-window7-224.ms_in1k")  # Hugging Face ids have no tags
+    with caplog.at_level("WARNING", logger="swintrace"):
+        model = swintrace.load_model("swin_tiny_patch4_window7_224.ms_in1k", pretrained=True, depths=(2, 2, 2, 2))
+    assert model.variant == "swin_t"
+    assert "swin_tiny_patch4_window7_224.ms_in1k names weights that swintrace does not fetch" in caplog.text
 
 
 def test_models_lists_the_aliases(capsys):
