@@ -35,6 +35,7 @@ log = logging.getLogger("swintrace")
 EXIT_USER_ERROR = 2
 EXAMPLES = """examples:
   swintrace run --image examples/cat.jpg --out report.html
+  swintrace run --image sample:cat --out report.html
   swintrace run --input zeros --out report.html
   swintrace run --input zeros --lang zh --out walkthrough.md
   swintrace run --input random --model swin_teach --seed 1 --out teach.jsonl
@@ -67,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = run.add_mutually_exclusive_group()
-    source.add_argument("--image", help="an image file to trace (JPEG, PNG, ...)")
+    source.add_argument("--image", help="an image file to trace (JPEG, PNG, ...), or sample:cat, the photo that "
+                        "ships with swintrace")
     source.add_argument(
         "--input", type=_input_kind, metavar="zeros|random|shape:NAME",
         help="synthetic input instead of an image: zeros (the reference walkthrough's), seeded noise, or an "
@@ -134,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     course.add_argument("--out", required=True, help="output folder (created if missing)")
     course.add_argument("--lang", choices=("en", "zh"), help="one language (default: English and Chinese)")
-    course.add_argument("--image", help="an image file to trace (default: standard normal noise)")
+    course.add_argument("--image", help="an image file to trace, or sample:cat (default: standard normal noise)")
     course.add_argument("--model", type=_model_name, metavar="VARIANT",
                         help="model variant, or its timm or Hugging Face name (default: swin_t)")
     course.add_argument("--weights", default="pretrained",

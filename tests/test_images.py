@@ -119,6 +119,15 @@ def test_cat_traces(tmp_path, capsys):
     assert header["input"]["shape"] == [1, 3, 32, 32] and len(header["input"]["thumbnail_png"]) > 100
 
 
+def test_the_sample_cat_ships_inside_the_package_and_traces_from_any_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no examples/ here: the installed package's own copy
+    assert main(["run", "--model", "swin_teach", "--image", "sample:cat", "--out", "t.jsonl"]) == 0
+    header = swintrace.load_trace(tmp_path / "t.jsonl").header
+    assert header["input"]["description"] == "image sample:cat (451x300), resized to 32x32 (bicubic)"
+    assert main(["run", "--model", "swin_teach", "--image", "sample:dog", "--out", "t.jsonl"]) == 2
+    assert "unknown sample image 'dog'; the samples: cat" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [

@@ -2,7 +2,7 @@
 
     import swintrace
     model = swintrace.load_model("swin_t", weights="pretrained")
-    trace = swintrace.trace_image(model, "cat.jpg")   # a path, a PIL image or a tensor
+    trace = swintrace.trace_image(model, "cat.jpg")   # a path, "sample:cat", a PIL image or a tensor
     trace.report("report.html", lang="zh")            # .html, .md or .jsonl
     table = trace.to_pandas()                         # one row per step
 """
@@ -36,8 +36,9 @@ def trace_image(
 ) -> Trace:
     """Trace one forward of ``model`` on ``image``, prepared as the model's weights expect.
 
-    ``image``: an image file or a PIL image (EXIF orientation applied, converted
-    to RGB, then ``transform_for(model)``), or a tensor already normalised,
+    ``image``: an image file (``"sample:cat"``: the image that ships with
+    swintrace) or a PIL image (EXIF orientation applied, converted to RGB, then
+    ``transform_for(model)``), or a tensor already normalised,
     ``(3, H, W)`` or ``(B, 3, H, W)``. ``seed`` seeds what is random in the
     forward (drop path in training mode); ``stats`` and ``pictures`` are on, as
     in ``swintrace run``; other ``options`` go to ``tracing()``.

@@ -1,4 +1,4 @@
-"""Images in, labels out: loading, the evaluation transforms, class labels.
+"""Images in, labels out: loading, the evaluation transforms, class labels, the sample image.
 
 The evaluation transform is written with Pillow and torch (torchvision is not
 a dependency): resize (bicubic unless the source says otherwise), center-crop,
@@ -43,6 +43,9 @@ INTERPOLATIONS = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic
                   "lanczos": Image.LANCZOS, "box": Image.BOX, "hamming": Image.HAMMING}
 # Hugging Face image processors name Pillow's filters by number (PILImageResampling).
 _PIL_FILTER_NAMES = {int(value): name for name, value in INTERPOLATIONS.items()}
+# The images that ship inside the package: ``sample:NAME`` names one wherever an image path goes.
+SAMPLE_PREFIX = "sample:"
+SAMPLES = {"cat": "data/cat.jpg"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,7 +187,8 @@ class LoadedImage:
 
 
 def load_image(path: str | Path, transform: EvalTransform | int) -> LoadedImage:
-    """Open an image file and prepare it with ``transform`` (a size: the standard transform for it)."""
+    """Open an image file (or a sample, ``sample:cat``) and prepare it with ``transform`` (a size: the
+    standard transform for it)."""
     if isinstance(transform, int):
         transform = EvalTransform.standard(transform)
     return prepare_image(open_image(path), transform)
@@ -195,7 +199,7 @@ class OpenedImage:
     """An image as RGB with its EXIF orientation applied, and what a trace says of it."""
 
     image: Image.Image
-    name: str | None  # the file's name; None for an image given in Python
+    name: str | None  # the file's name, "sample:cat" for a sample; None for an image given in Python
     width: int  # of the image as stored, before its orientation is applied
     height: int
 
@@ -205,10 +209,20 @@ class OpenedImage:
 
 
 def open_image(path: str | Path) -> OpenedImage:
-    """An image file, opened and checked."""
-    source = Path(path)
-    image = _open(source)
-    return OpenedImage(to_rgb(ImageOps.exif_transpose(image)), source.name, image.width, image.height)
+    """An image file, or ``sample:NAME`` for an image that ships with swintrace (``SAMPLES``)."""
+    if isinstance(path, str) and path.startswith(SAMPLE_PREFIX):
+        name = path[len(SAMPLE_PREFIX):]
+        if name not in SAMPLES:
+            raise UserError.of("unknown_sample", name=repr(name[:40]), names=", ".join(SAMPLES))
+        data = resources.files("swintrace").joinpath(SAMPLES[name]).read_bytes()  # also from a zipped install
+        image = Image.open(io.BytesIO(data))
+        image.load()
+        shown = path
+    else:
+        source = Path(path)
+        image = _open(source)
+        shown = source.name
+    return OpenedImage(to_rgb(ImageOps.exif_transpose(image)), shown, image.width, image.height)
 
 
 def prepare_image(opened: OpenedImage, transform: EvalTransform) -> LoadedImage:
