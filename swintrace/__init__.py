@@ -7,7 +7,7 @@
     trace.save("trace.jsonl")
     same = swintrace.load_trace("trace.jsonl")
 
-    trace = swintrace.trace_image(model, "cat.jpg")   # preprocessing included
+    trace = swintrace.trace_image(model, "cat.jpg")   # preprocessing included: transform_for(model)
     trace.report("report.html", lang="zh")            # the format from the extension
     table = trace.to_pandas()                         # one row per step (pandas optional)
     swintrace.diff("f32.jsonl", "bf16.jsonl")         # where two traces first part, and by how much
@@ -35,7 +35,7 @@ from .trace.tracefile import load_trace
 _LAZY = {"load_model": ".checkpoints.loading", "SwinTransformer": ".models.swin", "trace_image": ".api.trace_image",
          "make_pictures": ".pictures", "from_model": ".checkpoints.adopt", "shape_image": ".api.trace_image",
          "tracing": ".recording.tracing", "diff": ".trace.diff",
-         "check": ".labs.check"}
+         "check": ".labs.check", "transform_for": ".api.trace_image"}
 
 __all__ = [
     "VARIANTS",
@@ -55,6 +55,7 @@ __all__ = [
     "shape_image",
     "trace_image",
     "tracing",
+    "transform_for",
 ]
 
 

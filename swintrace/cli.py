@@ -35,6 +35,7 @@ log = logging.getLogger("swintrace")
 EXIT_USER_ERROR = 2
 EXAMPLES = """examples:
   swintrace run --image examples/cat.jpg --out report.html
+  swintrace run --image sample:cat --out report.html
   swintrace run --input zeros --out report.html
   swintrace run --input zeros --lang zh --out walkthrough.md
   swintrace run --input random --model swin_teach --seed 1 --out teach.jsonl
@@ -67,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = run.add_mutually_exclusive_group()
-    source.add_argument("--image", help="an image file to trace (JPEG, PNG, ...)")
+    source.add_argument("--image", help="an image file to trace (JPEG, PNG, ...), or sample:cat, the photo that "
+                        "ships with swintrace")
     source.add_argument(
         "--input", type=_input_kind, metavar="zeros|random|shape:NAME",
         help="synthetic input instead of an image: zeros (the reference walkthrough's), seeded noise, or an "
@@ -134,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     course.add_argument("--out", required=True, help="output folder (created if missing)")
     course.add_argument("--lang", choices=("en", "zh"), help="one language (default: English and Chinese)")
-    course.add_argument("--image", help="an image file to trace (default: standard normal noise)")
+    course.add_argument("--image", help="an image file to trace, or sample:cat (default: standard normal noise)")
     course.add_argument("--model", type=_model_name, metavar="VARIANT",
                         help="model variant, or its timm or Hugging Face name (default: swin_t)")
     course.add_argument("--weights", default="pretrained",
@@ -184,7 +186,7 @@ def _run(args: argparse.Namespace) -> None:
 
     from .api.inputs import check_dtype, make_input, variant_for
     from .checkpoints.loading import load_model
-    from .images.prepare import check_size
+    from .images.prepare import EvalTransform, check_size, open_image
     from .recording.capture import PictureOptions
     from .recording.tracing import tracing
 
@@ -193,16 +195,18 @@ def _run(args: argparse.Namespace) -> None:
     dtype = check_dtype(args.dtype, device)
     variant = variant_for(args.model, args.weights, args.input)
     size = check_size(args.size if args.size is not None else VARIANTS[variant].img_size)
-    # The inputs are checked before any download.
     if args.only is not None and out.suffix.lower() == ".jsonl":
         raise UserError.of("only_report")  # a trace is whole: render it with --only
-    images, described = make_input(variant, args.weights, args.image, args.input or "zeros", args.seed, size,
-                                    crop=not args.no_crop, batch=args.batch)
+    image = open_image(args.image) if args.image else None  # checked before any download, as the size:
+    width, height = EvalTransform(size, None).output_size(*image.image.size) if image and args.no_crop else (size, size)
     patch = VARIANTS[variant].patch_size
-    if -(-images.shape[-2] // patch) * -(-images.shape[-1] // patch) > MAX_TOKENS:
-        raise UserError.of("input_too_many_tokens", height=images.shape[-2], width=images.shape[-1], limit=MAX_TOKENS)
+    if -(-height // patch) * -(-width // patch) > MAX_TOKENS:
+        raise UserError.of("input_too_many_tokens", height=height, width=width, limit=MAX_TOKENS)
     with progress(f"loading {variant}", args.quiet):
-        model = load_model(variant, weights=args.weights, seed=args.seed).to(device=device, dtype=dtype)
+        model = load_model(variant, weights=args.weights, seed=args.seed)
+    images, described = make_input(model, image, args.input or "zeros", args.seed, size,
+                                    crop=not args.no_crop, batch=args.batch)
+    model.to(device=device, dtype=dtype)
     log.debug("weights: %s; input: %s on %s", model.weights_source, described["description"], device)
     model.train(args.train)
     explored = None if args.explore is None else tuple(dict.fromkeys(
@@ -281,6 +285,7 @@ def _course(args: argparse.Namespace) -> None:
     from .api.inputs import make_input, variant_for
     from .checkpoints.loading import PRETRAINED_DEFAULT, load_model
     from .checkpoints.pretrained import default_weights
+    from .images.prepare import open_image
     from .images.shapes import SHAPE_PREFIX, WEIGHTS_NAME
     from .models.windows import relative_position_index
     from .recording.tracing import traced_function, tracing
@@ -295,9 +300,10 @@ def _course(args: argparse.Namespace) -> None:
     # A model trained on the shapes data set is taught with one of its images; others with noise.
     taught = (default_weights(variant) if args.weights == PRETRAINED_DEFAULT else args.weights) == WEIGHTS_NAME
     kind = f"{SHAPE_PREFIX}triangle" if taught else "random"
-    images, described = make_input(variant, args.weights, args.image, kind, args.seed, VARIANTS[variant].img_size)
+    image = open_image(args.image) if args.image else None  # checked before any download
     with progress(f"loading {variant}", args.quiet):
         model = load_model(variant, weights=args.weights, seed=args.seed)
+    images, described = make_input(model, image, kind, args.seed, VARIANTS[variant].img_size)
     with progress("tracing", args.quiet), torch.no_grad():
         with tracing(stats=True, header={"input": described}, pictures=True) as trace:
             model(images)

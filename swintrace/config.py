@@ -7,11 +7,18 @@ configs (microsoft/Swin-Transformer ``configs/swin/*.yaml``).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import Listed, UserError, Words
+from .geometry import padded_size, runtime_shift
+
+# How a shifted block pads and rolls a map that is not a whole number of windows (SwinConfig.shift_order).
+PAD_THEN_ROLL = "pad_then_roll"  # torchvision, Hugging Face, ours: pad, then roll the padded map
+ROLL_THEN_PAD = "roll_then_pad"  # timm: roll the map, then pad it
+SHIFT_ORDERS = (PAD_THEN_ROLL, ROLL_THEN_PAD)
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,14 @@ class SwinConfig:
     drop_path_rate: float = 0.1
     # LayerNorm after the patch projection.
     patch_norm: bool = True
+    # How an SW-MSA block shifts a map that is not a whole number of windows (see ``stage_shift``):
+    # "pad_then_roll" (torchvision, Hugging Face) pads right and bottom, then rolls the padded map;
+    # "roll_then_pad" (timm) rolls the map, then pads it. Both build the mask on the padded map,
+    # its regions counted from the padded edge. At sizes that are window multiples they agree.
+    shift_order: str = PAD_THEN_ROLL
+    # timm's always_partition: every stage keeps the configured window and shifts its SW-MSA
+    # blocks, however small its map (padded up to one window).
+    always_partition: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -76,6 +91,9 @@ class SwinConfig:
         for name in ("drop_rate", "attn_drop_rate", "drop_path_rate"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 problems.append(Words("config_rate", name=name, value=getattr(self, name)))
+        if self.shift_order not in SHIFT_ORDERS:
+            problems.append(Words("config_shift_order", value=repr(self.shift_order)[:40],
+                                  choices=", ".join(SHIFT_ORDERS)))
         if problems:
             raise UserError.of("config_invalid", problems=Listed(problems))
 
@@ -97,13 +115,41 @@ class SwinConfig:
 
         As in the official code, a stage whose map (at ``img_size``) is smaller
         than the window uses the whole map as its window, which sets the size of
-        its bias table. Whether a block really shifts is decided per forward
-        (``geometry.runtime_shift``): never along an axis that holds one window,
-        so at ``img_size`` a map no larger than the window is not shifted (the
-        official rule), while a larger input may shift it (as torchvision does).
+        its bias table (with ``always_partition`` every stage keeps the window).
+        Whether a block really shifts is ``stage_shift``: by default decided per
+        forward, never along an axis that holds one window, so at ``img_size`` a
+        map no larger than the window is not shifted (the official rule), while a
+        larger input may shift it (as torchvision does).
         """
+        if self.always_partition:
+            return self.window_size, self.window_size // 2
         window = max(1, min(self.stage_resolution(stage), self.window_size))
         return window, window // 2
+
+    def stage_shift(self, stage: int, padded_h: int, padded_w: int) -> tuple[int, int]:
+        """(shift along H, shift along W) of the stage's SW-MSA blocks on a map padded to
+        ``padded_h`` x ``padded_w``.
+
+        ``pad_then_roll`` decides per forward: an axis that holds a single window is not rolled
+        (``geometry.runtime_shift``, torchvision's rule). ``roll_then_pad`` decides as timm does
+        when it builds a block: the stage shifts when its map at ``img_size`` is larger than the
+        window, whatever the input. ``always_partition`` always shifts.
+        """
+        window, shift = self.stage_window(stage)
+        if self.always_partition:
+            return shift, shift
+        if self.shift_order == ROLL_THEN_PAD:
+            built = shift if self.stage_resolution(stage) > window else 0
+            return built, built
+        return runtime_shift(padded_h, padded_w, window, shift)
+
+    def rolled_size(self, stage: int, H: int, W: int) -> tuple[int, int]:
+        """(height, width) of what the cyclic shift rolls for the stage's H x W map: the map padded
+        to whole windows (``pad_then_roll``), or the map itself (``roll_then_pad``, padded after)."""
+        if self.shift_order == ROLL_THEN_PAD:
+            return H, W
+        window = self.stage_window(stage)[0]
+        return padded_size(H, window), padded_size(W, window)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as plain JSON data (tuples as lists); a new dict each call."""
@@ -204,14 +250,40 @@ def config_too_large(config: SwinConfig) -> str:
     return next((f"{name} {value} > {limit}" for name, value, limit in limits if value > limit), "")
 
 
-def variant_of(name: str) -> str:
-    """Our variant for one of its names (``swin_t``, a timm name, a Hugging Face id; any case)."""
+# timm names a model's weights by a tag after a dot (``swin_large_patch4_window7_224.ms_in22k_ft_in1k``).
+# Our named weights of swin_l, swin_b_384 and swin_l_384 are this tag's (the official ImageNet-22k-then-1k
+# release); no timm tag publishes torchvision's retraining that ours of swin_t, swin_s and swin_b are.
+TIMM_TAG_OF_OURS = "ms_in22k_ft_in1k"
+
+
+def resolve_name(name: str) -> tuple[str, bool]:
+    """(our variant, whether the weights the name publishes are ours) for one of a variant's names:
+    ours (``swin_t``), timm's with or without its weights' tag (``swin_tiny_patch4_window7_224.ms_in1k``),
+    Hugging Face's (``microsoft/swin-tiny-patch4-window7-224``); any case."""
     key = name.strip().lower()
     if key in VARIANTS:
-        return key
+        return key, True
     if key in ALIASES:
-        return ALIASES[key][0]
-    raise UserError.of("unknown_variant", variant=repr(name), choices=", ".join(VARIANTS))
+        return ALIASES[key]
+    base, dot, tag = key.partition(".")
+    if dot and "/" not in base and base in ALIASES and tag:
+        variant, ours_by_default = ALIASES[base]
+        return variant, ours_by_default and tag == TIMM_TAG_OF_OURS
+    names = [*VARIANTS, *ALIASES]
+    # names the key begins (swin_tiny: timm's tiny), then the most alike (a typo), before a tag too
+    closest = list(dict.fromkeys([name for name in names if name.startswith(key)]
+                                 + difflib.get_close_matches(key, names, n=3, cutoff=0.6)
+                                 + difflib.get_close_matches(base, names, n=3, cutoff=0.6)))[:3]
+    if closest:
+        raise UserError.of("unknown_variant_close", variant=repr(name)[:80], closest=", ".join(closest),
+                           choices=", ".join(VARIANTS))
+    raise UserError.of("unknown_variant", variant=repr(name)[:80], choices=", ".join(VARIANTS))
+
+
+def variant_of(name: str) -> str:
+    """Our variant for one of its names (``swin_t``, a timm name with or without its tag, a Hugging Face
+    id; any case). An unknown name is told with the closest known ones."""
+    return resolve_name(name)[0]
 
 
 def get_config(variant: str, **overrides: Any) -> SwinConfig:

@@ -2,8 +2,10 @@
 
 A step call ``step(...)`` shows the statements that ran just before it in the
 same block: its preceding siblings in the syntax tree, back to the previous
-statement that contains a step call (or the start of the block). The lookup
-parses each file once and caches the answer per (file, line).
+statement that contains a step call (or the start of the block). A call of a
+helper of the same file that makes steps itself (a plain function or method,
+not a traced scope: its steps are the caller's) counts as a step call. The
+lookup parses each file once and caches the answer per (file, line).
 """
 
 from __future__ import annotations
@@ -38,8 +40,27 @@ def _is_step_call(node: ast.AST) -> bool:
     )
 
 
-def _contains_step(node: ast.AST) -> bool:
-    return any(_is_step_call(child) for child in ast.walk(node))
+def _contains_step(node: ast.AST, helpers: frozenset[str] = frozenset()) -> bool:
+    """Whether ``node`` calls ``step``, or one of ``helpers`` (by name or as ``self.name``)."""
+    for child in ast.walk(node):
+        if _is_step_call(child):
+            return True
+        if isinstance(child, ast.Call) and helpers:
+            function = child.func
+            name = function.id if isinstance(function, ast.Name) else getattr(function, "attr", None)
+            if name in helpers:
+                return True
+    return False
+
+
+def _stepping_helpers(tree: ast.Module) -> frozenset[str]:
+    """Names of a file's undecorated functions and methods that call ``step`` themselves: their
+    steps land in the caller's scope (``forward`` aside, which a module's call runs)."""
+    return frozenset(
+        node.name for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not node.decorator_list
+        and node.name != "forward" and any(_is_step_call(child) for child in ast.walk(node))
+    )
 
 
 def _is_docstring(node: ast.stmt) -> bool:
@@ -89,18 +110,20 @@ def _source_lines(filename: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=64)
-def _parse(filename: str) -> tuple[ast.Module | None, tuple[str, ...]]:
+def _parse(filename: str) -> tuple[ast.Module | None, tuple[str, ...], frozenset[str]]:
+    """(syntax tree, lines, stepping helpers) of a running source file."""
     lines = tuple(_source_lines(filename))
     try:
-        return ast.parse("".join(lines)), lines
+        tree = ast.parse("".join(lines))
     except SyntaxError:
-        return None, lines
+        return None, lines, frozenset()
+    return tree, lines, _stepping_helpers(tree)
 
 
 @functools.lru_cache(maxsize=4096)
 def code_before(filename: str, line: int) -> tuple[tuple[str, ...], int | None]:
     """(code lines, first line number) of the statements a step at ``line`` shows."""
-    tree, lines = _parse(filename)
+    tree, lines, helpers = _parse(filename)
     if tree is None:
         return (), None
     found = _find(tree.body, line)
@@ -109,7 +132,7 @@ def code_before(filename: str, line: int) -> tuple[tuple[str, ...], int | None]:
     statements, index = found
     shown: list[ast.stmt] = []
     for statement in reversed(statements[:index]):
-        if _contains_step(statement) or _is_docstring(statement):
+        if _contains_step(statement, helpers) or _is_docstring(statement):
             break
         shown.append(statement)
     shown.reverse()

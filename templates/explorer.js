@@ -2,7 +2,9 @@
 // the data). Plain JavaScript and canvas, no library; every formula is the model's own:
 //   token of patch (y, x) at stage s:     (y >> s, x >> s)                  (PatchMerging halves the map)
 //   W-MSA window of token (ty, tx):       (ty / M | 0) * (Wp / M) + (tx / M | 0)   (window_partition)
-//   after the cyclic shift by (sh, sw):   ((ty - sh) mod Hp, (tx - sw) mod Wp)    (torch.roll by -shift)
+//   after the cyclic shift by (sh, sw):   ((ty - sh) mod Rh, (tx - sw) mod Rw)    (torch.roll by -shift)
+//                                         of the rolled map R = stage.rolled: Hp x Wp when padding comes
+//                                         first, H x W when the roll comes first (timm), padded after
 //   region of a shifted position:         the model's own region map (create_mask's img_mask), which
 //                                         is 3 * (its row's band) + (its column's band)
 //   masked key: same SW-MSA window, other region (attn_mask = -100 where the region ids differ)
@@ -39,12 +41,14 @@
     const s = stage.stage;
     const ty = Math.min(state.y >> s, stage.H - 1), tx = Math.min(state.x >> s, stage.W - 1);
     const [sh, sw] = shifted ? stage.shift : [0, 0];
-    const py = (ty - sh + stage.Hp) % stage.Hp, px = (tx - sw + stage.Wp) % stage.Wp;
+    const [rh, rw] = stage.rolled;
+    const py = (((ty - sh) % rh) + rh) % rh, px = (((tx - sw) % rw) + rw) % rw; // a shift may exceed a small map
     const M = stage.M, across = stage.Wp / M;
     return { ty, tx, py, px, sh, sw, window: ((py / M) | 0) * across + ((px / M) | 0), token: (py % M) * M + (px % M), M, across };
   }
   function original(stage, at, py, px) { // a partition position back to the stage's token (or padding)
-    const oy = (py + at.sh) % stage.Hp, ox = (px + at.sw) % stage.Wp;
+    const [rh, rw] = stage.rolled; // positions past the rolled map are padding added after the roll
+    const oy = py < rh ? (py + at.sh) % rh : py, ox = px < rw ? (px + at.sw) % rw : px;
     return { oy, ox, padding: oy >= stage.H || ox >= stage.W };
   }
   function region(stage, py, px) {
@@ -75,10 +79,11 @@
     const key = stage.stage + (shifted ? "s" : "w");
     if (windowCache[key]) return windowCache[key];
     const M = stage.M, Hp = stage.Hp, Wp = stage.Wp, [sh, sw] = shifted ? stage.shift : [0, 0], list = [];
+    const [rh, rw] = stage.rolled, back = (i, shift, rolled) => (i < rolled ? (i + shift) % rolled : i);
     for (let top = 0; top < Hp; top += M) for (let left = 0; left < Wp; left += M) {
       const tokens = [], ids = [];
       for (let r = 0; r < M; r++) for (let c = 0; c < M; c++) {
-        tokens.push(((top + r + sh) % Hp) * Wp + ((left + c + sw) % Wp)); // shifted[i] = x[(i + shift) mod Hp]
+        tokens.push(back(top + r, sh, rh) * Wp + back(left + c, sw, rw)); // shifted[i] = x[(i + shift) mod rolled]
         ids.push(shifted ? region(stage, top + r, left + c) : 0);
       }
       list.push([tokens, ids]);

@@ -59,6 +59,7 @@ def test_repr_is_one_short_line(teach_model):
 
 
 def test_to_pandas_has_a_row_per_step(teach_model):
+    pd = pytest.importorskip("pandas")
     trace = swintrace.trace_image(teach_model, CAT)
     table = trace.to_pandas()
     steps = [e for e in trace.events if e.type == "step"]
@@ -70,7 +71,10 @@ def test_to_pandas_has_a_row_per_step(teach_model):
     masks = table[table["kind"] == "mask_fill"]
     assert (masks["masked"] > 0).all()
     head = table[table["id"] == "forward_head.head"].iloc[0]
-    assert head["stage"] is None or head["stage"] != head["stage"]  # outside the stages: None / NaN
+    assert head["stage"] is pd.NA and head["block"] is pd.NA  # outside the stages: missing, not NaN
+    for column in ("stage", "block", "masked", "nonfinite"):  # whole numbers stay whole where some are missing
+        assert str(table[column].dtype) == "Int64", column
+    assert int(table["stage"].max()) == 2 and int(table["block"].max()) == 1  # swin_teach: 3 stages of 2 blocks
 
 
 def test_to_pandas_without_pandas_says_how_to_get_it(teach_model, monkeypatch):

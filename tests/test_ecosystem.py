@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import swintrace
+from swintrace.images.prepare import open_image
 
 
 def _inputs(size: int) -> torch.Tensor:
@@ -63,3 +64,73 @@ def test_hugging_face_classification_model():
     model = transformers.SwinForImageClassification(config)
     adopted = _check(model, 224, logits_of=lambda output: output.logits)
     assert adopted.class_labels[3] == "thing 3" and adopted.config.num_classes == 7
+
+
+@pytest.mark.parametrize("size", [160, 192, 288])
+def test_timm_at_sizes_whose_maps_are_not_window_multiples(size):
+    """timm rolls, then pads: adopted, so do we (``shift_order="roll_then_pad"``)."""
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    adopted = _check(timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, img_size=size), size)
+    assert adopted.config.shift_order == "roll_then_pad" and adopted.config.img_size == size
+
+
+def test_timm_with_always_partition_and_with_any_input_size():
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    adopted = _check(timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, img_size=160,
+                                       always_partition=True), 160)
+    assert adopted.config.always_partition
+    # strict_img_size=False: timm takes other sizes, with the windows and shifts it built for 224
+    source = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, strict_img_size=False).eval()
+    adopted = swintrace.from_model(source)
+    for size in (256, 192, 96):
+        images = _inputs(size)
+        with torch.no_grad():
+            assert torch.allclose(adopted(images), source(images), atol=1e-4, rtol=1e-4), size
+
+
+def test_timm_tagged_names_and_data_config():
+    timm = pytest.importorskip("timm")
+    from timm.data import create_transform, resolve_data_config
+
+    torch.manual_seed(0)
+    source = timm.create_model("swin_tiny_patch4_window7_224.ms_in1k", pretrained=False).eval()
+    adopted = swintrace.from_model(source)
+    assert adopted.variant == "swin_t" == swintrace.load_model("swin_tiny_patch4_window7_224.ms_in1k").variant
+    photo = open_image("sample:cat").image  # RGB
+    theirs = create_transform(**resolve_data_config({}, model=source))(photo).unsqueeze(0)  # 1, 3, 224, 224
+    transform = swintrace.transform_for(adopted)
+    ours = transform.to_tensor(transform.apply(photo))
+    assert (transform.resize, transform.crop) == (248, 224)  # crop_pct 0.9
+    assert ours.shape == theirs.shape and (ours - theirs).abs().max().item() <= 1e-5
+
+
+def test_hugging_face_pipeline_brings_its_image_processor():
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    model = transformers.SwinForImageClassification(transformers.SwinConfig(num_labels=3)).eval()
+    processor = transformers.ViTImageProcessor(size={"height": 224, "width": 224})
+    classify = transformers.pipeline("image-classification", model=model, image_processor=processor)
+    adopted = swintrace.from_model(classify)
+    transform = swintrace.transform_for(adopted)
+    assert transform.square and transform.resize == 224 and transform.crop is None
+    photo = open_image("sample:cat").image  # RGB
+    theirs = processor(images=photo, return_tensors="pt").pixel_values  # 1, 3, 224, 224
+    # transformers 5 resizes with torchvision, we with Pillow: a pixel at most one grey level apart
+    difference = (transform.to_tensor(transform.apply(photo)) - theirs).abs()
+    assert difference.max().item() <= 1.01 / 255 / min(transform.std) and difference.mean().item() < 1e-3
+
+
+@pytest.mark.parametrize(("library", "build", "what"), [
+    ("timm", lambda timm: timm.create_model("swinv2_tiny_window8_256", pretrained=False), "Swin V2"),
+    ("timm", lambda timm: timm.create_model("vit_tiny_patch16_224", pretrained=False), "ViT"),
+    ("torchvision.models", lambda models: models.swin_v2_t(weights=None), "Swin V2"),
+    ("torchvision.models", lambda models: models.vit_b_16(weights=None), "ViT"),
+    ("transformers", lambda t: t.Swinv2ForImageClassification(t.Swinv2Config()), "Swin V2"),
+    ("transformers", lambda t: t.ViTForImageClassification(t.ViTConfig()), "ViT"),
+])
+def test_what_is_not_a_swin_v1_is_refused_as_what_it_is(library, build, what):
+    module = pytest.importorskip(library)
+    with pytest.raises(swintrace.UserError, match=f"is a {what}"):
+        swintrace.from_model(build(module))

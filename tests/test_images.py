@@ -68,6 +68,26 @@ def test_eval_transform_geometry_and_values():
         assert loaded_tensor[0, channel].allclose(torch.full((224, 224), _white_value(channel)))
 
 
+def test_a_sources_data_config_becomes_a_transform():
+    from swintrace.images.prepare import INTERPOLATIONS
+    from swintrace.trace.validate import INTERPOLATION_NAMES
+
+    assert tuple(INTERPOLATIONS) == INTERPOLATION_NAMES  # a trace names the filters images are resized with
+    timm = EvalTransform.from_data_config(224, {"crop_pct": 0.9, "interpolation": "bicubic"})
+    assert timm == EvalTransform(248, 224)  # timm: floor(224 / 0.9), then the center 224
+    squash = EvalTransform.from_data_config(224, {"crop_pct": 0.95, "crop_mode": "squash", "mean": (0.5,) * 3})
+    assert (squash.resize, squash.crop, squash.square, squash.mean) == (235, 224, True, (0.5, 0.5, 0.5))
+    image = Image.new("RGB", (451, 300), (255, 255, 255))
+    assert squash.apply(image).size == (224, 224)
+    assert squash.describe() == ("resized to 235x235 (bicubic), center crop 224, "
+                                 "normalised with mean (0.5, 0.5, 0.5) and std (0.229, 0.224, 0.225)")
+    assert EvalTransform.from_dict(squash.to_dict()) == squash and "mean" not in timm.to_dict()
+    white = squash.to_tensor(squash.apply(image))  # 1, 3, 224, 224: (1 - mean) / std, the source's own
+    assert torch.allclose(white[0, :, 0, 0], (1 - torch.tensor(0.5)) / torch.tensor(squash.std))
+    with pytest.raises(swintrace.UserError, match="one of the filters nearest, bilinear"):
+        EvalTransform(224, 224, interpolation="random")
+
+
 def test_exif_rotation_traces_like_the_upright_image(tmp_path, teach_model):
     upright = Image.new("RGB", (48, 32))
     for x in range(48):
@@ -97,6 +117,15 @@ def test_cat_traces(tmp_path, capsys):
     # swin_teach's trained weights saw 32x32 images whole: any image is resized to that, not cropped
     assert header["input"]["description"] == "image cat.jpg (451x300), resized to 32x32 (bicubic)"
     assert header["input"]["shape"] == [1, 3, 32, 32] and len(header["input"]["thumbnail_png"]) > 100
+
+
+def test_the_sample_cat_ships_inside_the_package_and_traces_from_any_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no examples/ here: the installed package's own copy
+    assert main(["run", "--model", "swin_teach", "--image", "sample:cat", "--out", "t.jsonl"]) == 0
+    header = swintrace.load_trace(tmp_path / "t.jsonl").header
+    assert header["input"]["description"] == "image sample:cat (451x300), resized to 32x32 (bicubic)"
+    assert main(["run", "--model", "swin_teach", "--image", "sample:dog", "--out", "t.jsonl"]) == 2
+    assert "unknown sample image 'dog'; the samples: cat" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

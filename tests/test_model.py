@@ -135,3 +135,27 @@ def test_non_square_and_odd_inputs_give_logits(teach_model):
     with torch.no_grad():
         assert teach_model(torch.randn(2, 3, 23, 41)).shape == (2, 10)
         assert teach_model(torch.randn(1, 3, 1, 1)).shape == (1, 10)
+
+
+def test_our_flops_are_half_what_torch_counts_once_the_norms_are_left_out():
+    """torch's FlopCounterMode counts 2 per multiply-add of convolutions and matrix products and nothing
+    for LayerNorm; ours (flops.py) are multiply-adds, norms included, as the official ``flops()`` counts."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from swintrace.flops import stage_sizes, total_flops
+
+    config = swintrace.VARIANTS["swin_t"]
+    with torch.device("meta"):  # shapes are all a count needs: no numbers, no download
+        model = swintrace.SwinTransformer(config).eval()
+    sizes = stage_sizes(config, 224, 224)
+    norms = sizes[0][0] * sizes[0][1] * config.embed_dim  # the patch embedding's
+    for stage, (H, W) in enumerate(sizes):
+        dim = config.embed_dim * 2**stage
+        norms += config.depths[stage] * 2 * H * W * dim  # norm1 and norm2 of every block
+        norms += H * W * dim if stage < config.num_stages - 1 else 0  # the merging's, over 4C at H/2 x W/2
+    norms += config.num_features * sizes[-1][0] * sizes[-1][1]  # the final one
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 3, 224, 224, device="meta"))
+    ours = total_flops(config, 224, 224) - norms
+    assert counter.get_total_flops() == 2 * ours
+    assert f"{ours / 1e9:.4f}" == "4.4906"  # G multiply-adds for Swin-T (the paper: 4.5 G)

@@ -54,7 +54,8 @@ def test_the_wheel_holds_every_module_and_every_file_opened_at_run_time(wheel):
     expected = _runtime_files()
     assert {"swintrace/render/html.py", "swintrace/pictures/draw.py", "swintrace/templates/walkthrough.css",
             "swintrace/templates/report.js", "swintrace/data/imagenet_classes.tsv", "swintrace/py.typed",
-            "swintrace/templates/explorer.js", "swintrace/data/weights/teach_shapes.safetensors"} <= set(expected)
+            "swintrace/templates/explorer.js", "swintrace/data/weights/teach_shapes.safetensors",
+            "swintrace/data/cat.jpg"} <= set(expected)
     assert sorted(set(expected) - names) == []
     assert wheel.name.endswith("-py3-none-any.whl")  # pure Python: one wheel for every platform
     metadata = email.message_from_bytes(zipfile.ZipFile(wheel).read("swintrace-0.1.0.dist-info/METADATA"))
@@ -97,6 +98,8 @@ def test_reports_render_from_a_zipped_install(wheel, tmp_path):
         "write_output(trace, sys.argv[1]); write_output(trace, sys.argv[2])\n"
         "step = trace['layers.0.blocks.1.attn.softmax']\n"
         "assert step.code == ['attn = self.softmax(attn)'], step.code\n"
+        "cat = swintrace.trace_image(model, 'sample:cat', pictures=False)  # the sample, read from the wheel\n"
+        "assert cat.header['input']['description'].startswith('image sample:cat (451x300)')\n"
     )
     html, markdown = tmp_path / "r.html", tmp_path / "r.md"
     environment = {**os.environ, "PYTHONPATH": str(wheel)}

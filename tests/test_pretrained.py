@@ -9,7 +9,7 @@ import threading
 
 import pytest
 import torch
-from helpers import save_checkpoint
+from helpers import REPOSITORY, save_checkpoint
 from reference.official_swin import official_from_config
 
 import swintrace
@@ -207,17 +207,27 @@ def test_a_silent_server_is_given_up_quickly(monkeypatch, tmp_path):
 @pytest.mark.parametrize(
     ("variant", "weights", "size", "crop", "expected"),
     [
-        ("swin_t", "pretrained", 224, True, EvalTransform(232, 224)),  # torchvision's Swin-T
-        ("swin_s", "swin_s", 224, True, EvalTransform(246, 224)),
-        ("swin_b", "pretrained", 224, True, EvalTransform(238, 224)),
-        ("swin_l", "pretrained", 224, True, EvalTransform(256, 224)),  # official: 256/224 ratio
-        ("swin_b_384", "pretrained", 384, True, EvalTransform(384, None, square=True)),  # official 384: no crop
-        ("swin_t", "random", 224, True, EvalTransform(256, 224)),  # no weights: the standard transform
-        ("swin_t", "pretrained", 160, True, EvalTransform(182, 160)),  # another size: the standard ratio
-        ("swin_t", "pretrained", 224, False, EvalTransform(224, None)),
+        ("swin_t", {"kind": "random", "wanted": "swin_t"}, 224, True, EvalTransform(232, 224)),  # torchvision's Swin-T
+        ("swin_s", {"kind": "pretrained", "name": "swin_s"}, 224, True, EvalTransform(246, 224)),
+        ("swin_b", {"kind": "pretrained", "name": "swin_b"}, 224, True, EvalTransform(238, 224)),
+        ("swin_l", {"kind": "pretrained", "name": "swin_l"}, 224, True, EvalTransform(256, 224)),  # official: 256/224
+        ("swin_b_384", {"kind": "pretrained", "name": "swin_b_384"}, 384, True,
+         EvalTransform(384, None, square=True)),  # official 384: no crop
+        ("swin_t", {"kind": "random", "seed": 0}, 224, True, EvalTransform(256, 224)),  # no weights: the standard one
+        ("swin_t", {"kind": "random", "wanted": "swin_t"}, 160, True, EvalTransform(182, 160)),  # another size
+        ("swin_t", {"kind": "random", "wanted": "swin_t"}, 224, False, EvalTransform(224, None)),
     ],
 )
 def test_each_named_weight_brings_its_own_eval_transform(variant, weights, size, crop, expected):
-    from swintrace.api.inputs import eval_transform
+    """``transform_for(model)``, which ``run`` uses too (``--size``, ``--no-crop``): the model's named weights
+    decide, also those it asked for when they could not be had (offline here)."""
+    from swintrace.api.inputs import make_input
+    from swintrace.images.prepare import open_image
 
-    assert eval_transform(variant, weights, size, crop) == expected
+    with torch.device("meta"):  # the transform reads the model's names, not its numbers
+        model = swintrace.SwinTransformer(swintrace.VARIANTS[variant], variant=variant)
+    model.weights_source = weights
+    if crop:
+        assert swintrace.transform_for(model, size) == expected
+    _, described = make_input(model, open_image(REPOSITORY / "examples" / "cat.jpg"), "zeros", 0, size, crop=crop)
+    assert described["transform"] == expected.to_dict()

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
-
 import torch
 from PIL import Image
 
-from ..checkpoints.loading import PRETRAINED_DEFAULT
-from ..checkpoints.pretrained import PRETRAINED, default_weights
-from ..config import VARIANTS
-from ..images.prepare import EvalTransform, load_image, thumbnail_png, to_tensor
+from ..checkpoints.pretrained import PRETRAINED
+from ..images.prepare import EvalTransform, OpenedImage, prepare_image, thumbnail_png, to_tensor
 from ..images.shapes import CLASSES, SHAPE_PREFIX, class_index
-from .trace_image import shape_image
+from ..models.swin import SwinTransformer
+from .trace_image import shape_image, transform_for
 
 
 def variant_for(model: str | None, weights: str | None, kind: str | None = None) -> str:
@@ -26,19 +22,20 @@ def variant_for(model: str | None, weights: str | None, kind: str | None = None)
 
 
 def make_input(
-    variant: str, weights: str, image: str | None, kind: str, seed: int, size: int,
+    model: SwinTransformer, image: OpenedImage | None, kind: str, seed: int, size: int,
     crop: bool = True, batch: int = 1,
 ) -> tuple[torch.Tensor, dict[str, object]]:
-    """(images (B, C, size, size), header description): the image file, else ``kind``: zeros, seeded
-    noise (``random``) or an image of the teaching data set (``shape:triangle``, drawn from ``seed``)."""
-    if image:
-        transform = eval_transform(variant, weights, size, crop)
-        loaded = load_image(image, transform)
+    """(images (B, C, size, size), header description): ``image`` (``images.prepare.open_image``)
+    prepared for ``model`` (``transform_for``; without ``crop`` the
+    shorter side resized to ``size``), else ``kind``: zeros, seeded noise (``random``) or an image of
+    the teaching data set (``shape:triangle``, drawn from ``seed``)."""
+    if image is not None:
+        transform = transform_for(model, size) if crop else EvalTransform(size, None)
+        loaded = prepare_image(image, transform)
         images = loaded.tensor.expand(batch, -1, -1, -1).contiguous()  # B, 3, H, W
         return images, {"description": loaded.description, "thumbnail_png": thumbnail_png(loaded.display),
-                        "transform": dataclasses.asdict(transform),
-                        "source": {"kind": "image", "name": Path(image).name, "width": loaded.original[0],
-                                   "height": loaded.original[1]}}
+                        "transform": transform.to_dict(),
+                        "source": {"kind": "image", "name": image.name, "width": image.width, "height": image.height}}
     if kind.startswith(SHAPE_PREFIX):
         name = CLASSES[class_index(kind[len(SHAPE_PREFIX):])]  # "horizontal_stripes" -> "horizontal stripes"
         picture = shape_image(name, seed)  # 32 x 32 RGB
@@ -47,21 +44,11 @@ def make_input(
             "description": f"a {name} of the teaching shapes data set (seed {seed})",
             "thumbnail_png": thumbnail_png(shown),
             "source": {"kind": "shape", "class": CLASSES.index(name), "seed": seed}}
-    shape = (batch, VARIANTS[variant].in_chans, size, size)
+    shape = (batch, model.config.in_chans, size, size)
     if kind == "random":
         noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
         return noise, {"description": f"standard normal noise (seed {seed})", "source": {"kind": "noise", "seed": seed}}
     return torch.zeros(shape), {"description": "zeros", "source": {"kind": "zeros"}}
-
-
-def eval_transform(variant: str, weights: str, size: int, crop: bool) -> EvalTransform:
-    """The evaluation transform of the weights in use at their own size, else the standard one for ``size``."""
-    if not crop:
-        return EvalTransform(size, None)
-    named = default_weights(variant) if weights == PRETRAINED_DEFAULT else weights
-    if named in PRETRAINED and PRETRAINED[named].variant == variant and size == VARIANTS[variant].img_size:
-        return PRETRAINED[named].transform
-    return EvalTransform.standard(size)
 
 
 # --dtype: what the model and its input are cast to.

@@ -2,14 +2,13 @@
 
     import swintrace
     model = swintrace.load_model("swin_t", weights="pretrained")
-    trace = swintrace.trace_image(model, "cat.jpg")   # a path, a PIL image or a tensor
+    trace = swintrace.trace_image(model, "cat.jpg")   # a path, "sample:cat", a PIL image or a tensor
     trace.report("report.html", lang="zh")            # .html, .md or .jsonl
     table = trace.to_pandas()                         # one row per step
 """
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import os
 from typing import Any
@@ -19,7 +18,7 @@ from PIL import Image, ImageOps
 
 from ..checkpoints.pretrained import PRETRAINED
 from ..errors import UserError
-from ..images.prepare import EvalTransform, load_image, thumbnail_png, to_rgb, to_tensor
+from ..images.prepare import EvalTransform, OpenedImage, load_image, prepare_image, thumbnail_png, to_rgb
 from ..models.swin import SwinTransformer
 from ..recording.capture import PictureOptions
 from ..recording.tracing import tracing
@@ -37,9 +36,9 @@ def trace_image(
 ) -> Trace:
     """Trace one forward of ``model`` on ``image``, prepared as the model's weights expect.
 
-    ``image``: an image file or a PIL image (EXIF orientation applied, converted
-    to RGB, then the evaluation transform of the named weights in use, or the
-    standard one for the model's size), or a tensor already normalised,
+    ``image``: an image file (``"sample:cat"``: the image that ships with
+    swintrace) or a PIL image (EXIF orientation applied, converted to RGB, then
+    ``transform_for(model)``), or a tensor already normalised,
     ``(3, H, W)`` or ``(B, 3, H, W)``. ``seed`` seeds what is random in the
     forward (drop path in training mode); ``stats`` and ``pictures`` are on, as
     in ``swintrace run``; other ``options`` go to ``tracing()``.
@@ -84,29 +83,41 @@ def _prepare(model: SwinTransformer, image: Any) -> tuple[torch.Tensor, dict[str
     if isinstance(image, torch.Tensor):
         batch = image.unsqueeze(0) if image.ndim == 3 else image  # B, 3, H, W
         return batch, {"description": f"tensor of shape {list(batch.shape)}"}
-    transform = _transform(model)
+    transform = transform_for(model)
     if isinstance(image, Image.Image):
         try:
-            display = transform.apply(to_rgb(ImageOps.exif_transpose(image)))
+            loaded = prepare_image(OpenedImage(to_rgb(ImageOps.exif_transpose(image)), None, image.width, image.height),
+                                   transform)
         except (OSError, ValueError, ZeroDivisionError) as error:  # closed, truncated, empty, odd modes
             if isinstance(error, UserError):
                 raise
             raise UserError.of("trace_image_pil", why=str(error)[:160] or type(error).__name__) from None
-        description = f"image ({image.width}x{image.height}), {transform.describe()}"
-        tensor = to_tensor(display)  # 1, 3, H, W
     elif isinstance(image, (str, os.PathLike)):
         loaded = load_image(image, transform)
-        display, description, tensor = loaded.display, loaded.description, loaded.tensor
     else:
         raise UserError.of("trace_image_input", type=type(image).__name__)
-    return tensor, {"description": description, "thumbnail_png": thumbnail_png(display),
-                    "transform": dataclasses.asdict(transform)}
+    return loaded.tensor, {"description": loaded.description, "thumbnail_png": thumbnail_png(loaded.display),
+                           "transform": transform.to_dict()}
 
 
-def _transform(model: SwinTransformer) -> EvalTransform:
-    """The evaluation transform of the model's named weights, else the standard one for its size."""
+def transform_for(model: SwinTransformer, size: int | None = None) -> EvalTransform:
+    """How an image becomes ``model``'s input (torchvision's ``weights.transforms()``, timm's
+    ``resolve_data_config``): resize, center crop, normalise.
+
+    The transform its source brings (``from_model`` of a timm model: its ``pretrained_cfg``; of a
+    Hugging Face pipeline: its image processor), else that of its named weights (those it asked
+    for, when they could not be had), else the standard one for its size. ``size``: an input of
+    another size than the model's gets the standard transform for that size.
+    """
+    if not isinstance(model, SwinTransformer):
+        raise UserError.of("transform_for_model", type=type(model).__name__)
+    own = model.config.img_size
+    if size is not None and size != own:
+        return EvalTransform.standard(size)
+    if model.data_config is not None:
+        return EvalTransform.from_dict(model.data_config["transform"])
     source = model.weights_source
-    named = PRETRAINED.get(source.get("name") or "") if source.get("kind") == "pretrained" else None
+    named = PRETRAINED.get((source.get("name") if source.get("kind") == "pretrained" else source.get("wanted")) or "")
     if named is not None and named.variant == model.variant:
         return named.transform
-    return EvalTransform.standard(model.config.img_size)
+    return EvalTransform.standard(own)

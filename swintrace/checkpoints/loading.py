@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import ALIASES, get_config, variant_of
+from ..config import get_config, resolve_name
 from ..errors import UserError, Words
 from ..images.prepare import class_labels
 from ..models.swin import SwinTransformer
@@ -50,18 +50,19 @@ def load_model(
       weights are copied in (``swintrace.from_model`` also infers the variant).
 
     ``variant``: ours (``swin_t``) or the ecosystem's name for it (timm's
-    ``swin_tiny_patch4_window7_224``, Hugging Face's ``microsoft/swin-tiny-patch4-window7-224``).
-    ``pretrained=True``: the same as ``weights="pretrained"``; where the name
-    promises other published weights than ours, the log says which are used.
+    ``swin_tiny_patch4_window7_224``, with or without its weights' tag such as ``.ms_in1k``,
+    Hugging Face's ``microsoft/swin-tiny-patch4-window7-224``).
+    ``pretrained=True``: the same as ``weights="pretrained"``; where the name (or
+    its tag) promises other published weights than ours, the log says which are used.
     ``overrides``: config fields to change, e.g. ``window_size=4``.
     The global random state is left as it was.
     """
     alias = variant
-    variant = variant_of(variant)
+    variant, weights_are_ours = resolve_name(variant)
     if pretrained and weights is None:
         weights = PRETRAINED_DEFAULT
     config = get_config(variant, **overrides)
-    if alias.strip().lower() in ALIASES and not ALIASES[alias.strip().lower()][1] and weights == PRETRAINED_DEFAULT:
+    if not weights_are_ours and weights == PRETRAINED_DEFAULT:
         log.warning("swintrace: note: %s names weights that swintrace does not fetch; it uses its own for %s: %s",
                     alias, variant, PRETRAINED[variant].source)
     with torch.random.fork_rng(devices=[]):

@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from ..config import ROLL_THEN_PAD
 from ..errors import UserError
 from ..trace.events import Trace
 
@@ -120,6 +121,9 @@ def _shift(trace: Trace, model: torch.nn.Module, step: str) -> Case:
         shifting = [e.id for e in trace.steps(kind="cyclic_shift") if e.note is None][:1] or ["layers.0.blocks.1.cyclic_shift"]
         raise UserError.of("check_no_shift", step=step, example=shifting[0])
     captured = trace.captured
+    if getattr(model, "config", None) is not None and model.config.shift_order == ROLL_THEN_PAD \
+            and f"{block}.window_pad/x" in captured:  # timm's order padded after the roll: not this piece's
+        raise UserError.of("check_timm_order", step=step)
     x = captured.get(f"{block}.window_pad/x", captured.get(f"{block}.view/x"))
     shifted = _tensor(trace, step, "shifted_x")
     regions = _tensor(trace, f"{stage}.create_mask.mask_regions", "img_mask")[0, :, :, 0]  # Hp, Wp

@@ -20,7 +20,7 @@ import torch
 
 from ..config import SwinConfig
 from ..errors import UserError
-from ..geometry import default_query_token
+from ..geometry import default_query_token, padded_size, shifted_position
 from ..recording.capture import PictureOptions
 from ..recording.summary import Summary, SummaryBatch
 from ..trace.events import Trace
@@ -108,17 +108,17 @@ class PictureCapture:
 
         Returns (query y, x in pixels, token y, x, window, token in window, window size).
         """
-        shifted = values["shifted_x"]  # B, Hp, Wp, C
         shift_h, shift_w = values["shift_size"]
         stage = int(self.options.block.split(".")[1])
-        config = self.trace.header["model"]["config"]
-        stride = config["patch_size"] * 2**stage
+        config = SwinConfig.from_dict(self.trace.header["model"]["config"])
+        stride = config.patch_size * 2**stage
         _, _, image_h, image_w = self.trace.header["input"]["shape"]
         H, W = self.stage_sizes[stage]
-        Hp, Wp = shifted.shape[1], shifted.shape[2]  # B, Hp, Wp, C
-        window_size = SwinConfig.from_dict(config).stage_window(stage)[0]
+        window_size = config.stage_window(stage)[0]
+        Hp, Wp = padded_size(H, window_size), padded_size(W, window_size)
+        rolled_h, rolled_w = config.rolled_size(stage, H, W)
         if self.options.query is None:
-            token = default_query_token(H, W, Hp, Wp, window_size, shift_h, shift_w)
+            token = default_query_token(H, W, Hp, Wp, window_size, shift_h, shift_w, (rolled_h, rolled_w))
             query_y = min(token[0] * stride + stride // 2, image_h - 1)
             query_x = min(token[1] * stride + stride // 2, image_w - 1)
         else:
@@ -127,7 +127,7 @@ class PictureCapture:
             raise UserError.of("query_outside", y=query_y, x=query_x, height=image_h, width=image_w)
         token_y = min(query_y // stride, H - 1)
         token_x = min(query_x // stride, W - 1)
-        moved_y, moved_x = (token_y - shift_h) % Hp, (token_x - shift_w) % Wp
+        moved_y, moved_x = shifted_position(token_y, shift_h, rolled_h), shifted_position(token_x, shift_w, rolled_w)
         window = (moved_y // window_size) * (Wp // window_size) + moved_x // window_size
         token = (moved_y % window_size) * window_size + moved_x % window_size
         self.target = (window, token)

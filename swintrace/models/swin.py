@@ -5,7 +5,10 @@ The parameter names and the math are those of the official implementation
 load as they are. Two things go beyond it, as in torchvision and the seed
 walkthrough: any input size (padding to the patch size, to the window size and
 to even sizes, cropping back after) and attention masks computed per padded
-size and cached.
+size and cached. On a map that is not a whole number of windows an SW-MSA
+block pads, then rolls (torchvision's order), or rolls, then pads (timm's), as
+the config's ``shift_order`` says; the walkthrough shows the steps in the
+order they ran.
 
 Each ``step(...)`` call records what the statements just before it produced;
 outside ``swintrace.tracing()`` it returns at once (see tracing.py).
@@ -21,42 +24,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import SwinConfig
+from ..config import ROLL_THEN_PAD, SwinConfig
 from ..errors import UserError
-from ..geometry import padded_size, runtime_shift
-from ..recording.tracing import Instrumented, is_tracing, step, traced_function
+from ..geometry import padded_size
+from ..recording.tracing import Instrumented, step, traced_function
 from .layers import DropPath, Mlp
 from .picture_steps import PictureCapture
-from .windows import relative_position_index, window_partition, window_reverse
+from .windows import cached_per_size, relative_position_index, window_partition, window_reverse
 
 if TYPE_CHECKING:
     from ..recording.capture import PictureOptions
     from ..recording.summary import SummaryBatch
     from ..trace.events import Trace
-
-# Masks kept per stage (one per input size, device and dtype).
-_MASK_CACHE_SIZE = 16
-
-
-def _cached_per_size(create_mask: Callable[..., torch.Tensor | None]) -> Callable[..., torch.Tensor | None]:
-    """Remember a stage's masks per (H, W, device, dtype); recompute while tracing.
-
-    The mask depends only on those, so the cached tensor is bit-identical to a
-    fresh one; under tracing it is recomputed so that its steps are recorded.
-    """
-
-    @functools.wraps(create_mask)
-    def cached(self: BasicLayer, x: torch.Tensor, H: int, W: int) -> torch.Tensor | None:
-        if is_tracing():
-            return create_mask(self, x, H, W)
-        key = (H, W, x.device, x.dtype)
-        if key not in self._mask_cache:
-            if len(self._mask_cache) >= _MASK_CACHE_SIZE:
-                self._mask_cache.pop(next(iter(self._mask_cache)))
-            self._mask_cache[key] = create_mask(self, x, H, W)
-        return self._mask_cache[key]
-
-    return cached
 
 
 class WindowAttention(Instrumented):
@@ -158,10 +137,16 @@ class SwinTransformerBlock(Instrumented):
         drop: float,
         attn_drop: float,
         drop_path: float,
+        shift_of: Callable[[int, int], tuple[int, int]],
+        roll_first: bool = False,
     ) -> None:
         super().__init__()
         self.window_size = window_size
         self.shift_size = shift_size
+        # (shift along H, along W) for a padded Hp x Wp map: the stage's rule (SwinConfig.stage_shift).
+        self.shift_of = shift_of
+        # timm's order: roll the map, then pad it (else pad, then roll the padded map).
+        self.roll_first = roll_first
         self.norm1 = nn.LayerNorm(dim)
         self.attn = WindowAttention(dim, window_size, num_heads, qkv_bias, qk_scale, attn_drop, drop)
         self.drop_path: nn.Module = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
@@ -181,25 +166,14 @@ class SwinTransformerBlock(Instrumented):
         x = x.view(B, H, W, C)  # B, H, W, C
         step("view", x=x)
 
-        pad_r = (self.window_size - W % self.window_size) % self.window_size
-        pad_b = (self.window_size - H % self.window_size) % self.window_size
-        if pad_r or pad_b:
-            x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))  # B, Hp, Wp, C
-            step("window_pad", x=x, pad_b=pad_b, pad_r=pad_r)
-        else:
-            step("window_pad", note="no_window_pad", H=H, W=W, window_size=self.window_size)
-        _, Hp, Wp, _ = x.shape
-
-        shift_h, shift_w = (
-            runtime_shift(Hp, Wp, self.window_size, self.shift_size) if self.shift_size else (0, 0)
-        )
-        if shift_h or shift_w:
-            shifted_x = torch.roll(x, shifts=(-shift_h, -shift_w), dims=(1, 2))
-            step("cyclic_shift", shifted_x=shifted_x, shift_size=[shift_h, shift_w], rearranges=x)
-        else:
-            shifted_x = x
-            attn_mask = None
-            step("cyclic_shift", shifted_x=shifted_x, note="no_shift", shift_size=[0, 0])
+        Hp, Wp = padded_size(H, self.window_size), padded_size(W, self.window_size)
+        shift_h, shift_w = self.shift_of(Hp, Wp) if self.shift_size else (0, 0)
+        if self.roll_first:  # timm's order: roll the map, then pad it
+            shifted_x, attn_mask = self.cyclic_shift(x, shift_h, shift_w, attn_mask)
+            shifted_x = self.window_pad(shifted_x, H, W)
+        else:  # torchvision's order: pad, then roll the padded map
+            x = self.window_pad(x, H, W)
+            shifted_x, attn_mask = self.cyclic_shift(x, shift_h, shift_w, attn_mask)
 
         x_windows = window_partition(shifted_x, self.window_size)  # B*nW, M, M, C
         x_windows = x_windows.view(-1, self.window_size * self.window_size, C)  # B*nW, M*M, C
@@ -211,17 +185,10 @@ class SwinTransformerBlock(Instrumented):
         shifted_x = window_reverse(attn_windows, self.window_size, Hp, Wp)  # B, Hp, Wp, C
         step("merge_windows", shifted_x=shifted_x)
 
-        if shift_h or shift_w:
-            x = torch.roll(shifted_x, shifts=(shift_h, shift_w), dims=(1, 2))
-            step("reverse_shift", x=x, shift_size=[shift_h, shift_w], rearranges=shifted_x)
+        if self.roll_first:  # timm's order: crop the padding, then roll back
+            x = self.reverse_shift(self.crop(shifted_x, H, W), shift_h, shift_w)
         else:
-            x = shifted_x
-            step("reverse_shift", x=x, note="no_shift")
-        if pad_r or pad_b:
-            x = x[:, :H, :W, :].contiguous()  # B, H, W, C
-            step("crop", x=x)
-        else:
-            step("crop", note="no_window_pad", H=H, W=W, window_size=self.window_size)
+            x = self.crop(self.reverse_shift(shifted_x, shift_h, shift_w), H, W)
         x = x.view(B, H * W, C)  # B, L, C
         step("view", name="view_tokens", x=x)
 
@@ -230,6 +197,49 @@ class SwinTransformerBlock(Instrumented):
         x = x + self.drop_path(self.mlp(self.norm2(x)))
         step("mlp_residual", self.norm2, self.mlp, self.drop_path, x=x)
         step("output", x=x)
+        return x
+
+    def window_pad(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+        """(B, H, W, C) -> (B, Hp, Wp, C): zeros right and bottom up to whole windows."""
+        pad_r = (self.window_size - W % self.window_size) % self.window_size
+        pad_b = (self.window_size - H % self.window_size) % self.window_size
+        if pad_r or pad_b:
+            x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))  # B, Hp, Wp, C
+            step("window_pad", x=x, pad_b=pad_b, pad_r=pad_r)
+        else:
+            step("window_pad", note="no_window_pad", H=H, W=W, window_size=self.window_size)
+        return x
+
+    def cyclic_shift(
+        self, x: torch.Tensor, shift_h: int, shift_w: int, attn_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, h, w, C) rolled up and left by the shift, and the mask it needs (None without a shift)."""
+        if shift_h or shift_w:
+            shifted_x = torch.roll(x, shifts=(-shift_h, -shift_w), dims=(1, 2))
+            step("cyclic_shift", shifted_x=shifted_x, shift_size=[shift_h, shift_w], rearranges=x)
+        else:
+            shifted_x = x
+            attn_mask = None
+            step("cyclic_shift", shifted_x=shifted_x, note="no_shift", shift_size=[0, 0])
+        return shifted_x, attn_mask
+
+    def reverse_shift(self, shifted_x: torch.Tensor, shift_h: int, shift_w: int) -> torch.Tensor:
+        """(B, h, w, C) rolled back down and right: the inverse of ``cyclic_shift``."""
+        if shift_h or shift_w:
+            x = torch.roll(shifted_x, shifts=(shift_h, shift_w), dims=(1, 2))
+            step("reverse_shift", x=x, shift_size=[shift_h, shift_w], rearranges=shifted_x)
+        else:
+            x = shifted_x
+            step("reverse_shift", x=x, note="no_shift")
+        return x
+
+    def crop(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+        """(B, Hp, Wp, C) -> (B, H, W, C): the window padding cut off."""
+        if x.shape[1] != H or x.shape[2] != W:
+            x = x[:, :H, :W, :].contiguous()  # B, H, W, C
+            step("crop", x=x)
+        else:
+            step("crop", note="no_window_pad", H=H, W=W, window_size=self.window_size)
         return x
 
 
@@ -281,6 +291,8 @@ class BasicLayer(Instrumented):
         super().__init__()
         dim = config.embed_dim * 2**stage
         self.window_size, self.shift_size = config.stage_window(stage)
+        # (shift along H, along W) of this stage's SW-MSA blocks on a padded Hp x Wp map.
+        self.shift_of = functools.partial(config.stage_shift, stage)
         self.blocks = nn.ModuleList(
             SwinTransformerBlock(
                 dim=dim,
@@ -293,6 +305,8 @@ class BasicLayer(Instrumented):
                 drop=config.drop_rate,
                 attn_drop=config.attn_drop_rate,
                 drop_path=drop_path[index],
+                shift_of=self.shift_of,
+                roll_first=config.shift_order == ROLL_THEN_PAD,
             )
             for index in range(config.depths[stage])
         )
@@ -316,7 +330,7 @@ class BasicLayer(Instrumented):
         return x, H, W
 
     @traced_function
-    @_cached_per_size
+    @cached_per_size
     def create_mask(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor | None:
         """The SW-MSA mask of a padded H x W map: (nW, M*M, M*M) of 0 and -100, or None.
 
@@ -326,7 +340,7 @@ class BasicLayer(Instrumented):
         """
         window_size = self.window_size
         Hp, Wp = padded_size(H, window_size), padded_size(W, window_size)
-        shift_h, shift_w = runtime_shift(Hp, Wp, window_size, self.shift_size)
+        shift_h, shift_w = self.shift_of(Hp, Wp)
         if not (shift_h or shift_w):
             step("mask_regions", note="no_mask_needed", Hp=Hp, Wp=Wp, window_size=window_size)
             return None
@@ -395,6 +409,9 @@ class SwinTransformer(Instrumented):
         self.weights_source: dict[str, Any] = {"kind": "random", "seed": None}
         # Names of the classes, index by index (load_model sets ImageNet's); None: "class N".
         self.class_labels: tuple[str, ...] | None = None
+        # The source's data config (from_model of a timm model or a Hugging Face pipeline): "transform",
+        # the fields of images.prepare.EvalTransform, and "source", where they come from. None: ours.
+        self.data_config: dict[str, Any] | None = None
         self.patch_embed = PatchEmbed(config)
         self.pos_drop = nn.Dropout(config.drop_rate)
         # Stochastic depth grows linearly over all blocks of all stages.

@@ -4,13 +4,18 @@ The torch-free geometry (padded sizes, the shift a map gets) is in geometry.py.
 
 ``window_partition`` and ``window_reverse`` are traced functions: each call is a
 scope of the walkthrough, with its own input, view, permute and output steps.
+``cached_per_size`` keeps a stage's attention masks per input size.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any
+
 import torch
 
-from ..recording.tracing import step, traced_function
+from ..recording.tracing import is_tracing, step, traced_function
 
 
 @traced_function
@@ -75,3 +80,28 @@ def relative_position_index(window_size: int) -> torch.Tensor:
     relative_position_index = relative_coords.sum(-1)  # M*M, M*M
     step("output", relative_position_index=relative_position_index)
     return relative_position_index
+
+
+# Masks kept per stage (one per input size, device and dtype).
+_MASK_CACHE_SIZE = 16
+
+
+def cached_per_size(create_mask: Callable[..., torch.Tensor | None]) -> Callable[..., torch.Tensor | None]:
+    """Remember a stage's masks per (H, W, device, dtype); recompute while tracing.
+
+    The mask depends only on those, so the cached tensor is bit-identical to a
+    fresh one; under tracing it is recomputed so that its steps are recorded.
+    """
+
+    @functools.wraps(create_mask)
+    def cached(self: Any, x: torch.Tensor, H: int, W: int) -> torch.Tensor | None:
+        if is_tracing():
+            return create_mask(self, x, H, W)
+        key = (H, W, x.device, x.dtype)
+        if key not in self._mask_cache:
+            if len(self._mask_cache) >= _MASK_CACHE_SIZE:
+                self._mask_cache.pop(next(iter(self._mask_cache)))
+            self._mask_cache[key] = create_mask(self, x, H, W)
+        return self._mask_cache[key]
+
+    return cached

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from ..geometry import unshifted_position
 from ..trace.events import Trace
 from ..words import say
 from .draw import (
@@ -171,7 +172,7 @@ def _overlay(
 ) -> Image.Image:
     """The image with each key token of the window tinted by its softmax weight."""
     stride = geometry["stride"]
-    Hp, Wp = geometry["Hp"], geometry["Wp"]
+    Wp = geometry["Wp"]
     picture = base.resize((base.width * zoom, base.height * zoom), Image.NEAREST)
     pixels = np.asarray(picture, dtype=np.float32) * 0.35
     heat = np.zeros(pixels.shape[:2], dtype=np.float32)
@@ -179,8 +180,8 @@ def _overlay(
     top = weights.max() or 1.0
     for key in range(M * M):
         key_row, key_col = divmod(key, M)
-        y = (window_row * M + key_row + geometry["shift_h"]) % Hp  # back from the shifted frame
-        x = (window_col * M + key_col + geometry["shift_w"]) % Wp
+        y = unshifted_position(window_row * M + key_row, geometry["shift_h"], geometry["rolled_h"])
+        x = unshifted_position(window_col * M + key_col, geometry["shift_w"], geometry["rolled_w"])
         y0, x0 = y * stride * zoom, x * stride * zoom
         heat[y0 : y0 + stride * zoom, x0 : x0 + stride * zoom] = weights[key] / top
     tint = np.array([253, 121, 73], dtype=np.float32)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from ..geometry import padded_size, runtime_shift
+from ..geometry import padded_size
 from ..palette import REGIONS, rgb
 from ..trace.events import Event, Trace
 from ..words import say
@@ -41,12 +41,13 @@ def stage_geometry(trace: Trace, stage: int) -> dict[str, int] | None:
     if not config_data or stage_input is None:
         return None
     config = SwinConfig.from_dict(config_data)
-    window, shift = config.stage_window(stage)
+    window = config.stage_window(stage)[0]
     H, W = stage_input.scalars.get("H"), stage_input.scalars.get("W")
     if not isinstance(H, int) or not isinstance(W, int):
         return None
     Hp, Wp = padded_size(H, window), padded_size(W, window)
-    shift_h, shift_w = runtime_shift(Hp, Wp, window, shift)
+    shift_h, shift_w = config.stage_shift(stage, Hp, Wp)
+    rolled_h, rolled_w = config.rolled_size(stage, H, W)
     return {
         "stage": stage,
         "window": window,
@@ -56,6 +57,8 @@ def stage_geometry(trace: Trace, stage: int) -> dict[str, int] | None:
         "W": W,
         "Hp": Hp,
         "Wp": Wp,
+        "rolled_h": rolled_h,  # what the cyclic shift rolls: Hp x Wp, or H x W when it pads after
+        "rolled_w": rolled_w,
         "stride": config.patch_size * 2**stage,
     }
 
@@ -89,11 +92,13 @@ def window_grid(trace: Trace, stage: int, lang: str = "en") -> Picture | None:
         (0, 0),
         (geometry["shift_h"] * token, geometry["shift_w"] * token),
     ]
-    for (x0, y0), (dy, dx), color, label in zip(origins, offsets, (GRID, SHIFTED_GRID), labels):
+    periods = [(None, None), (_period(geometry, "h", token), _period(geometry, "w", token))]
+    for (x0, y0), (dy, dx), (period_y, period_x), color, label in zip(
+            origins, offsets, periods, (GRID, SHIFTED_GRID), labels):
         image.paste(panel, (x0, y0))
-        for x in range(dx % step, panel.width + 1, step):
+        for x in _borders(dx, step, panel.width, period_x):
             draw.line([(x0 + x, y0), (x0 + x, y0 + panel.height - 1)], fill=color, width=1)
-        for y in range(dy % step, panel.height + 1, step):
+        for y in _borders(dy, step, panel.height, period_y):
             draw.line([(x0, y0 + y), (x0 + panel.width - 1, y0 + y)], fill=color, width=1)
         text(draw, (x0, y0 - 16), label, 12, MUTED)
     return finish(
@@ -117,6 +122,23 @@ def window_grid(trace: Trace, stage: int, lang: str = "en") -> Picture | None:
     )
 
 
+def _period(geometry: dict[str, int], axis: str, token: int) -> int | None:
+    """The length one axis's cyclic shift rolls, in picture pixels, when it is shorter than the
+    padded map (timm's order rolls before padding); None when the whole padded map rolls."""
+    rolled, padded = geometry[f"rolled_{axis}"], geometry["Hp" if axis == "h" else "Wp"]
+    return rolled * token if rolled < padded else None
+
+
+def _borders(offset: int, step: int, size: int, period: int | None) -> list[int]:
+    """Picture positions (at most ``size``) of the window borders of a grid shifted by ``offset``:
+    every ``step`` when the padded map rolls; else each border of the rolled frame carried back
+    through a roll of ``period`` pixels, which is not a whole number of windows."""
+    if period is None:
+        return list(range(offset % step, size + 1, step))
+    return sorted(position for position in {(border + offset) % period for border in range(0, period, step)}
+                  if position <= size)
+
+
 def token_pixels(stage: int, stride: int, zoom: int) -> int:
     """Picture pixels per token of a stage: ``stride`` input pixels at ``zoom``; half that for
     the later stages of an unzoomed input, whose windows are large (the picture stays legible
@@ -137,13 +159,14 @@ def cyclic_shift(trace: Trace, stage: int, lang: str = "en") -> Picture | None:
     padded = Image.new("RGB", (Wp * stride, Hp * stride), WHITE)
     padded.paste(base, (0, 0))
     pixels = np.asarray(padded)
-    rolled = np.roll(
-        pixels, shift=(-geometry["shift_h"] * stride, -geometry["shift_w"] * stride), axis=(0, 1)
-    )
+    rows = _roll_index(Hp * stride, geometry["shift_h"] * stride, geometry["rolled_h"] * stride)
+    columns = _roll_index(Wp * stride, geometry["shift_w"] * stride, geometry["rolled_w"] * stride)
+    rolled = pixels[np.ix_(rows, columns)]  # Hp * stride, Wp * stride, 3: as the model's map after the shift
     resample = Image.NEAREST if cell >= stride else Image.BILINEAR
     before = Image.fromarray(pixels).resize((Wp * cell, Hp * cell), resample)
     after = Image.fromarray(rolled).resize((Wp * cell, Hp * cell), resample)
-    unrolled_ids = np.roll(ids, shift=(geometry["shift_h"], geometry["shift_w"]), axis=(0, 1))
+    unrolled_ids = ids[np.ix_(_roll_index(Hp, -geometry["shift_h"], geometry["rolled_h"]),
+                              _roll_index(Wp, -geometry["shift_w"], geometry["rolled_w"]))]  # Hp, Wp
     labels = [say(lang, "pictures.shift_before"), say(lang, "pictures.shift_after")]
     slot = max(before.width, *(label_width(label, 12, lang) for label in labels))  # a panel and its label
     width = 2 * slot + 3 * MARGIN
@@ -174,6 +197,14 @@ def cyclic_shift(trace: Trace, stage: int, lang: str = "en") -> Picture | None:
         alt=say(lang, "pictures.shift_alt", stage=stage + 1),
         meta={"cell": cell, "shape": [Hp, Wp]},
     )
+
+
+def _roll_index(length: int, shift: int, rolled: int) -> np.ndarray:
+    """Which position each of ``length`` positions takes after a roll by ``-shift`` of the first
+    ``rolled`` (``np.roll`` when all of them roll; the rest is padding added after the roll)."""
+    index = np.arange(length)
+    index[:rolled] = (index[:rolled] + shift) % rolled
+    return index
 
 
 def mask_mosaic(trace: Trace, stage: int, lang: str = "en") -> Picture | None:

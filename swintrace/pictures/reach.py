@@ -4,7 +4,8 @@ The reference the pictures, the course and the tests use (the explorer's script 
 same from the same geometry). Both follow the model's own geometry, block by block:
 
 * a block pads its map to a multiple of M (padded tokens hold nothing of the image), rolls it by
-  the runtime shift in an SW-MSA block, and lets each token take in the tokens of its window
+  the runtime shift in an SW-MSA block (rolls, then pads, in timm's order: ``SwinConfig.shift_order``),
+  and lets each token take in the tokens of its window
   whose region id (``create_mask``'s ``img_mask``) equals its own; it rolls back and crops;
 * patch merging makes one token of each 2x2 group (padded first when a side is odd): a merged
   token has heard what its parents heard.
@@ -25,7 +26,7 @@ from itertools import repeat
 import numpy as np
 
 from ..config import SwinConfig
-from ..geometry import padded_size, runtime_shift
+from ..geometry import padded_size
 
 # Reach and rollout go back through every block for every block: on maps of at most this many
 # tokens in stage 1 (Swin-T at 224 has 3,136; a 384 model 9,216). Larger inputs get neither
@@ -52,6 +53,7 @@ class BlockPlan:
     W: int
     M: int
     shift: tuple[int, int]  # the roll of an SW-MSA block ((0, 0) for W-MSA)
+    rolled: tuple[int, int]  # what the roll turns: the padded map, or the map itself (SwinConfig.rolled_size)
 
     @property
     def padded(self) -> tuple[int, int]:
@@ -62,11 +64,11 @@ def block_plans(config: SwinConfig, sizes: list[tuple[int, int]]) -> list[BlockP
     """Every block in order, with its stage's map (``sizes``: (H, W) of each stage's input)."""
     plans = []
     for stage, (H, W) in enumerate(sizes):
-        window, shift_size = config.stage_window(stage)
-        shift = runtime_shift(padded_size(H, window), padded_size(W, window), window, shift_size)
+        window = config.stage_window(stage)[0]
+        shift = config.stage_shift(stage, padded_size(H, window), padded_size(W, window))
         for index in range(config.depths[stage]):
             plans.append(BlockPlan(f"layers.{stage}.blocks.{index}", stage, H, W, window,
-                                   shift if index % 2 == 1 else (0, 0)))
+                                   shift if index % 2 == 1 else (0, 0), config.rolled_size(stage, H, W)))
     return plans
 
 
@@ -90,11 +92,17 @@ def _windows_of(plan: BlockPlan) -> Iterator[np.ndarray]:
     unshifted padded map (row-major), so that a roll is only a renumbering."""
     Hp, Wp = plan.padded
     M, (shift_h, shift_w) = plan.M, plan.shift
-    rows = (np.arange(Hp) + shift_h) % Hp  # shifted row r holds original row (r + shift) mod Hp
-    columns = (np.arange(Wp) + shift_w) % Wp
+    rows = _unshifted(Hp, shift_h, plan.rolled[0])  # shifted row r holds original row rows[r]
+    columns = _unshifted(Wp, shift_w, plan.rolled[1])
     for top in range(0, Hp, M):
         for left in range(0, Wp, M):
             yield (rows[top:top + M, None] * Wp + columns[None, left:left + M]).reshape(-1)  # N
+
+
+def _unshifted(length: int, shift: int, rolled: int) -> np.ndarray:
+    """``geometry.unshifted_position`` of every position: (r + shift) mod rolled, padding after the roll staying."""
+    positions = np.arange(length)
+    return np.where(positions < rolled, (positions + shift) % rolled, positions)
 
 
 def _window_regions(plan: BlockPlan) -> Iterator[np.ndarray]:

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from ..config import SwinConfig
-from ..geometry import default_query_token, padded_size, runtime_shift
+from ..geometry import default_query_token, padded_size
 from ..palette import AMBER, BLUE, rgb
 from ..trace.events import Trace
 from ..words import say
@@ -38,9 +38,9 @@ def traced_geometry(trace: Trace) -> tuple[SwinConfig, list[tuple[int, int]]] | 
 def start_patch(config: SwinConfig, sizes: list[tuple[int, int]]) -> tuple[int, int]:
     """The patch the explorer starts at (and the attention picture's default query)."""
     H, W = sizes[0]
-    window, shift = config.stage_window(0)
+    window = config.stage_window(0)[0]
     Hp, Wp = padded_size(H, window), padded_size(W, window)
-    return default_query_token(H, W, Hp, Wp, window, *runtime_shift(Hp, Wp, window, shift))
+    return default_query_token(H, W, Hp, Wp, window, *config.stage_shift(0, Hp, Wp), config.rolled_size(0, H, W))
 
 
 def recorded_attention(trace: Trace) -> dict[str, np.ndarray]:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..config import SwinConfig
-from ..geometry import default_query_token, padded_size, runtime_shift
+from ..geometry import default_query_token, padded_size
 from ..pictures.draw import thumbnail_jpeg
 from ..pictures.reach import block_plans, spread_affordable
 from ..trace.events import Event, Trace
@@ -68,7 +68,8 @@ def explorer_data(trace: Trace, lang: str = "en", anchors: dict[str, str] | None
 
 def _start(stage: dict[str, Any]) -> list[int]:
     """The patch chosen at first: the attention picture's default query (geometry.default_query_token)."""
-    return list(default_query_token(stage["H"], stage["W"], stage["Hp"], stage["Wp"], stage["M"], *stage["shift"]))
+    return list(default_query_token(stage["H"], stage["W"], stage["Hp"], stage["Wp"], stage["M"], *stage["shift"],
+                                    tuple(stage["rolled"])))
 
 
 def _explored_ids(trace: Trace) -> list[str]:
@@ -84,9 +85,9 @@ def _stage(config: SwinConfig, stage: int, H: int, W: int, steps: dict[str, Even
     row and one a column, so a map of a million tokens costs a few kilobytes. A map that is not
     of that form (a hand-made trace) is left out.
     """
-    window, shift = config.stage_window(stage)
+    window = config.stage_window(stage)[0]
     Hp, Wp = padded_size(H, window), padded_size(W, window)
-    shift_h, shift_w = runtime_shift(Hp, Wp, window, shift)
+    shift_h, shift_w = config.stage_shift(stage, Hp, Wp)
     regions_event = steps.get(f"layers.{stage}.create_mask.mask_regions")
     regions = regions_event.array("regions") if regions_event is not None else None
     row_bands = column_bands = None
@@ -96,6 +97,7 @@ def _stage(config: SwinConfig, stage: int, H: int, W: int, steps: dict[str, Even
         if np.array_equal(ids, 3 * rows[:, None] + columns[None, :]):
             row_bands, column_bands = _digits(rows), _digits(columns)
     return {"stage": stage, "H": H, "W": W, "M": window, "Hp": Hp, "Wp": Wp, "shift": [shift_h, shift_w],
+            "rolled": list(config.rolled_size(stage, H, W)),
             "stride": config.patch_size * 2**stage, "row_bands": row_bands, "column_bands": column_bands}
 
 

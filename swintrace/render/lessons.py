@@ -21,7 +21,7 @@ import numpy as np
 
 from ..course_text import Chapter
 from ..flops import StageRow, cost_rows, count_text, stage_rows
-from ..geometry import padded_size, runtime_shift
+from ..geometry import padded_size
 from ..pictures.reach import reach
 from ..pictures.spread import start_patch
 from ..trace.events import Event, Trace
@@ -83,8 +83,8 @@ def course_facts(trace: Trace) -> Facts | None:
         "flops_total": count_text(sum(row.flops for row in cost_rows(config, sizes))),
         # not placeholders: what the questions need
         "stage_tokens": [row.tokens for row in rows],
-        "shifted": [runtime_shift(padded_size(row.H, row.window), padded_size(row.W, row.window), row.window,
-                                  config.stage_window(row.stage)[1]) != (0, 0) for row in rows],
+        "shifted": [config.stage_shift(row.stage, padded_size(row.H, row.window), padded_size(row.W, row.window))
+                    != (0, 0) for row in rows],
         "rows": rows,
         "sizes": sizes,
         "config": config,

@@ -142,10 +142,14 @@ def summary_rows(trace: Trace, lang: str) -> list[tuple[str, str]]:
     input_text = " ".join(
         part for part in (input_words(described, lang), str(described.get("shape", ""))) if part
     )
+    # How SW-MSA blocks shift a map that is not whole windows, when it is not ours (an adopted timm model).
+    windowing = "".join(f", {label(lang, key)}" for key, differs in (
+        ("roll_then_pad", config.get("shift_order") == "roll_then_pad"),
+        ("always_partition", config.get("always_partition") is True)) if differs)
     model_text = (
         f"{model.get('variant') or model.get('class', '?')} (embed_dim {config.get('embed_dim')}, "
         f"depths {config.get('depths')}, heads {config.get('num_heads')}, "
-        f"window {config.get('window_size')}, {model.get('parameters', 0):,} {label(lang, 'parameters')})"
+        f"window {config.get('window_size')}{windowing}, {model.get('parameters', 0):,} {label(lang, 'parameters')})"
     )
     rows = [
         (label(lang, "model"), model_text),
@@ -175,10 +179,20 @@ def input_words(described: dict[str, Any], lang: str) -> str:
                  height=source.get("height"))
     transform = described.get("transform")
     if isinstance(transform, dict):
-        key = "transform_square" if transform.get("square") else (
-            "transform_crop" if transform.get("crop") else "transform_resize")
-        text += ", " + label(lang, key, resize=transform.get("resize"), crop=transform.get("crop"))
+        crop = transform.get("crop")
+        crop = None if transform.get("square") and crop is not None and crop >= transform.get("resize", 0) else crop
+        key = ("transform_square_crop" if crop else "transform_square") if transform.get("square") else (
+            "transform_crop" if crop else "transform_resize")
+        text += ", " + label(lang, key, resize=transform.get("resize"), crop=crop,
+                             interpolation=label(lang, "interpolation_" + transform.get("interpolation", "bicubic")))
+        if "mean" in transform:  # a source's own normalisation (ImageNet's is not written)
+            text += ", " + label(lang, "transform_normalised", mean=_numbers(transform["mean"]),
+                                 std=_numbers(transform.get("std", [])))
     return text
+
+
+def _numbers(values: list[float]) -> str:
+    return "(" + ", ".join(f"{value:g}" for value in values) + ")"
 
 
 def top_predictions(trace: Trace, lang: str = "en") -> list[dict[str, Any]]:

@@ -41,10 +41,16 @@ def rows(trace: Any) -> list[dict[str, Any]]:
     return table
 
 
+# Whole numbers that a step may lack: pandas' nullable integers ("Int64", <NA> where missing), not floats.
+NULLABLE_INTEGERS = ("stage", "block", "masked", "nonfinite")
+
+
 def to_pandas(trace: Any) -> Any:
-    """The steps of ``trace`` as a ``pandas.DataFrame`` with the columns of ``COLUMNS``."""
+    """The steps of ``trace`` as a ``pandas.DataFrame`` with the columns of ``COLUMNS``; ``stage``,
+    ``block``, ``masked`` and ``nonfinite`` are nullable integers (``Int64``: <NA> outside a stage)."""
     try:
         import pandas
     except ImportError:
         raise UserError.of("no_pandas") from None
-    return pandas.DataFrame(rows(trace), columns=list(COLUMNS))
+    frame = pandas.DataFrame(rows(trace), columns=list(COLUMNS))
+    return frame.astype({column: "Int64" for column in NULLABLE_INTEGERS})

@@ -50,6 +50,7 @@ _KIND = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BLOCK = re.compile(r"layers\.\d{1,3}\.blocks\.\d{1,3}")
 _CAPTURE_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}\.safetensors")
 _NUMBER_WORDS = ("nan", "inf", "-inf")
+INTERPOLATION_NAMES = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")  # images.prepare.INTERPOLATIONS
 
 
 def _string(where: _Where, field: str, value: Any, limit: int = MAX_STRING, pattern: re.Pattern | None = None) -> str:
@@ -276,13 +277,19 @@ def _check_input_source(where: _Where, described: dict[str, Any]) -> None:
                 _integer(where, f"input.source.{key}", source[key], 0, high)
         if set(source) - {"kind", "name", "width", "height", "class", "seed"}:
             raise where.fail("input.source", Words("field_input_source"))
-    if "transform" in described:
-        transform = _mapping(where, "input.transform", described["transform"], 4)
-        if set(transform) != {"resize", "crop", "square"} or not isinstance(transform["square"], bool):
+    if "transform" in described:  # images.prepare.EvalTransform.to_dict (older traces lack the last three)
+        transform = _mapping(where, "input.transform", described["transform"], 6)
+        fields, known = set(transform), {"resize", "crop", "square", "interpolation", "mean", "std"}
+        if not {"resize", "crop", "square"} <= fields <= known or not isinstance(transform["square"], bool) \
+                or transform.get("interpolation", "bicubic") not in INTERPOLATION_NAMES:
             raise where.fail("input.transform", Words("field_input_source"))
         _integer(where, "input.transform.resize", transform["resize"], 1, MAX_INPUT_SIDE)
         if transform["crop"] is not None:
             _integer(where, "input.transform.crop", transform["crop"], 1, MAX_INPUT_SIDE)
+        for name in ("mean", "std"):  # three finite numbers
+            if not all(math.isfinite(_number(where, f"input.transform.{name}", value)) for value in
+                       _sequence(where, f"input.transform.{name}", transform.get(name, [0, 0, 0]), 3)):
+                raise where.fail(f"input.transform.{name}", Words("field_input_source"))
 
 
 def _check_first_stage(where: _Where, header: dict[str, Any], row: dict[str, Any], config: Any) -> None:
