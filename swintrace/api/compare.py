@@ -5,13 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
-from ..errors import UserError
-from ..files import write_files
 from ..pictures.difference import difference_picture
 from ..render.diff import render_diff_html, render_diff_markdown
 from ..render.text import check_language
 from ..trace.diff import TraceDiff
-from .output import check_output
+from .output import check_output, write_report
 
 
 def write_diff(result: TraceDiff, path: str | Path, lang: str = "en") -> Path:
@@ -30,8 +28,4 @@ def write_diff(result: TraceDiff, path: str | Path, lang: str = "en") -> Path:
     else:
         text = render_diff_html(result, lang, picture)
     files[out] = text.encode("utf-8")
-    try:
-        write_files(files, inside=out.parent)
-    except OSError as error:
-        raise UserError.of("output_unwritable", path=out, why=error.strerror or error) from None
-    return out
+    return write_report(files, out)

@@ -67,6 +67,11 @@ def write_output(trace: Trace, path: str | Path, lang: str = "en", pictures: boo
 
         text = render_html(trace, lang, drawn if pictures else None, _course_href(out, lang, course))
     files[out] = text.encode("utf-8")
+    return write_report(files, out)
+
+
+def write_report(files: dict[Path, bytes], out: Path) -> Path:
+    """A report and its images, written all or nothing into real folders beside ``out``."""
     try:
         write_files(files, inside=out.parent)
     except OSError as error:

@@ -21,6 +21,7 @@ from ..config import SwinConfig
 from ..geometry import default_query_token, padded_size
 from ..pictures.draw import thumbnail_jpeg
 from ..pictures.reach import block_plans, spread_affordable
+from ..pictures.spread import traced_geometry
 from ..trace.events import Event, Trace
 from ..words import entry
 from .text import check_language
@@ -32,20 +33,13 @@ def explorer_data(trace: Trace, lang: str = "en", anchors: dict[str, str] | None
     ``anchors``: the report's element id of each block scope, for links to its steps.
     """
     check_language(lang)
-    config_data = trace.header.get("model", {}).get("config")
     shape = trace.header.get("input", {}).get("shape")
-    if not config_data or not shape or len(shape) != 4:
+    geometry = traced_geometry(trace)
+    if not shape or len(shape) != 4 or geometry is None:
         return None
-    config = SwinConfig.from_dict(config_data)
+    config, sizes = geometry
     steps = trace.shown()
-    stages = []
-    for stage in range(config.num_stages):
-        event = steps.get(f"layers.{stage}.input")
-        H, W = (event.scalars.get("H"), event.scalars.get("W")) if event is not None else (None, None)
-        if not (isinstance(H, int) and isinstance(W, int) and H >= 1 and W >= 1):
-            return None
-        stages.append(_stage(config, stage, H, W, steps))
-    sizes = [(stage["H"], stage["W"]) for stage in stages]
+    stages = [_stage(config, stage, H, W, steps) for stage, (H, W) in enumerate(sizes)]
     blocks = [block for block in (_block(steps, block_id, stages, anchors or {})
                                   for block_id in _explored_ids(trace)) if block is not None]
     if not blocks:
