@@ -32,7 +32,8 @@ from .trace.events import Event, TensorSummary, Trace
 from .trace.tracefile import load_trace
 
 # Public names imported on first use -> the module that defines them.
-_LAZY = {"load_model": ".checkpoints.loading", "SwinTransformer": ".models.swin", "trace_image": ".api.trace_image",
+_LAZY = {"load_model": ".checkpoints.loading", "SwinTransformer": ".models.swin", "SwinTransformerV2": ".models.swin_v2",
+         "build_model": ".models.swin_v2", "trace_image": ".api.trace_image",
          "make_pictures": ".pictures", "from_model": ".checkpoints.adopt", "shape_image": ".api.trace_image",
          "tracing": ".recording.tracing", "diff": ".trace.diff",
          "check": ".labs.check", "transform_for": ".api.trace_image"}
@@ -42,10 +43,12 @@ __all__ = [
     "Event",
     "SwinConfig",
     "SwinTransformer",
+    "SwinTransformerV2",
     "TensorSummary",
     "Trace",
     "UserError",
     "__version__",
+    "build_model",
     "check",
     "diff",
     "from_model",

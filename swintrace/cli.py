@@ -363,17 +363,17 @@ def _models(args: argparse.Namespace) -> None:
 
     from .checkpoints.pretrained import PRETRAINED, default_weights
     from .flops import total_flops
-    from .models.swin import SwinTransformer
+    from .models.swin_v2 import build_model
 
     table = Table(title="swintrace model variants")
     for column in ("variant", "input", "embed_dim", "depths", "heads", "window", "parameters", "FLOPs",
                    "named weights", "also known as"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for name, config in VARIANTS.items():
         import torch
 
         with torch.device("meta"):
-            parameters = sum(p.numel() for p in SwinTransformer(config).parameters())
+            parameters = sum(p.numel() for p in build_model(config).parameters())
         named = default_weights(name)
         weights = f"--weights {named}: {PRETRAINED[named].source}" if named else "none (random init)"
         table.add_row(

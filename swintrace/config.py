@@ -66,6 +66,13 @@ class SwinConfig:
     # timm's always_partition: every stage keeps the configured window and shifts its SW-MSA
     # blocks, however small its map (padded up to one window).
     always_partition: bool = False
+    # The generation: 1, Swin V1 (pre-norm blocks, scaled dot-product attention, a learned bias
+    # table); 2, Swin V2 (res-post-norm, scaled cosine attention, a continuous position bias from a
+    # small MLP, merging that normalises after the reduction, keys without a bias).
+    version: int = 1
+    # Swin V2 only, one per stage: the window the stage's position-bias MLP was pre-trained with,
+    # whose side normalises the relative coordinates (0, or none given: the stage's own window).
+    pretrained_window_sizes: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         problems = []
@@ -94,8 +101,30 @@ class SwinConfig:
         if self.shift_order not in SHIFT_ORDERS:
             problems.append(Words("config_shift_order", value=repr(self.shift_order)[:40],
                                   choices=", ".join(SHIFT_ORDERS)))
+        problems.extend(self._version_problems())
         if problems:
             raise UserError.of("config_invalid", problems=Listed(problems))
+
+    def _version_problems(self) -> list[Words]:
+        """What does not fit the generation: V2's pretrained windows, and windows of one token (V2
+        divides the relative coordinates by the window's side minus one)."""
+        if isinstance(self.version, bool) or self.version not in (1, 2):
+            return [Words("config_version", value=repr(self.version)[:20])]
+        problems = []
+        pretrained = self.pretrained_window_sizes
+        if pretrained and (self.version == 1 or len(pretrained) != len(self.depths)
+                           or any(not isinstance(size, int) or isinstance(size, bool) or size == 1
+                                  or not 0 <= size <= 64 for size in pretrained)):
+            problems.append(Words("config_pretrained_windows", sizes=tuple(pretrained)[:8]))
+        elif self.version == 2 and self.depths and len(self.depths) == len(self.num_heads):
+            for stage in range(len(self.depths)):
+                if self.stage_window(stage)[0] == 1 and not self.pretrained_window(stage):
+                    problems.append(Words("config_v2_window_one", stage=stage + 1))
+        return problems
+
+    def pretrained_window(self, stage: int) -> int:
+        """V2: the window whose side normalises the stage's relative coordinates (0: its own)."""
+        return self.pretrained_window_sizes[stage] if self.pretrained_window_sizes else 0
 
     @property
     def num_stages(self) -> int:
@@ -156,6 +185,7 @@ class SwinConfig:
         data = dict(_as_dict(self))
         data["depths"] = list(self.depths)
         data["num_heads"] = list(self.num_heads)
+        data["pretrained_window_sizes"] = list(self.pretrained_window_sizes)
         return data
 
     @classmethod
@@ -165,7 +195,7 @@ class SwinConfig:
         if unknown:
             raise UserError.of("config_unknown_fields", fields=", ".join(unknown))
         values = dict(data)
-        for name in ("depths", "num_heads"):
+        for name in ("depths", "num_heads", "pretrained_window_sizes"):
             if name in values:
                 values[name] = tuple(values[name])
         return cls(**values)
@@ -215,6 +245,21 @@ VARIANTS: dict[str, SwinConfig] = {
         window_size=2,
         mlp_ratio=2.0,
         drop_path_rate=0.1,
+    ),
+    # Swin V2 at 256 pixels (microsoft/Swin-Transformer configs/swinv2/*.yaml): window 8, and the
+    # window-16 models; their last stage (an 8x8 map) uses it whole as its window.
+    "swin_v2_t": SwinConfig(img_size=256, window_size=8, drop_path_rate=0.2, version=2),
+    "swin_v2_s": SwinConfig(img_size=256, window_size=8, depths=_SMALL_DEPTHS, drop_path_rate=0.3, version=2),
+    "swin_v2_b": SwinConfig(img_size=256, window_size=8, embed_dim=128, depths=_SMALL_DEPTHS,
+                            num_heads=(4, 8, 16, 32), drop_path_rate=0.5, version=2),
+    "swin_v2_t_w16": SwinConfig(img_size=256, window_size=16, drop_path_rate=0.2, version=2),
+    "swin_v2_s_w16": SwinConfig(img_size=256, window_size=16, depths=_SMALL_DEPTHS, drop_path_rate=0.3, version=2),
+    "swin_v2_b_w16": SwinConfig(img_size=256, window_size=16, embed_dim=128, depths=_SMALL_DEPTHS,
+                                num_heads=(4, 8, 16, 32), drop_path_rate=0.5, version=2),
+    # The teaching variant as a Swin V2: the same shape, V2's blocks.
+    "swin_v2_teach": SwinConfig(
+        img_size=32, num_classes=10, embed_dim=8, depths=(2, 2, 2), num_heads=(2, 2, 4), window_size=2,
+        mlp_ratio=2.0, drop_path_rate=0.1, version=2,
     ),
 }
 

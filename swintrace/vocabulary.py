@@ -85,6 +85,19 @@ STEPS: dict[str, StepStyle] = {
     "gather": StepStyle(BLUE),
     "cat": StepStyle(BLUE),
     "reduction": StepStyle(LIME),
+    # Swin V2's attention: scaled cosine, continuous position bias, res-post-norm
+    "qkv_bias": StepStyle(GREEN),
+    "normalize_qk": StepStyle(GREEN),
+    "cosine": StepStyle(GREEN),
+    "logit_scale": StepStyle(GREEN),
+    "scale_cosine": StepStyle(GREEN),
+    "cpb_mlp": StepStyle(PURPLE),
+    "bias_sigmoid": StepStyle(PURPLE),
+    "post_norm": StepStyle(CYAN),
+    "mlp_post_residual": StepStyle(AMBER),
+    # relative_coords_table (built with a V2 model; a traced V2 forward shows it)
+    "coords_offsets": StepStyle(PURPLE),
+    "coords_normalize": StepStyle(PURPLE),
     # relative_position_index (runs when the model is built; the course traces it)
     "index_coords": StepStyle(PURPLE),
     "index_flatten": StepStyle(BLUE),
@@ -96,6 +109,7 @@ STEPS: dict[str, StepStyle] = {
 # Heading level of each scope kind, as the seed nests them.
 SCOPE_LEVELS: dict[str, int] = {
     "SwinTransformer": 1,
+    "SwinTransformerV2": 1,
     "PatchEmbed": 1,
     "BasicLayer": 1,
     "forward_head": 1,
@@ -109,6 +123,7 @@ SCOPE_LEVELS: dict[str, int] = {
     "DropPath": 3,
     "drop_path_f": 4,
     "relative_position_index": 2,
+    "relative_coords_table": 4,
 }
 
 # Scopes announced by one heading of their own instead of "<name> begins/ends"
@@ -154,10 +169,14 @@ def step_title(kind: str, lang: str, *, end: bool = False) -> str:
     return words.get("end", words["title"]) if end else words["title"]
 
 
-def explanation(kind: str, scope_kind: str, lang: str) -> str | None:
-    """What a step of ``kind`` does and why, in its scope (``window_partition.view``) or in general."""
+def explanation(kind: str, scope_kind: str, lang: str, version: int = 1) -> str | None:
+    """What a step of ``kind`` does and why, in its scope (``window_partition.view``) or in general;
+    in a Swin V2 (``version`` 2) the catalog's V2 words first (``v2:PatchMerging.norm``)."""
     texts = catalog(lang).get("explain", {})
-    return texts.get(f"{scope_kind}.{kind}") or texts.get(kind)
+    keys = [f"{scope_kind}.{kind}", kind]
+    if version == 2:
+        keys = [f"v2:{key}" for key in keys] + keys
+    return next((texts[key] for key in keys if key in texts), None)
 
 
 def note_text(key: str, lang: str, scalars: dict[str, object]) -> str:

@@ -35,16 +35,16 @@ def test_from_model_infers_swin_t_and_a_384_window_12_model():
         assert adopted.config.num_heads == model.config.num_heads
 
 
-def test_from_model_refuses_what_is_not_a_swin_v1_and_says_what_it_is(teach_model):
-    with pytest.raises(swintrace.UserError, match=r"Linear is not a Swin Transformer V1 .* no patch_embed.proj.weight"):
+def test_from_model_refuses_what_is_not_a_swin_and_says_what_it_is(teach_model):
+    with pytest.raises(swintrace.UserError, match=r"Linear is not a Swin Transformer \(V1 or V2\) .* no patch_embed.proj.weight"):
         swintrace.from_model(torch.nn.Linear(3, 4))
     with pytest.raises(swintrace.UserError, match="a Swin model or its state dict"):
         swintrace.from_model(42)
     state = from_official(teach_model.state_dict(), "timm")
-    v2 = {**state, "layers.0.blocks.0.attn.logit_scale": torch.zeros(2, 1, 1),
-          "layers.0.blocks.0.attn.cpb_mlp.0.weight": torch.zeros(512, 2)}  # timm's swinv2_*
-    with pytest.raises(swintrace.UserError, match=r"is a Swin V2 model .* pass a V1 model, such as timm's"):
-        swintrace.from_model(v2)
+    half_v2 = {**state, "layers.0.blocks.0.attn.logit_scale": torch.zeros(2, 1, 1),
+               "layers.0.blocks.0.attn.cpb_mlp.0.weight": torch.zeros(512, 2)}  # a V1 with one V2 parameter
+    with pytest.raises(swintrace.UserError, match=r"is not a Swin Transformer .* no layers.1.blocks.0.attn.logit_scale"):
+        swintrace.from_model(half_v2)
     vit = {"cls_token": torch.zeros(1, 1, 8), "pos_embed": torch.zeros(1, 5, 8),
            "patch_embed.proj.weight": torch.zeros(8, 3, 16, 16), "blocks.0.attn.qkv.weight": torch.zeros(24, 8)}
     with pytest.raises(swintrace.UserError, match=r"is a ViT .* not a Swin Transformer"):

@@ -272,7 +272,7 @@ MALFORMED = {
     "lone surrogate": lambda rows: rows[0]["input"].__setitem__("description", "\ud800"),
     "unknown dtype": lambda rows: _first(rows, "tensors")["tensors"][0].__setitem__("dtype", "object"),
     "unbalanced scopes": lambda rows: rows.pop(-2),
-    "newer schema": lambda rows: rows[0].__setitem__("schema_version", 2),
+    "newer schema": lambda rows: rows[0].__setitem__("schema_version", 3),
     "picture block of another model": lambda rows: rows[0]["options"]["pictures"].__setitem__("block", "layers.7.blocks.0"),
     "a map side as a string": lambda rows: _step(rows, "layers.0.input")["scalars"].__setitem__("H", "abc"),
     "a map side as a float": lambda rows: _step(rows, "layers.0.input")["scalars"].__setitem__("W", 1.5),

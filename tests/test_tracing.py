@@ -148,7 +148,7 @@ def test_every_kind_and_note_is_in_the_vocabulary(swin_t_zeros_trace, teach_mode
 
 def test_header_and_footer(swin_t_zeros_trace):
     header, footer = swin_t_zeros_trace.header, swin_t_zeros_trace.footer
-    assert header["schema_version"] == 1
+    assert header["schema_version"] == 2 and header["model"]["family"] == "swin_v1"
     assert header["model"]["variant"] == "swin_t" and header["model"]["config"]["depths"] == [2, 2, 6, 2]
     assert header["weights"]["kind"] == "random"
     assert header["input"]["shape"] == [1, 3, 224, 224]

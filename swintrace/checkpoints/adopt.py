@@ -9,8 +9,12 @@ parameters do not say is read from the object where it says it: the input size
 it was built for, timm's order of shift and padding (and ``always_partition``),
 the data config images are prepared with (timm's ``pretrained_cfg``, a Hugging
 Face pipeline's image processor). Nothing of the library is imported: it works
-on any object with a ``state_dict()``. What is not a Swin V1 is refused with
-what it is (a Swin V2, a ViT) and what to pass instead.
+on any object with a ``state_dict()``. A Swin V2 (a ``logit_scale`` in its
+blocks) becomes our ``SwinTransformerV2``; its windows, which no parameter's
+shape tells, are read from the buffers a checkpoint keeps (the relative position
+index, the coordinates table, which also says the pre-trained window), else from
+the source's attention modules, else are those of our variant of that shape.
+What is not a Swin is refused with what it is (a ViT) and what to pass instead.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from ..config import MAX_PARAMETERS, PAD_THEN_ROLL, ROLL_THEN_PAD, VARIANTS, Swi
 from ..errors import UserError, Words
 from ..images.prepare import EvalTransform, class_labels
 from ..models.swin import SwinTransformer
-from .layouts import detect_layout, to_official
+from ..models.swin_v2 import build_model
+from ..models.windows import relative_coords_table
+from .layouts import detect_layout, is_swin_v2, official_buffers, to_official
 from .weights import check_weights, load_state_dict
 
 StateDict = dict[str, torch.Tensor]
@@ -38,8 +44,9 @@ _HOW_NOT_SHAPE = {"drop_path_rate": 0, "shift_order": PAD_THEN_ROLL, "always_par
 def from_model(model: nn.Module | StateDict) -> SwinTransformer:
     """Our instrumented model with the weights (and the shape) of ``model``, in eval mode.
 
-    ``model``: a timm ``SwinTransformer``, a torchvision ``swin_t/s/b``, a Hugging
-    Face ``SwinForImageClassification`` (or an image-classification pipeline holding
+    ``model``: a timm ``SwinTransformer`` or ``SwinTransformerV2``, a torchvision
+    ``swin_t/s/b`` or ``swin_v2_t/s/b``, a Hugging Face ``SwinForImageClassification``
+    or ``Swinv2ForImageClassification`` (or an image-classification pipeline holding
     one), one of ours, or a state dict of any of them. The logits equal the source
     model's on the same input (at sizes that are multiples of the patch size;
     elsewhere torchvision drops the remainder in its patch embedding and we pad, as
@@ -52,13 +59,14 @@ def from_model(model: nn.Module | StateDict) -> SwinTransformer:
         processor = getattr(model, "image_processor", None)  # a Hugging Face pipeline: its model and processor
         model = model.model
     state_dict = state_dict_of(model)
-    _refuse_what_is_not_swin_v1(state_dict, type(model).__name__)
+    _refuse_what_is_not_swin(state_dict, type(model).__name__)
     layout = detect_layout(state_dict)
     try:
         official = to_official(state_dict, layout)
         config = model.config if isinstance(model, SwinTransformer) else infer_config(
             official, _image_size(model), shift_order=ROLL_THEN_PAD if layout == "timm" else PAD_THEN_ROLL,
-            always_partition=_always_partition(model))
+            always_partition=_always_partition(model),
+            **(_v2_windows(model, official_buffers(state_dict, layout)) if is_swin_v2(state_dict) else {}))
     except (KeyError, IndexError, ValueError, ZeroDivisionError, TypeError) as error:
         if isinstance(error, UserError):
             raise
@@ -66,7 +74,7 @@ def from_model(model: nn.Module | StateDict) -> SwinTransformer:
         raise UserError.of("adopt_not_swin", type=type(model).__name__, missing=str(missing)[:80]) from None
     _check_shapes(config, official)  # before anything is allocated: a few wrong numbers could ask for gigabytes
     variant = _named_variant(config)
-    built = SwinTransformer(config, variant=variant)
+    built = build_model(config, variant=variant)
     load_state_dict(built, official, label=Words("adopt_label", layout=layout, type=type(model).__name__))
     built.weights_source = {"kind": "model", "layout": layout, "class": type(model).__name__}
     built.class_labels = _labels(model, config.num_classes)
@@ -101,7 +109,7 @@ def _check_shapes(config: SwinConfig, state_dict: StateDict) -> None:
     if too_large:
         raise UserError.of("adopt_too_large", why=too_large)
     with torch.device("meta"):
-        expected = {key: tuple(value.shape) for key, value in SwinTransformer(config).state_dict().items()
+        expected = {key: tuple(value.shape) for key, value in build_model(config).state_dict().items()
                     if not key.endswith(("relative_position_index", "attn_mask"))}
     parameters = sum(math.prod(shape) for shape in expected.values())
     if parameters > MAX_PARAMETERS:
@@ -116,49 +124,66 @@ def _check_shapes(config: SwinConfig, state_dict: StateDict) -> None:
 def infer_config(state_dict: StateDict, image_size: int | None = None, **computing: Any) -> SwinConfig:
     """The config whose parameter shapes are those of ``state_dict`` (official key names).
 
-    ``computing``: the fields the parameters cannot tell (``shift_order``, ``always_partition``).
-    A missing parameter raises KeyError.
+    ``computing``: the fields the parameters cannot tell (``shift_order``, ``always_partition``;
+    for a Swin V2 its ``window_size`` and ``pretrained_window_sizes`` when known, and
+    ``stage_windows``, the window each stage's buffers say). A missing parameter raises KeyError.
     """
     proj = state_dict["patch_embed.proj.weight"]  # C, in_chans, patch, patch
     head = state_dict["head.weight"]  # classes, features
+    version = 2 if is_swin_v2(state_dict) else 1
+    stage_windows: list[int | None] = list(computing.pop("stage_windows", ()))
     stages = 1 + max(int(m.group(1)) for key in state_dict if (m := re.match(r"layers\.(\d+)\.", key)))
-    depths, heads, windows = [], [], []
+    depths, heads = [], []
     for stage in range(stages):
         blocks = {int(m.group(1)) for key in state_dict
                   if (m := re.match(rf"layers\.{stage}\.blocks\.(\d+)\.", key))}
-        table = state_dict[f"layers.{stage}.blocks.0.attn.relative_position_bias_table"]  # (2M-1)^2, heads
         depths.append(len(blocks))
+        if version == 2:
+            heads.append(state_dict[f"layers.{stage}.blocks.0.attn.logit_scale"].shape[0])  # heads, 1, 1
+            continue
+        table = state_dict[f"layers.{stage}.blocks.0.attn.relative_position_bias_table"]  # (2M-1)^2, heads
         heads.append(table.shape[1])
-        windows.append((math.isqrt(table.shape[0]) + 1) // 2)
+        stage_windows.append((math.isqrt(table.shape[0]) + 1) // 2)
     embed_dim = proj.shape[0]
-    patch = proj.shape[-1]
     hidden = state_dict["layers.0.blocks.0.mlp.fc1.weight"].shape[0]
+    bias_key = "layers.0.blocks.0.attn.q_bias" if version == 2 else "layers.0.blocks.0.attn.qkv.bias"
+    window = computing.pop("window_size", None) or (stage_windows[0] if stage_windows else None)
     # Stages whose map is no larger than the window use the whole map as their window (the official
     # rule at the model's own size): their tables are smaller; the configured window is stage 1's.
     config = SwinConfig(
         img_size=image_size or 224,
-        patch_size=patch, in_chans=proj.shape[1], num_classes=head.shape[0], embed_dim=embed_dim,
-        depths=tuple(depths), num_heads=tuple(heads), window_size=windows[0], mlp_ratio=hidden / embed_dim,
-        qkv_bias="layers.0.blocks.0.attn.qkv.bias" in state_dict,
-        patch_norm="patch_embed.norm.weight" in state_dict, **computing,
+        patch_size=proj.shape[-1], in_chans=proj.shape[1], num_classes=head.shape[0], embed_dim=embed_dim,
+        depths=tuple(depths), num_heads=tuple(heads), window_size=window or 8, mlp_ratio=hidden / embed_dim,
+        qkv_bias=bias_key in state_dict, patch_norm="patch_embed.norm.weight" in state_dict, version=version,
+        **computing,
     )
-    if image_size is None:  # the weights do not say: the size of our variant of that shape, else the official pairing
-        config = SwinConfig.from_dict(config.to_dict() | {"img_size": _size_for(config)})
-    for stage, window in enumerate(windows):
+    if image_size is None or window is None:  # the weights do not say: our variant of that shape, else the official pairing
+        named = _named_shape(config)
+        fields = {"img_size": image_size or (named.img_size if named else _size_for(config))}
+        if window is None and named is not None:
+            fields["window_size"] = named.window_size
+        config = SwinConfig.from_dict(config.to_dict() | fields)
+    for stage, window in enumerate(stage_windows):
         expected = config.stage_window(stage)[0]
-        if expected != window:
+        if window is not None and expected != window:
             raise UserError.of("adopt_window", stage=stage + 1, window=window, size=config.img_size,
                                first=config.window_size, expected=expected)
     return config
 
 
+def _named_shape(config: SwinConfig) -> SwinConfig | None:
+    """Our variant with the parameter shapes of ``config`` (its size and window aside: a V2's
+    window does not show in its parameters)."""
+    unknown = _HOW_NOT_SHAPE | {"img_size": 0, "window_size": 0, "pretrained_window_sizes": []}
+    shape = config.to_dict() | unknown
+    return next((named for named in VARIANTS.values() if named.to_dict() | unknown == shape), None)
+
+
 def _size_for(config: SwinConfig) -> int:
-    """The input size of our variant with this shape, else what the official models pair with the
-    window: 384 for 12, else 224."""
-    shape = config.to_dict() | _HOW_NOT_SHAPE | {"img_size": 0}
-    for named in VARIANTS.values():
-        if named.to_dict() | _HOW_NOT_SHAPE | {"img_size": 0} == shape:
-            return named.img_size
+    """What the official models pair with the window: V1 384 for 12, else 224; V2 192 for 12,
+    384 for 24, else 256."""
+    if config.version == 2:
+        return {12: 192, 24: 384}.get(config.window_size, 256)
     return 384 if config.window_size == 12 else 224
 
 
@@ -181,14 +206,74 @@ def _always_partition(model: Any) -> bool:
                                                 for module in model.modules())
 
 
-def _refuse_what_is_not_swin_v1(state_dict: StateDict, kind: str) -> None:
-    """A Swin V2 or a ViT is told as what it is, with what to pass instead."""
+def _refuse_what_is_not_swin(state_dict: StateDict, kind: str) -> None:
+    """A ViT is told as what it is, with what to pass instead."""
     keys = list(state_dict)
-    if any(key.endswith("logit_scale") or "cpb_mlp" in key or "continuous_position_bias" in key for key in keys):
-        raise UserError.of("adopt_swin_v2", type=kind)
     if any(key.endswith(("cls_token", "class_token")) for key in keys) or (
             any(key.startswith("blocks.") for key in keys) and not any(key.startswith("layers.") for key in keys)):
         raise UserError.of("adopt_vit", type=kind)
+
+
+def _v2_windows(model: Any, buffers: StateDict) -> dict[str, Any]:
+    """What a Swin V2's parameters cannot tell: its windows and pre-trained windows, from the
+    buffers a checkpoint keeps (official names), else from the source's attention modules."""
+    found: dict[str, Any] = {}
+    stages = 1 + max((int(m.group(1)) for key in buffers if (m := re.match(r"layers\.(\d+)\.", key))), default=-1)
+    windows: list[int | None] = []
+    pretrained: list[int] = []
+    for stage in range(stages):
+        index = buffers.get(f"layers.{stage}.blocks.0.attn.relative_position_index")  # M*M, M*M
+        window = math.isqrt(index.shape[0]) if index is not None and index.ndim == 2 else None
+        windows.append(window)
+        table = buffers.get(f"layers.{stage}.blocks.0.attn.relative_coords_table")  # 1, 2M-1, 2M-1, 2
+        if window is not None and table is not None:
+            pretrained.append(_pretrained_window(window, table))
+    if windows and windows[0] is not None:
+        found = {"window_size": windows[0], "stage_windows": windows}
+        if len(pretrained) == stages and any(pretrained):
+            found["pretrained_window_sizes"] = tuple(pretrained)
+        return found
+    attentions = [module for module in model.modules() if isinstance(getattr(module, "logit_scale", None), nn.Parameter)] \
+        if isinstance(model, nn.Module) else []
+    if attentions:
+        found["window_size"] = _side(getattr(attentions[0], "window_size", None)) or None
+        sizes = _side(getattr(getattr(model, "config", None), "pretrained_window_sizes", None), every=True) or [
+            _side(getattr(module, "pretrained_window_size", None)) for module in attentions]
+        if found["window_size"] is None:
+            del found["window_size"]
+        if sizes and any(sizes):
+            found["pretrained_window_sizes"] = _per_stage(sizes, attentions, model)
+    return found
+
+
+def _pretrained_window(window: int, table: torch.Tensor) -> int:
+    """The pre-trained window whose coordinates table ``table`` is (0: the window itself)."""
+    for candidate in (0, *range(2, 65)):
+        expected = relative_coords_table(window, candidate)
+        if expected.shape == table.shape and torch.allclose(expected, table.float(), atol=1e-5):
+            return candidate
+    raise UserError.of("adopt_coords_table", window=window)
+
+
+def _side(value: Any, every: bool = False) -> Any:
+    """An int from an int or a square (h, w) pair (``every``: each of a list, as ints)."""
+    if every:
+        return [_side(item) for item in value] if isinstance(value, (list, tuple)) else None
+    if isinstance(value, (list, tuple)) and value and all(side == value[0] for side in value):
+        value = value[0]
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _per_stage(sizes: list[int], attentions: list[nn.Module], model: Any) -> tuple[int, ...]:
+    """Per-stage pre-trained windows from a config's list (one a stage) or one a block."""
+    if isinstance(getattr(getattr(model, "config", None), "pretrained_window_sizes", None), (list, tuple)):
+        return tuple(sizes)
+    stages = [module for module in model.modules() if isinstance(getattr(module, "blocks", None), nn.ModuleList)]
+    firsts, start = [], 0
+    for stage in stages:
+        firsts.append(sizes[start] if start < len(sizes) else 0)
+        start += len(stage.blocks)
+    return tuple(firsts)
 
 
 def _data_config(model: Any, processor: Any, size: int) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ from ..config import get_config, resolve_name
 from ..errors import UserError, Words
 from ..images.prepare import class_labels
 from ..models.swin import SwinTransformer
+from ..models.swin_v2 import build_model
 from .adopt import state_dict_of
 from .layouts import detect_layout, to_official
 from .pretrained import PRETRAINED, WeightsUnavailable, default_weights, fetch
@@ -67,7 +68,7 @@ def load_model(
                     alias, variant, PRETRAINED[variant].source)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = SwinTransformer(config, variant=variant)
+        model = build_model(config, variant=variant)
     model.weights_source = {"kind": "random", "seed": seed}
     model.class_labels = class_labels(config.num_classes)
     if isinstance(weights, (dict, nn.Module)):  # a state dict or a model of any layout

@@ -175,12 +175,12 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> dict[str,
 
 def guess_variant(state_dict: dict[str, torch.Tensor]) -> str | None:
     """The named variant whose parameter shapes all match ``state_dict`` (official names)."""
-    from ..models.swin import SwinTransformer
+    from ..models.swin_v2 import build_model
 
     given = {k: tuple(v.shape) for k, v in state_dict.items()}
     for name, config in VARIANTS.items():
         with torch.device("meta"):
-            expected = {k: tuple(v.shape) for k, v in SwinTransformer(config).state_dict().items()}
+            expected = {k: tuple(v.shape) for k, v in build_model(config).state_dict().items()}
         if expected == given:
             return name
     return None

@@ -1,13 +1,18 @@
-"""Small building blocks of a Swin block: stochastic depth and the MLP.
+"""Small building blocks of Swin V1 and V2: the patch embedding, stochastic depth and the MLP.
 
 Instrumented like the rest of the model: each call is a scope of the walkthrough.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from ..config import SwinConfig
+from ..errors import UserError
 from ..recording.tracing import Instrumented, step, traced_function
 
 
@@ -75,3 +80,59 @@ class Mlp(Instrumented):
         step("dropout", self.drop2, name="drop2", x=x)
         step("output", x=x)
         return x
+
+
+class PatchEmbed(Instrumented):
+    """Image to tokens: a patch_size-strided convolution, then LayerNorm."""
+
+    def __init__(self, config: SwinConfig) -> None:
+        super().__init__()
+        self.patch_size = config.patch_size
+        self.proj = nn.Conv2d(
+            config.in_chans, config.embed_dim, kernel_size=config.patch_size, stride=config.patch_size
+        )
+        self.norm = nn.LayerNorm(config.embed_dim) if config.patch_norm else None
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        """x: (B, 3, H, W) -> (tokens (B, H/p * W/p, C), H/p, W/p), H and W rounded up."""
+        step("input", x=x)
+        _, _, H, W = x.shape
+        pad_w = (self.patch_size - W % self.patch_size) % self.patch_size
+        pad_h = (self.patch_size - H % self.patch_size) % self.patch_size
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h))  # B, 3, H + pad_h, W + pad_w
+            step("patch_pad", x=x, pad_h=pad_h, pad_w=pad_w)
+        else:
+            step("patch_pad", x=x, note="no_patch_pad", patch_size=self.patch_size)
+        x = self.proj(x)  # B, C, H/p, W/p
+        step("patch_proj", self.proj, x=x)
+        _, _, H, W = x.shape
+        x = x.flatten(2).transpose(1, 2)  # flatten: B, C, H*W; transpose: B, H*W, C
+        step("flatten", x=x)
+        if self.norm is not None:
+            x = self.norm(x)
+            step("norm", self.norm, x=x)
+        else:
+            step("norm", note="no_patch_norm")
+        step("output", x=x, H=H, W=W)
+        return x, H, W
+
+
+def check_input(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Refuse anything but a batch of images (B, in_chans, H, W) with B, H, W >= 1."""
+    x = args[0] if args else kwargs.get("x")
+    if not isinstance(x, torch.Tensor):
+        raise UserError.of("input_not_tensor", type=type(x).__name__)
+    if x.ndim != 4 or x.shape[1] != model.config.in_chans or 0 in x.shape:
+        raise UserError.of("input_shape", channels=model.config.in_chans, shape=tuple(x.shape))
+
+
+def init_weights(module: nn.Module) -> None:
+    """The official initialisation: truncated normal linears, unit LayerNorms."""
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)

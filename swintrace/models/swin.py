@@ -28,7 +28,7 @@ from ..config import ROLL_THEN_PAD, SwinConfig
 from ..errors import UserError
 from ..geometry import padded_size
 from ..recording.tracing import Instrumented, step, traced_function
-from .layers import DropPath, Mlp
+from .layers import DropPath, Mlp, PatchEmbed, check_input, init_weights
 from .picture_steps import PictureCapture
 from .windows import cached_per_size, relative_position_index, window_partition, window_reverse
 
@@ -38,7 +38,64 @@ if TYPE_CHECKING:
     from ..trace.events import Trace
 
 
-class WindowAttention(Instrumented):
+class WindowAttentionBase(Instrumented):
+    """What V1's and V2's window attentions share: gathering the bias by offset, and everything
+    from adding it to the scores to the output projection."""
+
+    num_heads: int
+    relative_position_index: torch.Tensor
+    softmax: nn.Softmax
+    attn_drop: nn.Dropout
+    proj: nn.Linear
+    proj_drop: nn.Dropout
+
+    def gather_bias(self, relative_position_bias_table: torch.Tensor, N: int) -> torch.Tensor:
+        """(2M-1)^2, heads table -> (heads, N, N): each (query, key) pair's row, by their offset."""
+        relative_position_bias = relative_position_bias_table[
+            self.relative_position_index.view(-1)
+        ].view(N, N, -1)  # N, N, heads
+        step(
+            "bias_gather",
+            relative_position_index=self.relative_position_index,
+            relative_position_bias_table=relative_position_bias_table,
+            relative_position_bias=relative_position_bias,
+        )
+        relative_position_bias = relative_position_bias.permute(2, 0, 1).contiguous()  # heads, N, N
+        step("bias_permute", relative_position_bias=relative_position_bias)
+        return relative_position_bias
+
+    def attend(
+        self, attn: torch.Tensor, relative_position_bias: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Scores (B*nW, heads, N, N) + bias (heads, N, N) [+ mask (nW, N, N)] -> softmax -> weights
+        times v (B*nW, heads, N, C/heads) -> projected output (B*nW, N, C)."""
+        B_, _, N, _ = attn.shape
+        attn = attn + relative_position_bias.unsqueeze(0)
+        step("add_bias", attn=attn)
+        if mask is not None:
+            nW = mask.shape[0]
+            step("mask_matrix", mask=mask, nW=nW)
+            attn = attn.view(B_ // nW, nW, self.num_heads, N, N) + mask.unsqueeze(1).unsqueeze(0)  # B, nW, heads, N, N
+            step("add_mask", attn=attn)
+            attn = attn.view(-1, self.num_heads, N, N)  # B*nW, heads, N, N
+            step("mask_view", attn=attn)
+        else:
+            step("add_mask", note="no_mask")
+        attn = self.softmax(attn)
+        step("softmax", attn=attn)
+        attn = self.attn_drop(attn)
+        step("attn_drop", self.attn_drop, attn=attn)
+        x = (attn @ v).transpose(1, 2).reshape(B_, N, -1)  # B*nW, N, C: heads side by side
+        step("attn_v", x=x)
+        x = self.proj(x)
+        step("proj", self.proj, x=x)
+        x = self.proj_drop(x)
+        step("proj_drop", self.proj_drop, x=x)
+        step("output", x=x)
+        return x
+
+
+class WindowAttention(WindowAttentionBase):
     """Multi-head self-attention inside each window, with relative position bias."""
 
     def __init__(
@@ -47,9 +104,9 @@ class WindowAttention(Instrumented):
         window_size: int,
         num_heads: int,
         qkv_bias: bool,
-        qk_scale: float | None,
         attn_drop: float,
         proj_drop: float,
+        qk_scale: float | None = None,
     ) -> None:
         super().__init__()
         self.dim = dim
@@ -83,40 +140,8 @@ class WindowAttention(Instrumented):
         step("scale", q=q, scale=self.scale)
         attn = q @ k.transpose(-2, -1)  # B*nW, heads, N, N
         step("scores", attn=attn)
-        relative_position_bias = self.relative_position_bias_table[
-            self.relative_position_index.view(-1)
-        ].view(N, N, -1)  # N, N, heads
-        step(
-            "bias_gather",
-            relative_position_index=self.relative_position_index,
-            relative_position_bias_table=self.relative_position_bias_table,
-            relative_position_bias=relative_position_bias,
-        )
-        relative_position_bias = relative_position_bias.permute(2, 0, 1).contiguous()  # heads, N, N
-        step("bias_permute", relative_position_bias=relative_position_bias)
-        attn = attn + relative_position_bias.unsqueeze(0)
-        step("add_bias", attn=attn)
-        if mask is not None:
-            nW = mask.shape[0]
-            step("mask_matrix", mask=mask, nW=nW)
-            attn = attn.view(B_ // nW, nW, self.num_heads, N, N) + mask.unsqueeze(1).unsqueeze(0)  # B, nW, heads, N, N
-            step("add_mask", attn=attn)
-            attn = attn.view(-1, self.num_heads, N, N)  # B*nW, heads, N, N
-            step("mask_view", attn=attn)
-        else:
-            step("add_mask", note="no_mask")
-        attn = self.softmax(attn)
-        step("softmax", attn=attn)
-        attn = self.attn_drop(attn)
-        step("attn_drop", self.attn_drop, attn=attn)
-        x = (attn @ v).transpose(1, 2).reshape(B_, N, C)  # B*nW, N, C: heads side by side
-        step("attn_v", x=x)
-        x = self.proj(x)
-        step("proj", self.proj, x=x)
-        x = self.proj_drop(x)
-        step("proj_drop", self.proj_drop, x=x)
-        step("output", x=x)
-        return x
+        relative_position_bias = self.gather_bias(self.relative_position_bias_table, N)  # heads, N, N
+        return self.attend(attn, relative_position_bias, v, mask)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, window_size={self.window_size}, num_heads={self.num_heads}"
@@ -124,6 +149,9 @@ class WindowAttention(Instrumented):
 
 class SwinTransformerBlock(Instrumented):
     """One Swin block: (shifted) window attention, then an MLP, each with a residual."""
+
+    # The V2 block brings its own attention.
+    attention_class: type[WindowAttentionBase] = WindowAttention
 
     def __init__(
         self,
@@ -133,13 +161,14 @@ class SwinTransformerBlock(Instrumented):
         shift_size: int,
         mlp_ratio: float,
         qkv_bias: bool,
-        qk_scale: float | None,
         drop: float,
         attn_drop: float,
         drop_path: float,
         shift_of: Callable[[int, int], tuple[int, int]],
         roll_first: bool = False,
+        **attention_options: Any,
     ) -> None:
+        """``attention_options``: the keywords only one generation's attention takes (V1's qk_scale)."""
         super().__init__()
         self.window_size = window_size
         self.shift_size = shift_size
@@ -148,7 +177,7 @@ class SwinTransformerBlock(Instrumented):
         # timm's order: roll the map, then pad it (else pad, then roll the padded map).
         self.roll_first = roll_first
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = WindowAttention(dim, window_size, num_heads, qkv_bias, qk_scale, attn_drop, drop)
+        self.attn = self.attention_class(dim, window_size, num_heads, qkv_bias, attn_drop, drop, **attention_options)
         self.drop_path: nn.Module = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
@@ -157,12 +186,24 @@ class SwinTransformerBlock(Instrumented):
         self, x: torch.Tensor, H: int, W: int, attn_mask: torch.Tensor | None
     ) -> torch.Tensor:
         """x: (B, H*W, C) -> (B, H*W, C); attn_mask: the stage's (nW, N, N) mask or None."""
-        B, L, C = x.shape
         step("input", x=x, attn_mask=attn_mask)
         shortcut = x
         step("shortcut", shortcut=shortcut)
         x = self.norm1(x)
         step("norm", self.norm1, name="norm1", x=x)
+        x = self.shifted_window_attention(x, H, W, attn_mask)  # B, H*W, C
+        x = shortcut + self.drop_path(x)
+        step("residual", self.drop_path, x=x)
+        x = x + self.drop_path(self.mlp(self.norm2(x)))
+        step("mlp_residual", self.norm2, self.mlp, self.drop_path, x=x)
+        step("output", x=x)
+        return x
+
+    def shifted_window_attention(
+        self, x: torch.Tensor, H: int, W: int, attn_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """(B, H*W, C) -> (B, H*W, C): shift, cut into windows, attend inside each, stitch, shift back."""
+        B, L, C = x.shape
         x = x.view(B, H, W, C)  # B, H, W, C
         step("view", x=x)
 
@@ -191,12 +232,6 @@ class SwinTransformerBlock(Instrumented):
             x = self.crop(self.reverse_shift(shifted_x, shift_h, shift_w), H, W)
         x = x.view(B, H * W, C)  # B, L, C
         step("view", name="view_tokens", x=x)
-
-        x = shortcut + self.drop_path(x)
-        step("residual", self.drop_path, x=x)
-        x = x + self.drop_path(self.mlp(self.norm2(x)))
-        step("mlp_residual", self.norm2, self.mlp, self.drop_path, x=x)
-        step("output", x=x)
         return x
 
     def window_pad(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
@@ -253,8 +288,18 @@ class PatchMerging(Instrumented):
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         """x: (B, H*W, C) -> (B, ceil(H/2)*ceil(W/2), 2C)."""
-        B, L, C = x.shape
         step("input", x=x)
+        x = self.group_neighbours(x, H, W)  # B, H/2*W/2, 4C
+        x = self.norm(x)
+        step("norm", self.norm, x=x)
+        x = self.reduction(x)  # B, H/2*W/2, 2C
+        step("reduction", self.reduction, x=x)
+        step("output", x=x)
+        return x
+
+    def group_neighbours(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+        """(B, H*W, C) -> (B, ceil(H/2)*ceil(W/2), 4C): each 2x2 group's four tokens side by side."""
+        B, L, C = x.shape
         x = x.view(B, H, W, C)  # B, H, W, C
         step("view", x=x)
         if H % 2 or W % 2:
@@ -271,16 +316,15 @@ class PatchMerging(Instrumented):
         step("cat", x=x)
         x = x.view(B, -1, 4 * C)  # B, H/2*W/2, 4C
         step("view", name="view_tokens", x=x)
-        x = self.norm(x)
-        step("norm", self.norm, x=x)
-        x = self.reduction(x)  # B, H/2*W/2, 2C
-        step("reduction", self.reduction, x=x)
-        step("output", x=x)
         return x
 
 
 class BasicLayer(Instrumented):
     """A basic Swin Transformer layer for one stage: blocks, then optional downsampling."""
+
+    # The V2 stage builds V2 blocks and merging.
+    block_class: type[SwinTransformerBlock] = SwinTransformerBlock
+    merging_class: type[PatchMerging] = PatchMerging
 
     def __init__(
         self,
@@ -294,25 +338,30 @@ class BasicLayer(Instrumented):
         # (shift along H, along W) of this stage's SW-MSA blocks on a padded Hp x Wp map.
         self.shift_of = functools.partial(config.stage_shift, stage)
         self.blocks = nn.ModuleList(
-            SwinTransformerBlock(
+            self.block_class(
                 dim=dim,
                 num_heads=config.num_heads[stage],
                 window_size=self.window_size,
                 shift_size=0 if index % 2 == 0 else self.shift_size,
                 mlp_ratio=config.mlp_ratio,
                 qkv_bias=config.qkv_bias,
-                qk_scale=config.qk_scale,
                 drop=config.drop_rate,
                 attn_drop=config.attn_drop_rate,
                 drop_path=drop_path[index],
                 shift_of=self.shift_of,
                 roll_first=config.shift_order == ROLL_THEN_PAD,
+                **self.attention_options(config, stage),
             )
             for index in range(config.depths[stage])
         )
         # A module slot even when empty, so that reports show "self.downsample: None".
-        self.add_module("downsample", PatchMerging(dim) if stage < config.num_stages - 1 else None)
+        self.add_module("downsample", self.merging_class(dim) if stage < config.num_stages - 1 else None)
         self._mask_cache: dict[tuple[Any, ...], torch.Tensor | None] = {}
+
+    @staticmethod
+    def attention_options(config: SwinConfig, stage: int) -> dict[str, Any]:
+        """The keywords of this generation's attention: V1's optional scale override."""
+        return {"qk_scale": config.qk_scale}
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, int, int]:
         """x: (B, H*W, C) -> (x, H, W) of the next stage: (B, H/2*W/2, 2C) after merging."""
@@ -362,47 +411,18 @@ class BasicLayer(Instrumented):
         return attn_mask
 
 
-class PatchEmbed(Instrumented):
-    """Image to tokens: a patch_size-strided convolution, then LayerNorm."""
-
-    def __init__(self, config: SwinConfig) -> None:
-        super().__init__()
-        self.patch_size = config.patch_size
-        self.proj = nn.Conv2d(
-            config.in_chans, config.embed_dim, kernel_size=config.patch_size, stride=config.patch_size
-        )
-        self.norm = nn.LayerNorm(config.embed_dim) if config.patch_norm else None
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-        """x: (B, 3, H, W) -> (tokens (B, H/p * W/p, C), H/p, W/p), H and W rounded up."""
-        step("input", x=x)
-        _, _, H, W = x.shape
-        pad_w = (self.patch_size - W % self.patch_size) % self.patch_size
-        pad_h = (self.patch_size - H % self.patch_size) % self.patch_size
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h))  # B, 3, H + pad_h, W + pad_w
-            step("patch_pad", x=x, pad_h=pad_h, pad_w=pad_w)
-        else:
-            step("patch_pad", x=x, note="no_patch_pad", patch_size=self.patch_size)
-        x = self.proj(x)  # B, C, H/p, W/p
-        step("patch_proj", self.proj, x=x)
-        _, _, H, W = x.shape
-        x = x.flatten(2).transpose(1, 2)  # flatten: B, C, H*W; transpose: B, H*W, C
-        step("flatten", x=x)
-        if self.norm is not None:
-            x = self.norm(x)
-            step("norm", self.norm, x=x)
-        else:
-            step("norm", note="no_patch_norm")
-        step("output", x=x, H=H, W=W)
-        return x, H, W
-
-
 class SwinTransformer(Instrumented):
     """Swin Transformer V1 for image classification."""
 
+    # Swin V2 builds its stages of V2 blocks.
+    layer_class: type[BasicLayer] = BasicLayer
+    # The generation this class builds (SwinConfig.version).
+    version = 1
+
     def __init__(self, config: SwinConfig, variant: str | None = None) -> None:
         super().__init__()
+        if config.version != self.version:
+            raise UserError.of("model_version", cls=type(self).__name__, expected=self.version, version=config.version)
         self.config = config
         self.variant = variant
         # Where the weights came from, for headers and reports (set by load_model).
@@ -418,15 +438,15 @@ class SwinTransformer(Instrumented):
         rates = torch.linspace(0, config.drop_path_rate, sum(config.depths), device="cpu").tolist()
         starts = [sum(config.depths[:stage]) for stage in range(config.num_stages)]
         self.layers = nn.ModuleList(
-            BasicLayer(config, stage, rates[start : start + config.depths[stage]])
+            self.layer_class(config, stage, rates[start : start + config.depths[stage]])
             for stage, start in enumerate(starts)
         )
         self.norm = nn.LayerNorm(config.num_features)
         self.avgpool = nn.AdaptiveAvgPool1d(1)
         self.head = nn.Linear(config.num_features, config.num_classes)
-        self.apply(_init_weights)
+        self.apply(init_weights)
         # Inputs are checked before the forward runs, so that its first line is Swin's own.
-        self.register_forward_pre_hook(_check_input, with_kwargs=True)
+        self.register_forward_pre_hook(check_input, with_kwargs=True)
         # Counted once: every trace header states it, and the module tree is fixed.
         self.parameter_count = sum(p.numel() for p in self.parameters())
 
@@ -463,6 +483,7 @@ class SwinTransformer(Instrumented):
         """Header fields of a trace of this model."""
         return {
             "model": {
+                "family": f"swin_v{self.version}",
                 "class": type(self).__name__,
                 "variant": self.variant,
                 "config": self.config.to_dict(),
@@ -471,23 +492,3 @@ class SwinTransformer(Instrumented):
             },
             "weights": dict(self.weights_source),
         }
-
-
-def _check_input(model: SwinTransformer, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """Refuse anything but a batch of images (B, in_chans, H, W) with B, H, W >= 1."""
-    x = args[0] if args else kwargs.get("x")
-    if not isinstance(x, torch.Tensor):
-        raise UserError.of("input_not_tensor", type=type(x).__name__)
-    if x.ndim != 4 or x.shape[1] != model.config.in_chans or 0 in x.shape:
-        raise UserError.of("input_shape", channels=model.config.in_chans, shape=tuple(x.shape))
-
-
-def _init_weights(module: nn.Module) -> None:
-    """The official initialisation: truncated normal linears, unit LayerNorms."""
-    if isinstance(module, nn.Linear):
-        nn.init.trunc_normal_(module.weight, std=0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)

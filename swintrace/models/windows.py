@@ -10,6 +10,7 @@ scope of the walkthrough, with its own input, view, permute and output steps.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -80,6 +81,34 @@ def relative_position_index(window_size: int) -> torch.Tensor:
     relative_position_index = relative_coords.sum(-1)  # M*M, M*M
     step("output", relative_position_index=relative_position_index)
     return relative_position_index
+
+
+@traced_function
+def relative_coords_table(window_size: int, pretrained_window_size: int = 0) -> torch.Tensor:
+    """Swin V2's input to its position-bias MLP: every offset of a window, log-spaced.
+
+    Returns (1, 2M-1, 2M-1, 2) float32: entry [0, i, j] is the offset (dy, dx) =
+    (i - (M-1), j - (M-1)), divided by M-1 (or by the pre-trained window's side
+    minus one), times 8, then sign(x) * log2(|x| + 1) / log2(8). Offsets near 0
+    stay apart, far ones crowd together: a larger window later adds offsets just
+    past the largest the MLP saw, not far beyond it. Built once with the model,
+    on the CPU as the official code does; a traced V2 forward shows its steps.
+    """
+    relative_coords_h = torch.arange(-(window_size - 1), window_size, dtype=torch.float32)  # 2M-1
+    relative_coords_w = torch.arange(-(window_size - 1), window_size, dtype=torch.float32)  # 2M-1
+    relative_coords_table = torch.stack(
+        torch.meshgrid([relative_coords_h, relative_coords_w], indexing="ij")
+    ).permute(1, 2, 0).contiguous().unsqueeze(0)  # 1, 2M-1, 2M-1, 2
+    step("coords_offsets", relative_coords_table=relative_coords_table, window_size=window_size)
+    side = pretrained_window_size if pretrained_window_size > 0 else window_size
+    relative_coords_table[:, :, :, 0] /= side - 1
+    relative_coords_table[:, :, :, 1] /= side - 1
+    relative_coords_table *= 8  # offsets from -8 to 8
+    step("coords_normalize", relative_coords_table=relative_coords_table, divisor=side - 1)
+    relative_coords_table = torch.sign(relative_coords_table) * torch.log2(
+        torch.abs(relative_coords_table) + 1.0) / math.log2(8)  # 1, 2M-1, 2M-1, 2 in [-1, 1]
+    step("output", relative_coords_table=relative_coords_table)
+    return relative_coords_table
 
 
 # Masks kept per stage (one per input size, device and dtype).

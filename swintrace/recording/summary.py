@@ -346,14 +346,15 @@ def _finish_stats(row: Any, count: int) -> dict[str, float]:
     """min, max, mean, std (population) from (min, max, sum, sum of squares[, non-finite count]).
 
     The std is sqrt(E[x^2] - E[x]^2) from the sums: exact enough to read,
-    approximate for data whose spread is tiny next to its mean. ``nonfinite``
+    approximate for data whose spread is tiny next to its mean (0 for constant data). ``nonfinite``
     (NaN and infinite entries) is kept only when there are any.
     """
     low, high, total, squares = (float(value) for value in row[:4])
     mean = total / count
     variance = squares / count - mean * mean
-    stats: dict[str, Any] = {"min": low, "max": high, "mean": mean,
-                             "std": math.sqrt(max(variance, 0.0)) if math.isfinite(variance) else math.nan}
+    # A population std is at most half the range: the bound keeps cancellation off constant data.
+    std = min(math.sqrt(max(variance, 0.0)), (high - low) / 2) if math.isfinite(variance) else math.nan
+    stats: dict[str, Any] = {"min": low, "max": high, "mean": mean, "std": std}
     if len(row) > 4 and row[4]:
         stats["nonfinite"] = int(row[4])
     return stats

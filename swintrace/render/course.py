@@ -147,7 +147,7 @@ def _chapter_pictures(chapter: Chapter, pictures: list[Picture]) -> list[Picture
 def _chapter_html(trace: Trace, chapter: Chapter, lang: str, pictures: list[Picture], neighbours: dict,
                   facts: Facts | None, asked: list[Exercise]) -> str:
     steps = chapter_steps(trace, chapter)
-    nodes = _nodes(list(steps), _Context(lang))
+    nodes = _nodes(list(steps), _Context(lang, version=trace.model_version))
     return _page(
         lang=lang, title=chapter.title(lang), home="index.html", goal=chapter_goal(chapter, lang, facts),
         warning=_random_warning(trace, chapter, lang),

@@ -116,7 +116,8 @@ def render_html(trace: Trace, lang: str = "en", pictures: list[Picture] | None =
     shared: dict[str, str] = {}
     for number, call in enumerate(calls):
         nodes.extend(_nodes(call, _Context(lang, f"c{number}-" if prefix else "", by_step if number == 0 else {},
-                                           course, shared=shared, explorer=bool(pictures) and number == 0)))
+                                           course, shared=shared, explorer=bool(pictures) and number == 0,
+                                           version=trace.model_version)))
     model = trace.header.get("model", {})
     top = top_predictions(trace, lang)
     explorer = explorer_data(trace, lang, _scope_anchors(trace, "c0-" if prefix else "")) if pictures else None
@@ -147,7 +148,7 @@ def render_fragment(trace: Trace, lang: str = "en") -> str:
     check_language(lang)
     nodes: list[_Node] = []
     for call in build_calls(trace):
-        nodes.extend(_nodes(call, _Context(lang)))
+        nodes.extend(_nodes(call, _Context(lang, version=trace.model_version)))
     return _environment().get_template("fragment.html.j2").render(
         nodes=nodes,
         explorer=explorer_data(trace, lang),
@@ -233,6 +234,7 @@ class _Context:
     # None: inline in every step (the notebook view, where scripts may not run).
     shared: dict[str, str] | None = None
     explorer: bool = False  # the page has the window explorer: explored blocks' softmax steps link to it
+    version: int = 1  # the Swin generation of the trace (its explanations)
 
     def share(self, markup: Markup | None) -> tuple[Markup | None, str | None]:
         """(inline markup, None), or (None, template id) when repeated markup is kept once."""
@@ -281,7 +283,7 @@ def _step_node(event: Event, context: _Context) -> _Node:
     pictures = context.pictures.get(event.id, [])
     style = step_style(event.kind)
     title = step_title(event, lang)
-    explained = _with_code(explanation(event.kind, context.scope_kind, lang))
+    explained = _with_code(explanation(event.kind, context.scope_kind, lang, context.version))
     explain, explain_ref = context.share(_explain_box(explained, entry(lang, "report.explain")) if explained else None)
     if explain is not None:  # inline: the template draws the box
         explain = explained

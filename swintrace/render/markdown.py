@@ -57,7 +57,7 @@ def render_markdown(trace: Trace, lang: str = "en", pictures: dict[str, list[tup
     for number, nodes in enumerate(calls, start=1):
         if len(calls) > 1:
             out.append(_heading(1, label(lang, "call", n=number)))
-        _render_children(nodes, _Context(lang, pictures if number == 1 else {}, explain), out)
+        _render_children(nodes, _Context(lang, pictures if number == 1 else {}, explain, version=trace.model_version), out)
     _render_top(trace, lang, out)
     return "".join(out).rstrip("\n") + "\n"
 
@@ -69,6 +69,7 @@ class _Context(NamedTuple):
     pictures: dict[str, list[tuple[str, str]]]  # step id -> [(alt, path)] shown after it
     explain: bool  # each step's explanation after its title
     scope_kind: str = ""  # kind of the scope being rendered
+    version: int = 1  # the Swin generation of the trace (its explanations)
 
 
 def _render_children(children: list[ScopeNode | Event], context: _Context, out: list[str]) -> None:
@@ -83,7 +84,7 @@ def _render_children(children: list[ScopeNode | Event], context: _Context, out: 
         if isinstance(child, ScopeNode):
             _render_scope(child, context, out)
         else:
-            explained = explanation(child.kind, context.scope_kind, lang) if context.explain else None
+            explained = explanation(child.kind, context.scope_kind, lang, context.version) if context.explain else None
             _render_step(child, lang, out, explained)
             out.extend(_images(context.pictures.get(child.id, [])))
 

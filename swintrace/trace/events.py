@@ -32,7 +32,11 @@ from ..files import write_files
 from ..vocabulary import step_title
 from .numbers import decode_number, decode_values, encode_number, encode_values
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# The versions this swintrace reads: 1 holds a Swin V1; 2 says in ``model.family`` which
+# generation ("swin_v1", "swin_v2") the trace holds.
+READ_SCHEMA_VERSIONS = (1, 2)
+MODEL_FAMILIES = {"swin_v1": 1, "swin_v2": 2}  # family -> SwinConfig.version
 EVENT_TYPES = ("enter", "step", "exit")
 # How notebooks show a trace or a step: set by swintrace.api.display (the renderers' layer,
 # above this one), which ``import swintrace`` loads. None: Jupyter falls back to repr.
@@ -365,6 +369,12 @@ class Trace:
             if event.type == "step":
                 shown.setdefault(event.id, event)
         return shown
+
+    @property
+    def model_version(self) -> int:
+        """The Swin generation the trace holds (the header's config version; 1 when unsaid)."""
+        version = self.header.get("model", {}).get("config", {}).get("version", 1)
+        return version if version in (1, 2) else 1
 
     def forwards(self) -> int:
         """How many forwards (top-level calls) the trace holds."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import UserError, Words
 from ..files import read_regular_file
-from .events import SCHEMA_VERSION, Event, Trace
+from .events import READ_SCHEMA_VERSIONS, SCHEMA_VERSION, Event, Trace
 from .numbers import decode_number
 from .validate import check_rows
 
@@ -55,9 +55,9 @@ def load_trace(path: str | os.PathLike[str]) -> Trace:
         raise UserError.of("trace_no_header_footer", path=source)
     header = {k: v for k, v in rows[0].items() if k != "type"}
     version = header.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if isinstance(version, bool) or version not in READ_SCHEMA_VERSIONS:
         newer = isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION
-        found = {"path": source, "version": str(version)[:20], "expected": SCHEMA_VERSION}
+        found = {"path": source, "version": str(version)[:20], "expected": " or ".join(map(str, READ_SCHEMA_VERSIONS))}
         if newer:
             raise UserError.of("trace_schema_newer", **found)
         raise UserError.of("trace_schema_version", **found)

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError, Words
+from .events import MODEL_FAMILIES, SCHEMA_VERSION
+from .modules import FUNCTION_SCOPES, is_module_name
 from .picture_arrays import check_arrays_against_config, check_id_numbers, check_picture_arrays
 from .where import Where as _Where
 
@@ -197,7 +199,7 @@ def check_header(where: _Where, header: dict[str, Any]) -> tuple[int, Any, int]:
     """Checks the header; returns (slice length, its model's config or None, its class count)."""
     from ..config import SwinConfig
 
-    _integer(where, "schema_version", header.get("schema_version"), 1, 1)
+    schema = _integer(where, "schema_version", header.get("schema_version"), 1, SCHEMA_VERSION)
     for key, value in _mapping(where, "versions", header.get("versions", {}), 8).items():
         _string(where, f"versions.{key}", value, 64)
     options = _mapping(where, "options", header.get("options", {}), 16)
@@ -246,6 +248,9 @@ def check_header(where: _Where, header: dict[str, Any]) -> tuple[int, Any, int]:
             why = error if isinstance(error, UserError) and len(str(error)) <= 300 else str(error)[:300]
             raise where.fail("model.config", why) from None
         _check_config_size(where, config)
+        family = model.get("family", "swin_v1" if schema == 1 else None)  # schema 1: always a Swin V1
+        if (schema == 1 and "family" in model) or MODEL_FAMILIES.get(family) != config.version:
+            raise where.fail("model.family", Words("field_family", version=config.version))
         if shape is not None and sides[1] != config.in_chans:
             raise where.fail("input.shape", Words("field_channels", channels=sides[1], expected=config.in_chans))
         if shape is not None and -(-sides[2] // config.patch_size) * -(-sides[3] // config.patch_size) > MAX_TOKENS:
@@ -341,35 +346,6 @@ def _check_config_size(where: _Where, config: Any) -> None:
         raise where.fail("model.config", Words("field_config_too_large"))
 
 
-# The dotted module names of a Swin Transformer with its numbers written N (tests/test_layers.py
-# checks this against named_modules() of every variant, so it cannot drift from model.py).
-MODULE_PATTERNS = frozenset({
-    "", "patch_embed", "patch_embed.proj", "patch_embed.norm", "pos_drop", "layers", "layers.N",
-    "layers.N.blocks", "layers.N.blocks.N", "layers.N.blocks.N.norm1", "layers.N.blocks.N.attn",
-    "layers.N.blocks.N.attn.qkv", "layers.N.blocks.N.attn.attn_drop", "layers.N.blocks.N.attn.proj",
-    "layers.N.blocks.N.attn.proj_drop", "layers.N.blocks.N.attn.softmax", "layers.N.blocks.N.drop_path",
-    "layers.N.blocks.N.norm2", "layers.N.blocks.N.mlp", "layers.N.blocks.N.mlp.fc1",
-    "layers.N.blocks.N.mlp.act", "layers.N.blocks.N.mlp.drop1", "layers.N.blocks.N.mlp.fc2",
-    "layers.N.blocks.N.mlp.drop2", "layers.N.downsample", "layers.N.downsample.reduction",
-    "layers.N.downsample.norm", "norm", "avgpool", "head",
-})
-
-
-def is_module_name(name: str, config: Any) -> bool:
-    """Whether ``name`` is the dotted name of a module of a model with ``config`` (no torch needed)."""
-    parts = name.split(".")
-    if ".".join("N" if part.isdigit() else part for part in parts) not in MODULE_PATTERNS:
-        return False
-    if len(parts) < 2 or parts[0] != "layers":
-        return True
-    stage = int(parts[1])
-    if stage >= config.num_stages:
-        return False
-    if len(parts) >= 4 and parts[2] == "blocks":
-        return int(parts[3]) < config.depths[stage]
-    return not (len(parts) >= 3 and parts[2] == "downsample" and stage == config.num_stages - 1)
-
-
 def _check_thumbnail(where: _Where, text: Any) -> None:
     from PIL import Image
 
@@ -403,7 +379,7 @@ def check_event(where: _Where, data: Any, seq: int, slice_len: int, stack: list[
         check_id_numbers(where, event_id, config)
     if kind == "enter":
         module = event_id.split("@")[0]
-        if config is not None and event.get("kind") not in _FUNCTION_SCOPES and not is_module_name(module, config):
+        if config is not None and event.get("kind") not in FUNCTION_SCOPES and not is_module_name(module, config):
             raise where.fail("id", Words("field_no_module"))
         stack.append(event_id)
     elif kind == "exit":
@@ -457,11 +433,6 @@ def _check_scalar(where: _Where, name: str, value: Any) -> None:
         _number(where, field, value)
     else:
         _plain(where, field, value)
-
-
-# Scopes opened by traced functions, not modules: their ids extend the enclosing module's.
-_FUNCTION_SCOPES = frozenset({"window_partition", "window_reverse", "create_mask", "forward_head", "drop_path_f",
-                              "relative_position_index"})
 
 
 def check_footer(where: _Where, footer: dict[str, Any], classes: int) -> None:
