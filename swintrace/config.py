@@ -281,6 +281,19 @@ ALIASES: dict[str, tuple[str, bool]] = {
     "microsoft/swin-large-patch4-window7-224": ("swin_l", False),
     "microsoft/swin-base-patch4-window12-384": ("swin_b_384", False),
     "microsoft/swin-large-patch4-window12-384": ("swin_l_384", False),
+    # Swin V2: timm and Hugging Face publish the official releases; ours for window 8 are torchvision's.
+    "swinv2_tiny_window8_256": ("swin_v2_t", False),
+    "swinv2_small_window8_256": ("swin_v2_s", False),
+    "swinv2_base_window8_256": ("swin_v2_b", False),
+    "swinv2_tiny_window16_256": ("swin_v2_t_w16", True),
+    "swinv2_small_window16_256": ("swin_v2_s_w16", True),
+    "swinv2_base_window16_256": ("swin_v2_b_w16", True),
+    "microsoft/swinv2-tiny-patch4-window8-256": ("swin_v2_t", False),
+    "microsoft/swinv2-small-patch4-window8-256": ("swin_v2_s", False),
+    "microsoft/swinv2-base-patch4-window8-256": ("swin_v2_b", False),
+    "microsoft/swinv2-tiny-patch4-window16-256": ("swin_v2_t_w16", False),
+    "microsoft/swinv2-small-patch4-window16-256": ("swin_v2_s_w16", False),
+    "microsoft/swinv2-base-patch4-window16-256": ("swin_v2_b_w16", False),
 }
 
 
@@ -299,6 +312,8 @@ def config_too_large(config: SwinConfig) -> str:
 # Our named weights of swin_l, swin_b_384 and swin_l_384 are this tag's (the official ImageNet-22k-then-1k
 # release); no timm tag publishes torchvision's retraining that ours of swin_t, swin_s and swin_b are.
 TIMM_TAG_OF_OURS = "ms_in22k_ft_in1k"
+# Those of the window-16 Swin V2 are the official ImageNet-1k release, timm's ``ms_in1k``.
+TIMM_TAG_OF_OURS_V2 = "ms_in1k"
 
 
 def resolve_name(name: str) -> tuple[str, bool]:
@@ -313,7 +328,8 @@ def resolve_name(name: str) -> tuple[str, bool]:
     base, dot, tag = key.partition(".")
     if dot and "/" not in base and base in ALIASES and tag:
         variant, ours_by_default = ALIASES[base]
-        return variant, ours_by_default and tag == TIMM_TAG_OF_OURS
+        return variant, ours_by_default and tag == (TIMM_TAG_OF_OURS_V2 if VARIANTS[variant].version == 2
+                                                    else TIMM_TAG_OF_OURS)
     names = [*VARIANTS, *ALIASES]
     # names the key begins (swin_tiny: timm's tiny), then the most alike (a typo), before a tag too
     closest = list(dict.fromkeys([name for name in names if name.startswith(key)]

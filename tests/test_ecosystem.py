@@ -122,15 +122,67 @@ def test_hugging_face_pipeline_brings_its_image_processor():
     assert difference.max().item() <= 1.01 / 255 / min(transform.std) and difference.mean().item() < 1e-3
 
 
-@pytest.mark.parametrize(("library", "build", "what"), [
-    ("timm", lambda timm: timm.create_model("swinv2_tiny_window8_256", pretrained=False), "Swin V2"),
-    ("timm", lambda timm: timm.create_model("vit_tiny_patch16_224", pretrained=False), "ViT"),
-    ("torchvision.models", lambda models: models.swin_v2_t(weights=None), "Swin V2"),
-    ("torchvision.models", lambda models: models.vit_b_16(weights=None), "ViT"),
-    ("transformers", lambda t: t.Swinv2ForImageClassification(t.Swinv2Config()), "Swin V2"),
-    ("transformers", lambda t: t.ViTForImageClassification(t.ViTConfig()), "ViT"),
+@pytest.mark.parametrize(("library", "build"), [
+    ("timm", lambda timm: timm.create_model("vit_tiny_patch16_224", pretrained=False)),
+    ("torchvision.models", lambda models: models.vit_b_16(weights=None)),
+    ("transformers", lambda t: t.ViTForImageClassification(t.ViTConfig())),
 ])
-def test_what_is_not_a_swin_v1_is_refused_as_what_it_is(library, build, what):
+def test_a_vit_is_refused_as_what_it_is(library, build):
     module = pytest.importorskip(library)
-    with pytest.raises(swintrace.UserError, match=f"is a {what}"):
+    with pytest.raises(swintrace.UserError, match="is a ViT"):
         swintrace.from_model(build(module))
+
+
+def _perturbed(model: torch.nn.Module) -> torch.nn.Module:
+    """Random V2 weights whose post-norms are not zero and whose logit scales reach the clamp:
+    the initialisation zeroes every block's branches, which would hide a wrong attention."""
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            noise = torch.randn(parameter.shape, generator=generator)
+            if name.endswith("logit_scale"):
+                parameter.copy_(4.0 + noise)  # around log(100) = 4.6: some heads clamped
+            elif "norm" in name and name.endswith("weight"):
+                parameter.copy_(1.0 + 0.2 * noise)
+            elif "norm" in name and name.endswith("bias"):
+                parameter.copy_(0.1 * noise)
+    return model
+
+
+@pytest.mark.parametrize(("name", "variant"), [
+    ("swinv2_tiny_window8_256", "swin_v2_t"),
+    ("swinv2_tiny_window16_256", "swin_v2_t_w16"),
+])
+def test_timm_swin_v2(name, variant):
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    adopted = _check(_perturbed(timm.create_model(name, pretrained=False)), 256)
+    assert adopted.variant == variant and adopted.config.version == 2
+
+
+def test_timm_swin_v2_with_pretrained_windows():
+    """timm's fine-tuned windows (12 to 16) keep their pre-trained window in the attention modules."""
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    source = timm.create_model("swinv2_base_window12to16_192to256", pretrained=False)
+    adopted = _check(_perturbed(source), 256)
+    assert adopted.config.pretrained_window_sizes == (12, 12, 12, 6)
+
+
+def test_torchvision_swin_v2():
+    models = pytest.importorskip("torchvision.models")
+    torch.manual_seed(0)
+    adopted = _check(_perturbed(models.swin_v2_t(weights=None)), 256)
+    assert adopted.variant == "swin_v2_t" and adopted.config.qkv_bias
+    # the state dict alone (with its coordinates tables and indexes) says the same
+    again = swintrace.from_model(models.swin_v2_t(weights=None).state_dict())
+    assert again.config == adopted.config
+
+
+def test_hugging_face_swin_v2():
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.Swinv2Config(image_size=256, window_size=8, pretrained_window_sizes=[6, 6, 6, 0])
+    adopted = _check(_perturbed(transformers.Swinv2ForImageClassification(config)), 256,
+                     logits_of=lambda output: output.logits)
+    assert adopted.config.version == 2 and adopted.config.pretrained_window_sizes == (6, 6, 6, 0)

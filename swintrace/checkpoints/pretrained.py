@@ -42,6 +42,7 @@ from .weights import file_sha256
 log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 _OFFICIAL = "https://github.com/SwinTransformer/storage/releases/download/v1.0.0/"
+_OFFICIAL_V2 = "https://github.com/SwinTransformer/storage/releases/download/v2.0.0/"
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0
 OFFLINE_VARIABLE = "SWINTRACE_OFFLINE"
@@ -81,6 +82,18 @@ PRETRAINED: dict[str, Pretrained] = {
                              "official, ImageNet-22k then 1k (acc@1 86.4)", EvalTransform(384, None, square=True)),
     "swin_l_384": Pretrained("swin_l_384", _OFFICIAL + "swin_large_patch4_window12_384_22kto1k.pth", None,
                              "official, ImageNet-22k then 1k (acc@1 87.3)", EvalTransform(384, None, square=True)),
+    "swin_v2_t": Pretrained("swin_v2_t", "https://download.pytorch.org/models/swin_v2_t-b137f0e2.pth", "b137f0e2",
+                            "torchvision IMAGENET1K_V1 (acc@1 82.1)", EvalTransform(260, 256)),
+    "swin_v2_s": Pretrained("swin_v2_s", "https://download.pytorch.org/models/swin_v2_s-637d8ceb.pth", "637d8ceb",
+                            "torchvision IMAGENET1K_V1 (acc@1 83.7)", EvalTransform(260, 256)),
+    "swin_v2_b": Pretrained("swin_v2_b", "https://download.pytorch.org/models/swin_v2_b-781e5279.pth", "781e5279",
+                            "torchvision IMAGENET1K_V1 (acc@1 84.1)", EvalTransform(272, 256)),
+    "swin_v2_t_w16": Pretrained("swin_v2_t_w16", _OFFICIAL_V2 + "swinv2_tiny_patch4_window16_256.pth", None,
+                                "official, ImageNet-1k (acc@1 82.8)", EvalTransform(292, 256)),
+    "swin_v2_s_w16": Pretrained("swin_v2_s_w16", _OFFICIAL_V2 + "swinv2_small_patch4_window16_256.pth", None,
+                                "official, ImageNet-1k (acc@1 84.1)", EvalTransform(292, 256)),
+    "swin_v2_b_w16": Pretrained("swin_v2_b_w16", _OFFICIAL_V2 + "swinv2_base_patch4_window16_256.pth", None,
+                                "official, ImageNet-1k (acc@1 84.6)", EvalTransform(292, 256)),
     # Trained by `python -m swintrace.train_teach` on the shapes data set (shapes.py); the
     # record beside the file (teach_shapes.json) holds its seeds, settings and accuracy.
     WEIGHTS_NAME: Pretrained("swin_teach", "", None, "swintrace's shapes data set, 10 classes (held-out acc 94.3 %)",
