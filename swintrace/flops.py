@@ -29,9 +29,19 @@ class StageRow:
     flops: int
 
 
-def block_parameters(dim: int, heads: int, window: int, mlp_ratio: float, qkv_bias: bool) -> int:
+# Width of Swin V2's position-bias MLP (2 -> 512 -> heads).
+CPB_HIDDEN = 512
+
+
+def block_parameters(dim: int, heads: int, window: int, mlp_ratio: float, qkv_bias: bool, version: int = 1) -> int:
+    """A block's parameters. V1: the bias table and a q/k/v bias; V2: a logit scale per head, the
+    position-bias MLP and q and v biases only."""
     hidden = int(dim * mlp_ratio)
-    attention = (2 * window - 1) ** 2 * heads + dim * 3 * dim + (3 * dim if qkv_bias else 0) + dim * dim + dim
+    if version == 2:
+        position = heads + 2 * CPB_HIDDEN + CPB_HIDDEN + CPB_HIDDEN * heads
+        attention = position + dim * 3 * dim + (2 * dim if qkv_bias else 0) + dim * dim + dim
+    else:
+        attention = (2 * window - 1) ** 2 * heads + dim * 3 * dim + (3 * dim if qkv_bias else 0) + dim * dim + dim
     mlp = dim * hidden + hidden + hidden * dim + dim
     return 2 * dim + attention + 2 * dim + mlp
 
@@ -58,7 +68,7 @@ def stage_rows(config: SwinConfig, sizes: list[tuple[int, int]]) -> list[StageRo
         heads = config.num_heads[stage]
         window, _ = config.stage_window(stage)
         depth = config.depths[stage]
-        parameters = depth * block_parameters(dim, heads, window, config.mlp_ratio, config.qkv_bias)
+        parameters = depth * block_parameters(dim, heads, window, config.mlp_ratio, config.qkv_bias, config.version)
         flops = depth * block_flops(dim, heads, window, config.mlp_ratio, H, W)
         windows = (padded_size(H, window) // window) * (padded_size(W, window) // window)
         rows.append(StageRow(stage, H, W, H * W, dim, window, windows, heads, depth, parameters, flops))
@@ -94,10 +104,12 @@ def cost_rows(config: SwinConfig, sizes: list[tuple[int, int]]) -> list[CostRow]
         H, W, dim = stage_row.H, stage_row.W, stage_row.channels
         rows.append(CostRow("blocks", stage_row.stage, H, W, dim, stage_row.parameters, stage_row.flops, stage_row))
         if stage_row.stage < config.num_stages - 1:
+            merged = ((H + 1) // 2) * ((W + 1) // 2)
+            # V1 normalises the 4C gathered channels before the reduction, V2 the 2C after it.
+            norm = (2 * 2 * dim, merged * 2 * dim) if config.version == 2 else (2 * 4 * dim, H * W * dim)
             rows.append(CostRow(
                 "merging", stage_row.stage, H, W, 2 * dim,
-                2 * 4 * dim + 4 * dim * 2 * dim,
-                H * W * dim + ((H + 1) // 2) * ((W + 1) // 2) * 4 * dim * 2 * dim,
+                norm[0] + 4 * dim * 2 * dim, norm[1] + merged * 4 * dim * 2 * dim,
             ))
     last_h, last_w = sizes[-1]
     features = config.num_features

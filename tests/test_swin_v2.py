@@ -176,3 +176,27 @@ def test_configs_refuse_what_v2_cannot_compute():
     with pytest.raises(swintrace.UserError, match="build_model"):
         swintrace.SwinTransformer(VARIANTS["swin_v2_teach"])
     assert type(swintrace.build_model(VARIANTS["swin_v2_teach"])).__name__ == "SwinTransformerV2"
+
+
+@pytest.mark.parametrize("variant", ["swin_v2_teach", "swin_v2_t", "swin_v2_b_w16"])
+def test_the_cost_table_adds_up_to_the_v2_model(variant):
+    from swintrace.flops import cost_rows, stage_sizes
+
+    config = VARIANTS[variant]
+    with torch.device("meta"):
+        parameters = sum(p.numel() for p in swintrace.build_model(config).parameters())
+    rows = cost_rows(config, stage_sizes(config, config.img_size, config.img_size))
+    assert sum(row.parameters for row in rows) == parameters
+
+
+def test_the_commands_run_render_and_show_a_v2_trace(tmp_path, capsys):
+    from swintrace.cli import main
+
+    trace_file = tmp_path / "v2.jsonl"
+    assert main(["run", "--model", "swin_v2_teach", "--input", "random", "--out", str(trace_file), "-q"]) == 0
+    assert main(["render", str(trace_file), "--out", str(tmp_path / "v2.md"), "--lang", "zh"]) == 0
+    assert "余弦" in (tmp_path / "v2.md").read_text("utf-8")
+    capsys.readouterr()
+    assert main(["show", str(trace_file), "--depth", "3"]) == 0
+    shown = capsys.readouterr().out
+    assert "SwinTransformerV2" in shown and "WindowAttention" in shown
