@@ -81,10 +81,11 @@ def _check_fit(picture, image_size) -> None:
 
 
 # Each variant's geometry (window, heads, patch size, input size) with small
-# depths and width, so that the test is about the pictures, not the compute.
+# depths and width, so that the test is about the pictures, not the compute; of
+# Swin V2 (the same pictures) one variant per window.
 _SHAPES = [
     (name, config.img_size, {"depths": (2,) * len(config.depths), "embed_dim": 8 * config.num_heads[0]})
-    for name, config in VARIANTS.items()
+    for name, config in VARIANTS.items() if config.version == 1 or name in ("swin_v2_b", "swin_v2_t_w16")
 ] + [("swin_teach", 40, {}), ("swin_teach", 21, {}), ("swin_t", 100, {"depths": (2, 2, 2, 2), "embed_dim": 24})]
 
 
