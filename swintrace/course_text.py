@@ -32,8 +32,13 @@ class Chapter:
     def goal(self, lang: str) -> str:
         return entry(lang, f"course.chapters.{self.slug}.goal")
 
-    def text(self, lang: str) -> str:
-        return entry(lang, f"course.chapters.{self.slug}.text")
+    def text(self, lang: str, version: int = 1) -> str:
+        """The chapter's Markdown for a trace of Swin ``version``: a V1 course reads a chapter's
+        ``companion`` text where it has one (From V1 to V2), a V2 course its ``v2_note`` first."""
+        words = entry(lang, f"course.chapters.{self.slug}")
+        if version == 1:
+            return words.get("companion", words["text"])
+        return f"> {words['v2_note']}\n\n{words['text']}" if "v2_note" in words else words["text"]
 
 
 def chapters_of_scope(scope_kind: str, scope_id: str = "") -> list[tuple[int, Chapter]]:
@@ -100,6 +105,15 @@ CHAPTERS: tuple[Chapter, ...] = (
         shapes=("forward_head.avgpool", "forward_head.head"),
     ),
     Chapter("shapes", steps=(r"layers\.\d+\.(input|output)",), shapes=("layers.0.downsampled",), table=True),
+    # A V2 course's own chapter; a V1 course's companion (what V2 changes, and how to trace it).
+    Chapter(
+        "v1-to-v2",
+        steps=(rf"{_BLOCK1}\.attn\.(qkv_bias|scale|scores|normalize_qk|cosine|logit_scale|scale_cosine|cpb_mlp|bias_sigmoid)",
+               rf"{_BLOCK1}\.attn\.relative_coords_table\..*", rf"{_BLOCK0}\.(norm1|residual|mlp_residual|mlp_post_residual)",
+               r"layers\.0\.downsample\.(reduction|norm)"),
+        pictures=("v2_",), numbers=("cpb_parameters", "coords_largest_x1000"),
+        concepts=("why_cosine", "why_log_coords", "why_post_norm", "why_no_key_bias"),
+    ),
 )
 
 # The chapters that teach each scope kind (reports link a scope's first appearance to each):
@@ -111,7 +125,8 @@ _SCOPE_CHAPTERS: dict[str, tuple[str, ...]] = {
     "WindowAttention": ("w-msa", "relative-position-bias"),
     "relative_position_index": ("relative-position-bias",),
     "create_mask": ("cyclic-shift-and-mask",),
-    "SwinTransformerBlock": ("swin-block", "sw-msa"),
+    "SwinTransformerBlock": ("swin-block", "sw-msa", "v1-to-v2"),
+    "relative_coords_table": ("v1-to-v2",),
     "Mlp": ("swin-block",),
     "PatchMerging": ("patch-merging",),
     "forward_head": ("classification-head",),

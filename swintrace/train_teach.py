@@ -1,5 +1,7 @@
 """Train ``swin_teach`` on the shapes data set: ``python -m swintrace.train_teach --out DIR``.
 
+``--model swin_v2_teach`` trains its Swin V2 twin instead, into ``teach_shapes_v2.*``.
+
 With its defaults (14 epochs of 40,000 images, the learning rate flat at its peak, then
 falling in the last 4) it takes about 9 minutes on a 2-core CPU and reaches 92 % held-out
 accuracy. The weights that ship as ``--weights teach_shapes`` (``swintrace/data/weights/``)
@@ -37,6 +39,9 @@ from .images import shapes
 from .images.prepare import to_tensor_batch
 from .images.shapes import WEIGHTS_NAME
 from .models.swin import SwinTransformer
+
+# The variants this script trains -> the name of their weights (``--weights NAME``).
+TRAINED = {"swin_teach": WEIGHTS_NAME, "swin_v2_teach": f"{WEIGHTS_NAME}_v2"}
 
 log = logging.getLogger(__name__)
 
@@ -77,20 +82,22 @@ def learning_rate_factor(settings: Settings, steps_per_epoch: int) -> Callable[[
     return factor
 
 
-def fresh_model(seed: int) -> SwinTransformer:
+def fresh_model(seed: int, variant: str = "swin_teach") -> SwinTransformer:
     """``swin_teach`` to train from scratch: PyTorch's default initialisation of the linear layers
     (scaled to each layer's width), zero bias tables, no drop-path (the data set is large).
 
     The official initialisation (a truncated normal of std 0.02 for every linear layer) suits
     widths of 96 and more; in this 8-channel model it leaves training on a plateau for many
     epochs (loss 2.30 after six epochs, where this one is at 1.5; docs/teaching-model.md).
+    A Swin V2 keeps its post-norms at zero, as the official initialisation does: every block
+    starts as the identity.
     """
-    model = load_model("swin_teach", weights="random", seed=seed, drop_path_rate=0.0)
+    model = load_model(variant, weights="random", seed=seed, drop_path_rate=0.0)
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
         for module in model.modules():
             if isinstance(module, torch.nn.Linear):
-                module.reset_parameters()
+                module.reset_parameters()  # the V2 position-bias MLP's too
             table = getattr(module, "relative_position_bias_table", None)
             if isinstance(table, torch.nn.Parameter):
                 table.zero_()
@@ -156,19 +163,21 @@ def evaluate(model: SwinTransformer, data: shapes.ShapeBatch) -> tuple[float, li
     return float(right.mean()), per_class
 
 
-def weights_files(model: SwinTransformer, record: dict[str, object], folder: Path) -> dict[Path, bytes]:
+def weights_files(model: SwinTransformer, record: dict[str, object], folder: Path,
+                  name: str = WEIGHTS_NAME) -> dict[Path, bytes]:
     """The two files of trained weights: the safetensors (with its SHA-256 in the record) and the record."""
-    tensors = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()
-               if not name.endswith(("relative_position_index", "attn_mask"))}
+    tensors = {key: tensor.detach().contiguous() for key, tensor in model.state_dict().items()
+               if not key.endswith(("relative_position_index", "attn_mask"))}
     weights = save(tensors, metadata={"format": "pt", "swintrace": __version__})
     record = {**record, "sha256": hashlib.sha256(weights).hexdigest()}
     text = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
-    return {folder / f"{WEIGHTS_NAME}.safetensors": weights, folder / f"{WEIGHTS_NAME}.json": text.encode()}
+    return {folder / f"{name}.safetensors": weights, folder / f"{name}.json": text.encode()}
 
 
-def run(settings: Settings, folder: Path, force: bool = False) -> dict[str, object]:
+def run(settings: Settings, folder: Path, force: bool = False, variant: str = "swin_teach") -> dict[str, object]:
     """Make the data set, train, evaluate and write the weights into ``folder``; returns the record."""
-    targets = [folder / f"{WEIGHTS_NAME}.safetensors", folder / f"{WEIGHTS_NAME}.json"]
+    name = TRAINED[variant]
+    targets = [folder / f"{name}.safetensors", folder / f"{name}.json"]
     # Everything about the output is checked before minutes of training, not after.
     if any(place.exists() and not place.is_dir() for place in (folder, *folder.parents)):
         raise UserError.of("train_out_not_folder", out=str(folder)[:200])
@@ -181,7 +190,7 @@ def run(settings: Settings, folder: Path, force: bool = False) -> dict[str, obje
     log.info("drawing %d training and %d held-out images", settings.train_images, settings.held_out_images)
     train_data = shapes.generate(settings.train_images, shapes.TRAIN_SEED)
     held_out = shapes.generate(settings.held_out_images, shapes.HELD_OUT_SEED)
-    model = fresh_model(settings.seed)
+    model = fresh_model(settings.seed, variant)
 
     def report(epoch: int, loss: float) -> None:
         accuracy, _ = evaluate(model, held_out)
@@ -193,8 +202,8 @@ def run(settings: Settings, folder: Path, force: bool = False) -> dict[str, obje
     losses = train(model, train_data, settings, report)
     accuracy, per_class = evaluate(model, held_out)
     record: dict[str, object] = {
-        "name": WEIGHTS_NAME,
-        "variant": "swin_teach",
+        "name": name,
+        "variant": variant,
         "classes": list(shapes.CLASSES),
         "train_seed": shapes.TRAIN_SEED,
         "held_out_seed": shapes.HELD_OUT_SEED,
@@ -207,7 +216,7 @@ def run(settings: Settings, folder: Path, force: bool = False) -> dict[str, obje
         "seconds": round(time.perf_counter() - started, 1),
     }
     try:
-        write_files(weights_files(model, record, folder))
+        write_files(weights_files(model, record, folder, name))
     except OSError as error:
         raise UserError.of("train_write", out=folder, why=error.strerror or error) from None
     log.info("held-out accuracy %.1f %% (worst class %.1f %%); wrote %s", 100 * accuracy,
@@ -229,6 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Train swin_teach on swintrace's shapes data set and write teach_shapes.safetensors with "
         "its record, teach_shapes.json (the defaults: about 9 minutes on 2 cores, 92 % held-out).")
     parser.add_argument("--out", required=True, help="folder for teach_shapes.safetensors and teach_shapes.json")
+    parser.add_argument("--model", choices=sorted(TRAINED), default="swin_teach",
+                        help="the variant to train (default: %(default)s; swin_v2_teach writes teach_shapes_v2.*)")
     parser.add_argument("--epochs", type=bounded_integer(1, 1000), default=Settings.epochs,
                         help="passes over the training images (default: %(default)s)")
     parser.add_argument("--decay-epochs", type=bounded_integer(0, 1000), default=Settings.decay_epochs,
@@ -251,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                limit=MAX_IMAGES, gib=IMAGE_MEMORY_BUDGET >> 30)
         if not args.out.strip():  # Path("") would be the current folder
             raise UserError.of("train_out_not_folder", out=repr(args.out))
-        run(settings, Path(args.out), force=args.force)
+        run(settings, Path(args.out), force=args.force, variant=args.model)
     except UserError as error:
         sys.stderr.write(f"swintrace: error: {printable(str(error))}\n")
         return 2

@@ -13,7 +13,7 @@ from ..trace.events import Trace
 
 FORMATS = (".html", ".md", ".jsonl")
 _SCOPE_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*(@[0-9]+)?")
-_PICTURE_NAME = re.compile(r"[a-z]+(_[a-z]+)*(_?[0-9]+|_layers_[0-9]+_blocks_[0-9]+(_head[0-9]+)?)?")
+_PICTURE_NAME = re.compile(r"(v2_)?[a-z]+(_[a-z]+)*(_?[0-9]+|_layers_[0-9]+_blocks_[0-9]+(_head[0-9]+)?)?")
 
 
 def check_output(path: str | Path, allowed: tuple[str, ...] = FORMATS) -> Path:

@@ -26,7 +26,7 @@ from ..recording.summary import Summary, SummaryBatch
 from ..trace.events import Trace
 
 _STAGE_INPUT = re.compile(r"^layers\.(\d+)\.input$")
-_ROW_STEPS = ("scores", "add_bias", "add_mask", "softmax")
+_ROW_STEPS = ("scores", "cosine", "scale_cosine", "add_bias", "add_mask", "softmax")  # V1's scores, V2's cosines
 _BLOCK_ATTENTION = re.compile(r"^(layers\.(\d+)\.blocks\.\d+)\.attn\.(bias_gather|softmax)$")
 # The explorer's attention codes of one block take at most this many bytes: beyond it,
 # the first windows only (then, if one window is too big, its first heads).
@@ -79,6 +79,10 @@ class PictureCapture:
         elif step_id == f"{block}.attn.bias_gather":
             arrays.append(("table", self.batch.whole(values["relative_position_bias_table"])))
             arrays.append(("index", self.batch.whole(values["relative_position_index"])))
+        elif step_id == f"{block}.attn.logit_scale":  # Swin V2: each head's factor
+            arrays.append(("factors", self.batch.whole(values["logit_scale"].flatten())))  # heads
+        elif step_id == f"{block}.attn.relative_coords_table.output":  # Swin V2: the MLP's log-spaced input
+            arrays.append(("coords", self.batch.whole(values["relative_coords_table"][0])))  # 2M-1, 2M-1, 2
         elif step_id.startswith(f"{block}.attn.") and kind in _ROW_STEPS and self.target:
             attn = values.get("attn")
             if isinstance(attn, torch.Tensor):

@@ -2,7 +2,8 @@
 
 ``make_pictures(trace)`` returns every picture the trace has data for:
 window grids per stage, the cyclic shift and the mask mosaic per shifted
-stage, relative position bias and one query's attention for the chosen block,
+stage, relative position bias and one query's attention for the chosen block (for a
+Swin V2 also its log-spaced offsets, continuous position bias, cosine scores and norms),
 patch merging, the stage story and the top-5, and for a model trained on
 the teaching data set, its classes. A trace recorded without
 ``pictures=True`` still gets the pictures that need no extra arrays.
@@ -15,6 +16,7 @@ import re
 from ..trace.events import Trace
 from .attention import query_attention, relative_position
 from .draw import Picture
+from .generations import generation_pictures
 from .grids import cyclic_shift, mask_mosaic, window_grid
 from .spread import spread
 from .story import patch_merging, stage_story, teaching_classes, top_bars
@@ -39,6 +41,7 @@ def make_pictures(trace: Trace, lang: str = "en") -> list[Picture]:
         ]
     candidates += [
         relative_position(trace, block, head, lang),
+        *generation_pictures(trace, block, head, lang),  # a Swin V2's: none for V1
         query_attention(trace, block, head, lang),
         patch_merging(trace, lang),
         spread(trace, lang),

@@ -94,7 +94,7 @@ def query_attention(trace: Trace, block: str, head: int, lang: str = "en") -> Pi
     shift_event = _step(trace, f"{block}.cyclic_shift")
     query = shift_event.array("query") if shift_event else None
     rows = {}
-    for kind in ("scores", "add_bias", "add_mask", "softmax"):
+    for kind in ("scores", "scale_cosine", "add_bias", "add_mask", "softmax"):
         event = _step(trace, f"{block}.attn.{kind}")
         if event is not None and event.array("row") is not None:
             rows[kind] = np.array(event.array("row").values, dtype=np.float64)
@@ -110,10 +110,12 @@ def query_attention(trace: Trace, block: str, head: int, lang: str = "en") -> Pi
         or any(row.size != M * M for row in rows.values())
     ):
         return None  # numbers that do not fit together (a hand-edited trace): no picture
+    # V1's scaled dot products, or V2's cosines times the logit scale
+    first = ("scores", "scores") if "scores" in rows or "scale_cosine" not in rows else ("cosine", "scale_cosine")
     panels = [
         (say(lang, f"pictures.attention_{name}"), rows.get(kind), kind == "softmax")
         for name, kind in (
-            ("scores", "scores"),
+            first,
             ("bias", "add_bias"),
             ("mask", "add_mask"),
             ("softmax", "softmax"),

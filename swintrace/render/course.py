@@ -24,6 +24,7 @@ from markupsafe import Markup
 from ..course_text import CHAPTERS, Chapter
 from ..files import Manifest, write_files
 from ..pictures import Picture, make_pictures
+from ..pictures.generations import generation_pictures
 from ..trace.events import Event, Trace
 from ..words import agree, entry
 from .explorer import explorer_data
@@ -50,7 +51,7 @@ def build_course(
         pages[relative] = data.encode("utf-8") if isinstance(data, str) else data
 
     facts = course_facts(trace)
-    pictures = {lang: make_pictures(trace, lang) for lang in languages}
+    pictures = {lang: make_pictures(trace, lang) + _companion_pictures(trace, lang) for lang in languages}
     for lang in languages:
         for picture in pictures[lang]:
             write(f"images/{lang}/{picture.name}.png", picture.png)
@@ -96,6 +97,15 @@ def build_course(
     return [out / relative for relative in pages]
 
 
+def _companion_pictures(trace: Trace, lang: str) -> list[Picture]:
+    """A V1 course's pictures of what V2 changes (its offsets log-spaced, the norms' places): the
+    chapter From V1 to V2 shows them; a V2 trace's report has them already."""
+    if trace.model_version == 2:
+        return []
+    block = (trace.header.get("options", {}).get("pictures") or {}).get("block", "layers.0.blocks.1")
+    return generation_pictures(trace, block, 0, lang, companion=True)
+
+
 def _handouts(chapters: list[dict], lang: str) -> dict[str, str]:
     """The teacher's files of one language: slides, worksheet, answer key (render/handouts.py)."""
     words = entry(lang, "course.handouts")
@@ -116,7 +126,7 @@ def _handouts(chapters: list[dict], lang: str) -> dict[str, str]:
 
 def chapter_text(chapter: Chapter, lang: str, facts: Facts | None) -> str:
     """The chapter's Markdown with the traced model's numbers filled in."""
-    text = chapter.text(lang)
+    text = chapter.text(lang, facts.numbers["config"].version if facts is not None else 1)
     if facts is None:
         return re.sub(r"\{(\w+)\}", "?", text)  # a trace without a model's stages: no numbers to quote
     return agree(lang, text.format(**facts.text))

@@ -40,7 +40,7 @@ def explorer_data(trace: Trace, lang: str = "en", anchors: dict[str, str] | None
     config, sizes = geometry
     steps = trace.shown()
     stages = [_stage(config, stage, H, W, steps) for stage, (H, W) in enumerate(sizes)]
-    blocks = [block for block in (_block(steps, block_id, stages, anchors or {})
+    blocks = [block for block in (_block(steps, block_id, stages, anchors or {}, trace.model_version)
                                   for block_id in _explored_ids(trace)) if block is not None]
     if not blocks:
         return None
@@ -56,8 +56,16 @@ def explorer_data(trace: Trace, lang: str = "en", anchors: dict[str, str] | None
                  for plan in block_plans(config, sizes)] if spread_affordable(config, sizes) else [],
         "rollout": _rollout_data(trace, config, stages) if spread_affordable(config, sizes) else {},
         "lang": lang,
-        "words": entry(lang, "explorer"),
+        "words": _words(lang, trace.model_version),
     }
+
+
+def _words(lang: str, version: int) -> dict[str, Any]:
+    """The explorer's words; a Swin V2's bias is the position-bias MLP's, 16 * sigmoid."""
+    words = dict(entry(lang, "explorer"))
+    if version == 2:
+        words["bias_title"], words["bias_cell"] = words["bias_title_v2"], words["bias_cell_v2"]
+    return words
 
 
 def _start(stage: dict[str, Any]) -> list[int]:
@@ -119,8 +127,12 @@ def _digits(values: np.ndarray) -> str:
 
 
 def _block(steps: dict[str, Event], block_id: str, stages: list[dict[str, Any]],
-           anchors: dict[str, str]) -> dict[str, Any] | None:
-    """One explored block: its attention codes, row peaks and bias table, base64, with their sizes."""
+           anchors: dict[str, str], version: int = 1) -> dict[str, Any] | None:
+    """One explored block: its attention codes, row peaks and bias table, base64, with their sizes.
+
+    A Swin V2's table is what its position-bias MLP gave; the row the explorer shows is the bias
+    the scores get, 16 * sigmoid of it.
+    """
     softmax, gather = steps.get(f"{block_id}.attn.softmax"), steps.get(f"{block_id}.attn.bias_gather")
     codes = softmax.array("explore_codes") if softmax is not None else None
     peaks = softmax.array("explore_peaks") if softmax is not None else None
@@ -137,6 +149,8 @@ def _block(steps: dict[str, Event], block_id: str, stages: list[dict[str, Any]],
     M = stage["M"]
     with np.errstate(over="ignore"):  # a value beyond float32 becomes ±inf; the page prints "Infinity"
         table_values = np.asarray(table.array, dtype=np.float32)  # (2M-1)^2, heads
+        if version == 2:
+            table_values = (16.0 / (1.0 + np.exp(-table_values.astype(np.float64)))).astype(np.float32)
     heads = table_values.shape[1] if table_values.ndim == 2 else 0
     windows = (stage["Hp"] // M) * (stage["Wp"] // M)
     if N != M * M or table_values.shape[0] != (2 * M - 1) ** 2 or heads_kept > heads or windows_kept > windows:

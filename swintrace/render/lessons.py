@@ -26,6 +26,7 @@ from ..pictures.reach import reach
 from ..pictures.spread import start_patch
 from ..trace.events import Event, Trace
 from ..words import entry
+from .generations import generation_facts
 from .html import traced_stage_sizes
 
 
@@ -90,6 +91,7 @@ def course_facts(trace: Trace) -> Facts | None:
         "config": config,
     }
     numbers["start_y"], numbers["start_x"] = start_patch(config, sizes)
+    numbers.update(generation_facts(trace, config, M))
     text = {key: f"{value:,}" if key in _COUNTS else str(value)
             for key, value in numbers.items() if isinstance(value, (int, str))}
     return Facts(text, numbers)
@@ -202,6 +204,8 @@ def _number(trace: Trace, key: str, facts: Facts | None) -> int | None:
         return int(ids[-1, -1]) if ids is not None and numbers["shifted"][0] else None
     if key in ("reach_after_sw", "corners_meet"):
         return _reach_answer(key, numbers)
+    if key in ("cpb_parameters", "coords_largest_x1000"):  # a Swin V2's own (a V1 course asks neither)
+        return numbers.get(key) if numbers["generation"] == 2 else None
     if key == "stage2_tokens":
         return numbers["stage_tokens"][1] if len(numbers["stage_tokens"]) > 1 else None
     raise KeyError(key)

@@ -36,7 +36,8 @@ def check_arrays_against_config(where: Where, event_id: str, arrays: dict[str, A
     (2M-1)^2 rows and one column per head of its stage, the index and the attention codes M*M tokens
     a side and at most that many heads (a table of 15,000 heads would freeze the page)."""
     match = _STAGE_BLOCK.search(event_id)
-    if match is None or match.group(2) is None or not ({"table", "index", "explore_codes", "rollout_codes", "row"} & set(arrays)):
+    if match is None or match.group(2) is None or not (
+            {"table", "index", "explore_codes", "rollout_codes", "row", "factors", "coords"} & set(arrays)):
         return
     stage = int(match.group(1))
     window = config.stage_window(stage)[0]
@@ -47,6 +48,10 @@ def check_arrays_against_config(where: Where, event_id: str, arrays: dict[str, A
         raise where.fail("arrays.index", Words("field_block_arrays", window=window, heads=heads))
     if "row" in arrays and list(arrays["row"]["shape"]) != [tokens]:
         raise where.fail("arrays.row", Words("field_block_arrays", window=window, heads=heads))
+    if "factors" in arrays and list(arrays["factors"]["shape"]) != [heads]:
+        raise where.fail("arrays.factors", Words("field_block_arrays", window=window, heads=heads))
+    if "coords" in arrays and list(arrays["coords"]["shape"]) != [2 * window - 1, 2 * window - 1, 2]:
+        raise where.fail("arrays.coords", Words("field_block_arrays", window=window, heads=heads))
     for name in ("explore_codes", "rollout_codes"):
         shape = arrays[name]["shape"] if name in arrays else None
         if shape is not None and (len(shape) != 4 or shape[1] > heads or shape[2] != tokens):
@@ -69,7 +74,7 @@ def _flatten(values: Any) -> list[Any]:
 
 
 # How many dimensions each picture array has (picture_steps.py).
-_PICTURE_ARRAY_DIMS = {"energy": 2, "regions": 2, "query": 1, "table": 2, "index": 2, "row": 1,
+_PICTURE_ARRAY_DIMS = {"energy": 2, "regions": 2, "query": 1, "table": 2, "index": 2, "row": 1, "factors": 1, "coords": 3,
                        "explore_codes": 4, "explore_peaks": 3, "rollout_codes": 4, "rollout_peaks": 3}
 
 
