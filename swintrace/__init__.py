@@ -35,7 +35,7 @@ from .trace.tracefile import load_trace
 _LAZY = {"load_model": ".checkpoints.loading", "SwinTransformer": ".models.swin", "trace_image": ".api.trace_image",
          "make_pictures": ".pictures", "from_model": ".checkpoints.adopt", "shape_image": ".api.trace_image",
          "tracing": ".recording.tracing", "diff": ".trace.diff",
-         "check": ".labs.check", "transform_for": ".api.trace_image"}
+         "check": ".labs.check", "transform_for": ".api.trace_image", "train_step": ".api.backward"}
 
 __all__ = [
     "VARIANTS",
@@ -55,6 +55,7 @@ __all__ = [
     "shape_image",
     "trace_image",
     "tracing",
+    "train_step",
     "transform_for",
 ]
 

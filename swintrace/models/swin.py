@@ -459,6 +459,19 @@ class SwinTransformer(Instrumented):
         """What the pictures take from this model's steps while a traced forward runs."""
         return PictureCapture(options, batch, trace)
 
+    def gradient_parameters(self) -> dict[str, tuple[str, bool]]:
+        """The parameters whose gradients a backward trace records: name -> (kind, kept whole).
+
+        Each block's relative position bias table whole ((2M-1)^2 x heads: small), its qkv and
+        the patch embedding and head as summaries."""
+        roles = {"patch_embed.proj.weight": ("patch_weight_grad", False), "head.weight": ("head_weight_grad", False)}
+        for name, _ in self.named_parameters():
+            if name.endswith(".attn.relative_position_bias_table"):
+                roles[name] = ("bias_table_grad", True)
+            elif name.endswith(".attn.qkv.weight"):
+                roles[name] = ("qkv_weight_grad", False)
+        return roles
+
     def describe(self) -> dict[str, Any]:
         """Header fields of a trace of this model."""
         return {

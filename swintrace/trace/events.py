@@ -34,6 +34,8 @@ from .numbers import decode_number, decode_values, encode_number, encode_values
 
 SCHEMA_VERSION = 1
 EVENT_TYPES = ("enter", "step", "exit")
+# Events of a recorded backward (trace.backward, after the forward's): see recording/backward.py.
+BACKWARD_TYPES = ("grad", "param_grad")
 # How notebooks show a trace or a step: set by swintrace.api.display (the renderers' layer,
 # above this one), which ``import swintrace`` loads. None: Jupyter falls back to repr.
 html_view: Callable[[Trace], str] | None = None
@@ -201,7 +203,7 @@ class Event:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Event:
-        if data.get("type") not in EVENT_TYPES:
+        if data.get("type") not in EVENT_TYPES + BACKWARD_TYPES:
             raise UserError(f"not a trace event: type {data.get('type')!r}")
         return cls(
             seq=data["seq"],
@@ -255,12 +257,15 @@ class Trace:
         events: list[Event] | None = None,
         footer: dict[str, Any] | None = None,
         captured: dict[str, Any] | None = None,
+        backward: list[Event] | None = None,
     ) -> None:
         self.header: dict[str, Any] = {} if header is None else header
         self._events: list[Event] = [] if events is None else events
         self.footer: dict[str, Any] = {} if footer is None else footer
         # Full tensors of the steps chosen with tracing(capture=[...]): "step_id/name" -> CPU tensor.
         self.captured: dict[str, Any] = {} if captured is None else captured
+        # The gradients of a tracing(backward=True) block, in the order autograd made them.
+        self.backward: list[Event] = [] if backward is None else backward
         # Builders of recorded forwards not read yet, oldest first: each appends its events.
         self._unbuilt: list[Callable[[list[Event]], None]] = []
         self._building = threading.Lock()
@@ -286,7 +291,8 @@ class Trace:
 
     def __getstate__(self) -> dict[str, Any]:
         """For copy and pickle: the built events, without the lock."""
-        return {"header": self.header, "events": self.events, "footer": self.footer, "captured": self.captured}
+        return {"header": self.header, "events": self.events, "footer": self.footer, "captured": self.captured,
+                "backward": self.backward}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)  # type: ignore[misc]
@@ -295,8 +301,8 @@ class Trace:
         if not isinstance(other, Trace):
             return NotImplemented
         # Footers compare as saved: a NaN probability (NaN logits) equals a NaN.
-        return (self.header, self.events, _encode_scalar(self.footer)) == (
-            other.header, other.events, _encode_scalar(other.footer))
+        return (self.header, self.events, self.backward, _encode_scalar(self.footer)) == (
+            other.header, other.events, other.backward, _encode_scalar(other.footer))
 
     __hash__ = None  # type: ignore[assignment]  # mutable: not hashable
 
@@ -432,7 +438,7 @@ class Trace:
     def lines(self) -> Iterator[str]:
         """The JSON Lines text of this trace, one line at a time (no newlines)."""
         yield _dumps({"type": "header", **self.header})
-        for event in self.events:
+        for event in (*self.events, *self.backward):
             yield _dumps(event.to_dict())
         yield _dumps({"type": "footer", **_encode_scalar(self.footer)})
 
