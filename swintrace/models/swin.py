@@ -29,6 +29,7 @@ from ..errors import UserError
 from ..geometry import padded_size
 from ..recording.tracing import Instrumented, step, traced_function
 from .layers import DropPath, Mlp
+from .gradients import lesson_parameters
 from .picture_steps import PictureCapture
 from .windows import cached_per_size, relative_position_index, window_partition, window_reverse
 
@@ -460,17 +461,8 @@ class SwinTransformer(Instrumented):
         return PictureCapture(options, batch, trace)
 
     def gradient_parameters(self) -> dict[str, tuple[str, bool]]:
-        """The parameters whose gradients a backward trace records: name -> (kind, kept whole).
-
-        Each block's relative position bias table whole ((2M-1)^2 x heads: small), its qkv and
-        the patch embedding and head as summaries."""
-        roles = {"patch_embed.proj.weight": ("patch_weight_grad", False), "head.weight": ("head_weight_grad", False)}
-        for name, _ in self.named_parameters():
-            if name.endswith(".attn.relative_position_bias_table"):
-                roles[name] = ("bias_table_grad", True)
-            elif name.endswith(".attn.qkv.weight"):
-                roles[name] = ("qkv_weight_grad", False)
-        return roles
+        """The parameters whose gradients a backward trace records: name -> (kind, kept whole)."""
+        return lesson_parameters(self)
 
     def describe(self) -> dict[str, Any]:
         """Header fields of a trace of this model."""

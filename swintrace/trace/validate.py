@@ -481,9 +481,8 @@ def check_rows(source: str, rows: list[Any]) -> None:
     """Validate a trace's parsed lines: header, events, footer (``rows[i]`` is line i + 1)."""
     from .validate_backward import backward_start, check_backward
 
-    header, footer, body = rows[0], rows[-1], rows[1:-1]
+    header, footer, body, stack = rows[0], rows[-1], rows[1:-1], list[str]()
     slice_len, config, classes = check_header(_Where(source, 1), header)
-    stack: list[str] = []
     first_stage_seen = False  # only the first forward is the header's input (pictures draw that one)
     sizes: dict[int, tuple[int, int]] = {}  # the first forward's stage inputs, (H, W) each
     start = backward_start(body)  # the gradients of a backward follow the forward's events
