@@ -139,3 +139,17 @@ def _moved_rows(model: SwinTransformer, tables: dict[str, torch.Tensor]) -> list
                 rows.append({"parameter": name, "row": row, "head": values.index(largest), "change": largest})
     rows.sort(key=lambda item: -abs(item["change"]))
     return rows[:MOVED_ROWS]
+
+
+def traced_for_command(model: SwinTransformer, images: torch.Tensor, args: Any, **options: Any) -> Trace:
+    """``swintrace run --backward`` (a forward in the mode ``--train`` says) or ``--train-step``
+    (one SGD step of ``--lr``, whose forward is in training mode); ``options`` go to ``tracing()``."""
+    from .backward_options import DEFAULT_LR
+
+    if not args.train_step:
+        model.train(args.train)
+        return traced_backward(model, images, args.target, args.seed, **options)
+    if model.variant != TRAINABLE_VARIANT:
+        raise UserError.of("train_step_model", variant=str(model.variant)[:40], trainable=TRAINABLE_VARIANT)
+    return train_step_on(model, images, check_lr(DEFAULT_LR if args.lr is None else args.lr), args.target,
+                         args.seed, **options)
