@@ -117,6 +117,10 @@ def render_html(trace: Trace, lang: str = "en", pictures: list[Picture] | None =
     for number, call in enumerate(calls):
         nodes.extend(_nodes(call, _Context(lang, f"c{number}-" if prefix else "", by_step if number == 0 else {},
                                            course, shared=shared, explorer=bool(pictures) and number == 0)))
+    if trace.backward:  # after the forward: the gradients, in autograd's order (backward_html.py)
+        from .backward_html import backward_node
+
+        nodes.append(backward_node(trace, _Context(lang, "", by_step, shared=shared)))
     model = trace.header.get("model", {})
     top = top_predictions(trace, lang)
     explorer = explorer_data(trace, lang, _scope_anchors(trace, "c0-" if prefix else "")) if pictures else None
