@@ -208,3 +208,35 @@ def test_the_backward_trace_saves_reloads_and_refuses_forgeries(teacher, tmp_pat
     header = json.loads(lines[0])
     assert "backward" in header
     assert "backward.target" in forged(0, lambda row: row["backward"].update(target=99))
+
+
+def test_the_backward_trace_of_swin_teach_renders_after_reloading(teacher, tmp_path):
+    from test_words import _english_runs
+
+    from swintrace.render.html import render_html
+    from swintrace.render.markdown import render_markdown
+
+    model = copy.deepcopy(teacher)
+    trace = swintrace.train_step(model, swintrace.shape_image("triangle"), lr=0.1, target="square")
+    loaded = swintrace.load_trace(trace.save(tmp_path / "t.jsonl"))
+    pictures = swintrace.make_pictures(loaded, "zh")
+    names = {picture.name: picture for picture in pictures}
+    assert {"grad_sizes", "grad_bias_layers_0_blocks_1", "grad_scores_layers_0_blocks_1"} <= set(names)
+    assert names["grad_bias_layers_0_blocks_1"].meta["side"] == 3
+    assert any(names["grad_scores_layers_0_blocks_1"].meta["masked"])  # the default query's window is split
+    links = {p.step_id: [(p.alt, f"{p.name}.png")] for p in pictures}
+    markdown = render_markdown(loaded, "zh", links, explain=True)
+    page = render_html(loaded, "zh", pictures)
+    from swintrace.render.text import label
+
+    assert markdown.index("# 反向传播") > markdown.index(f"# {label('zh', 'top', k=5)}")  # after the forward
+    assert "attn.grad[:3,:3,:3,:3]" in markdown and "relative_position_bias_table.grad[:3,:3]" in markdown
+    assert "# 一步训练" in markdown and "grad_bias_layers_0_blocks_1.png" in markdown
+    # the gradients come in autograd's order: the softmax's before the scores' in every block
+    assert page.index('id="grad', page.index("layers.0.blocks.1.attn.softmax</code>")) > 0
+    first, second = (page.index(f'-layers.0.blocks.1.attn.{name}"') for name in ("softmax", "scores"))
+    assert 'id="backward"' in page and first < second
+    backward = {"report.md": markdown[markdown.index("# 反向传播"):], "report.html": page[page.index('id="backward"'):]}
+    assert _english_runs(backward) == set()
+    english = render_markdown(loaded, "en", explain=True)
+    assert "# Backward pass" in english and "scatter-add" in english and "Loss after the step" in english
