@@ -29,7 +29,6 @@ from ..errors import UserError
 from ..geometry import padded_size
 from ..recording.tracing import Instrumented, step, traced_function
 from .layers import DropPath, Mlp
-from .gradients import lesson_parameters
 from .picture_steps import PictureCapture
 from .windows import cached_per_size, relative_position_index, window_partition, window_reverse
 
@@ -462,6 +461,8 @@ class SwinTransformer(Instrumented):
 
     def gradient_parameters(self) -> dict[str, tuple[str, bool]]:
         """The parameters whose gradients a backward trace records: name -> (kind, kept whole)."""
+        from .gradients import lesson_parameters
+
         return lesson_parameters(self)
 
     def describe(self) -> dict[str, Any]:
