@@ -10,7 +10,20 @@ import numpy as np
 
 from ..trace.events import Trace
 from ..words import say
-from .draw import INK, MARGIN, MASKED, MUTED, TITLE_HEIGHT, Picture, canvas, color_bar, finish, heatmap, label_width, text
+from .draw import (
+    INK,
+    MARGIN,
+    MASKED,
+    MUTED,
+    TITLE_HEIGHT,
+    Picture,
+    canvas,
+    color_bar,
+    finish,
+    heatmap,
+    label_width,
+    text,
+)
 from .grids import _step
 
 _READABLE = 5  # a table of up to 5 x 5 offsets (M <= 3) shows its numbers

@@ -12,7 +12,14 @@ from ..trace.events import Event, Trace
 from ..words import entry
 from .backward_markdown import _table
 from .backward_text import (
-    backward_summary, drop_path_draws, grad_explanation, grad_tensors, grad_title, moved_rows, part_title, parts,
+    backward_summary,
+    drop_path_draws,
+    grad_explanation,
+    grad_tensors,
+    grad_title,
+    moved_rows,
+    part_title,
+    parts,
     train_summary,
 )
 from .html import _Context, _Node, _step_node

@@ -15,7 +15,14 @@ from ..trace.events import Trace
 from ..vocabulary import step_style
 from ..words import entry
 from .backward_text import (
-    backward_summary, drop_path_draws, grad_explanation, grad_tensors, grad_title, moved_rows, part_title, parts,
+    backward_summary,
+    drop_path_draws,
+    grad_explanation,
+    grad_tensors,
+    grad_title,
+    moved_rows,
+    part_title,
+    parts,
     train_summary,
 )
 from .markdown import _block, _div, _heading, _images, _inline

@@ -16,8 +16,19 @@ from typing import Any
 from ..errors import Words
 from .events import BACKWARD_TYPES
 from .validate import (
-    _ID, _KIND, MAX_CALLS, MAX_DEPTH, MAX_NAME, MAX_TENSORS, _integer, _mapping, _number, _sequence, _string,
-    check_summary, is_module_name,
+    _ID,
+    _KIND,
+    MAX_CALLS,
+    MAX_DEPTH,
+    MAX_NAME,
+    MAX_TENSORS,
+    _integer,
+    _mapping,
+    _number,
+    _sequence,
+    _string,
+    check_summary,
+    is_module_name,
 )
 from .where import Where
 
