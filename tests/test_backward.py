@@ -240,3 +240,12 @@ def test_the_backward_trace_of_swin_teach_renders_after_reloading(teacher, tmp_p
     assert _english_runs(backward) == set()
     english = render_markdown(loaded, "en", explain=True)
     assert "# Backward pass" in english and "scatter-add" in english and "Loss after the step" in english
+
+
+def test_notebook_views_show_backward_steps_like_forward_ones(teacher):
+    trace = swintrace.trace_image(teacher, swintrace.shape_image("triangle"), backward=True, target="square")
+    page = trace._repr_html_()
+    assert 'id="backward"' in page and page.index('id="backward"') > page.index("layers.2.blocks.1.output")
+    softmax = next(e for e in trace.backward if e.id == "layers.0.blocks.1.attn.softmax")
+    view = softmax._repr_html_()
+    assert "Gradient · " in view and "attn.grad" in view and 'class="step' in view

@@ -152,6 +152,10 @@ def render_fragment(trace: Trace, lang: str = "en") -> str:
     nodes: list[_Node] = []
     for call in build_calls(trace):
         nodes.extend(_nodes(call, _Context(lang)))
+    if trace.backward:  # the notebook shows the gradients as the report does
+        from .backward_html import backward_node
+
+        nodes.append(backward_node(trace, _Context(lang)))
     return _environment().get_template("fragment.html.j2").render(
         nodes=nodes,
         explorer=explorer_data(trace, lang),

@@ -168,7 +168,8 @@ class Event:
 
     def _repr_html_(self) -> str | None:
         """This step as the report shows it, for notebooks (see ``html_view``)."""
-        return None if html_view is None else html_view(Trace(events=[self]))
+        shown = Trace(events=[self]) if self.type in EVENT_TYPES else Trace(backward=[self])  # a gradient
+        return None if html_view is None else html_view(shown)
 
     def array(self, name: str) -> TensorSummary | None:
         """A whole array recorded for pictures, or None."""
