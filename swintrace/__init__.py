@@ -36,7 +36,7 @@ _LAZY = {"load_model": ".checkpoints.loading", "SwinTransformer": ".models.swin"
          "build_model": ".models.swin_v2", "trace_image": ".api.trace_image",
          "make_pictures": ".pictures", "from_model": ".checkpoints.adopt", "shape_image": ".api.trace_image",
          "tracing": ".recording.tracing", "diff": ".trace.diff",
-         "check": ".labs.check", "transform_for": ".api.trace_image"}
+         "check": ".labs.check", "transform_for": ".api.trace_image", "train_step": ".api.backward"}
 
 __all__ = [
     "VARIANTS",
@@ -58,6 +58,7 @@ __all__ = [
     "shape_image",
     "trace_image",
     "tracing",
+    "train_step",
     "transform_for",
 ]
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import torch
 
 from ._version import __version__
+from .api.backward_options import add_backward_options, learning
 from .api.output import check_output, write_output
 from .config import ALIASES, VARIANTS, variant_of
 from .errors import OneLineParser, UserError, bounded_integer, log_to_stderr, printable
@@ -85,10 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "random weights with a warning when they cannot be had), 'random', a pretrained name "
                      "such as swin_t, or a checkpoint file (official, timm, torchvision or Hugging Face)")
     run.add_argument("--seed", type=SEED, default=0, help="seed for random weights, input and drop-path")
-    run.add_argument(
-        "--device", default="auto", choices=("auto", "cpu", "cuda"),
-        help="where the model runs (auto: cuda when available)",
-    )
+    run.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                     help="where the model runs (auto: cuda when available)")
     run.add_argument("--batch", type=bounded_integer(1, 4096), default=1, help="batch size of the synthetic input")
     run.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
                      help="cast the model and its input (half precision where torch supports it on the device)")
@@ -106,13 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--query", help="query patch for the attention picture, as Y,X pixels of the input "
                      "(default: in a shifted block, a patch of the bottom-right window, which the mask splits)")
     _report_options(run)
+    add_backward_options(run)
     run.add_argument("--out", required=True, help="output file: report.html, report.md or trace.jsonl")
     run.set_defaults(handler=_run)
 
-    render = commands.add_parser(
-        "render", help="render a saved trace as a report",
-        description="Render a saved trace (.jsonl) as HTML or Markdown, without re-running the model.",
-    )
+    render = commands.add_parser("render", help="render a saved trace as a report", description="Render a saved "
+                                 "trace (.jsonl) as HTML or Markdown, without re-running the model.")
     render.add_argument("trace", help="a trace written by 'swintrace run --out trace.jsonl'")
     render.add_argument("--lang", choices=("en", "zh"), default="en", help="report language")
     render.add_argument("--no-pictures", action="store_true", help="leave the pictures out")
@@ -120,10 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--out", required=True, help="output file: report.html or report.md")
     render.set_defaults(handler=_render)
 
-    show = commands.add_parser(
-        "show", help="print a saved trace as a tree in the terminal",
-        description="Print the walkthrough of a saved trace as a colored tree.",
-    )
+    show = commands.add_parser("show", help="print a saved trace as a tree in the terminal",
+                               description="Print the walkthrough of a saved trace as a colored tree.")
     show.add_argument("trace", help="a trace written by 'swintrace run --out trace.jsonl'")
     show.add_argument("--lang", choices=("en", "zh"), default="en", help="language of titles")
     show.add_argument("--depth", type=bounded_integer(1, 64), help="show scopes down to this depth (1: stages only)")
@@ -158,10 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", required=True, help="output file: diff.html or diff.md")
     compare.set_defaults(handler=_diff)
 
-    models = commands.add_parser(
-        "models", help="list the model variants and their named weights",
-        description="List every variant with its config, parameters, FLOPs and named pretrained weights.",
-    )
+    models = commands.add_parser("models", help="list the model variants and their named weights", description=
+                                 "List every variant with its config, parameters, FLOPs and named pretrained weights.")
     models.set_defaults(handler=_models)
     for command in (run, render, show, course, compare, models):
         for flags, help_text in ((("--debug",), "show tracebacks of errors"),
@@ -184,6 +178,7 @@ def _report_options(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> None:
     import torch
 
+    from .api.backward import traced_for_command
     from .api.inputs import check_dtype, make_input, variant_for
     from .checkpoints.loading import load_model
     from .images.prepare import EvalTransform, check_size, open_image
@@ -220,10 +215,14 @@ def _run(args: argparse.Namespace) -> None:
     images = images.to(device=device, dtype=dtype)
     header = {"input": described}
     pictures = False if args.no_pictures else PictureOptions(args.block, args.head, _query(args.query), explored)
-    with progress("tracing", args.quiet), torch.random.fork_rng(devices=[]), torch.no_grad():
-        torch.manual_seed(args.seed)
-        with tracing(slice=args.slice, stats=not args.no_stats, header=header, pictures=pictures) as trace:
-            model(images)
+    if learning(args):  # --backward, --train-step: api/backward.py
+        trace = traced_for_command(model, images, args, slice=args.slice, stats=not args.no_stats, header=header,
+                                   pictures=pictures)
+    else:
+        with progress("tracing", args.quiet), torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(args.seed)
+            with tracing(slice=args.slice, stats=not args.no_stats, header=header, pictures=pictures) as trace:
+                model(images)
     log.debug("traced %s in %.2f s", variant, trace.footer["timings"][0]["seconds"])
     with progress(f"writing {out.name}", args.quiet):
         write_output(trace, out, args.lang, pictures=not args.no_pictures, explain=args.explain,

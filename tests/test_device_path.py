@@ -72,3 +72,51 @@ def test_the_device_path_reads_nothing_back_while_the_forward_runs(teach_model, 
             summary.stats = other.stats = None
         assert event == expected
     assert compared > 100 or not options.get("stats")
+
+
+def test_the_device_path_reads_nothing_back_while_the_backward_runs(teach_model, monkeypatch):
+    """tracing(backward=True): the gradients' summaries (and the bias tables' whole gradients)
+    stay on the device while autograd runs the hooks, and cross in one transfer at the end."""
+    import copy
+
+    model = copy.deepcopy(teach_model)
+    reference_model = copy.deepcopy(teach_model)
+    monkeypatch.setattr(SummaryBatch, "cpu_at_once", False)
+    watch = _Watch()
+    flush = SummaryBatch.flush
+
+    def flush_at_the_end(self):  # the forward's summaries when it ends, the backward's when the block does
+        watch.phase = {"forward": "forward_end", "backward": "end"}.get(watch.phase, watch.phase)
+        return flush(self)
+
+    monkeypatch.setattr(SummaryBatch, "flush", flush_at_the_end)
+    for name in ("cpu", "numpy", "tolist", "item"):
+        method = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _name=name, _method=method, **kwargs):
+            watch.reads.setdefault(watch.phase, []).append(_name)
+            return _method(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with swintrace.tracing(stats=True, pictures=True, backward=True) as trace:
+        with watch:
+            loss = torch.nn.functional.cross_entropy(model(images), torch.tensor([1, 2]))
+            watch.phase = "backward"
+            loss.backward()
+    monkeypatch.undo()
+    assert watch.reads["forward"] == [] and watch.reads.get("backward", []) == []
+    assert watch.reads["forward_end"].count("cpu") == 1
+    assert watch.reads["end"].count("cpu") == 1  # the backward's summaries, in one buffer of bytes
+    assert "scalar read" not in watch.reads["end"]
+    assert len(trace.backward) > 300
+    # ... and the same gradients and summaries as the CPU path
+    with swintrace.tracing(stats=True, pictures=True, backward=True) as reference:
+        torch.nn.functional.cross_entropy(reference_model(images), torch.tensor([1, 2])).backward()
+    assert all(torch.equal(a.grad, b.grad) for a, b in zip(model.parameters(), reference_model.parameters()))
+    for event, expected in zip(trace.backward, reference.backward, strict=True):
+        for summary, other in zip((*event.tensors, *event.arrays), (*expected.tensors, *expected.arrays), strict=True):
+            if summary.stats is not None:
+                assert summary.stats == pytest.approx(other.stats, rel=1e-4, abs=1e-7)  # float32 sums
+            summary.stats = other.stats = None
+        assert event == expected

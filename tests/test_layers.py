@@ -131,8 +131,8 @@ def test_the_module_patterns_of_validation_are_the_models(variant):
 def test_the_public_names_are_the_ones_we_promise():
     """Moving modules between folders never changes what ``import swintrace`` offers."""
     public = ["Event", "SwinConfig", "SwinTransformer", "SwinTransformerV2", "TensorSummary", "Trace", "UserError",
-              "VARIANTS", "__version__", "build_model", "check", "diff", "from_model", "load_model", "load_trace", "make_pictures", "shape_image", "trace_image", "tracing",
-              "transform_for"]
+              "VARIANTS", "__version__", "build_model", "check", "diff", "from_model", "load_model", "load_trace",
+              "make_pictures", "shape_image", "trace_image", "tracing", "train_step", "transform_for"]
     assert sorted(swintrace.__all__) == sorted(public)
     assert dir(swintrace) == sorted(public)
     for name in public:

@@ -32,6 +32,8 @@ def trace_image(
     seed: int = 0,
     stats: bool = True,
     pictures: PictureOptions | bool = True,
+    backward: bool = False,
+    target: int | str | None = None,
     **options: Any,
 ) -> Trace:
     """Trace one forward of ``model`` on ``image``, prepared as the model's weights expect.
@@ -43,6 +45,9 @@ def trace_image(
     forward (drop path in training mode); ``stats`` and ``pictures`` are on, as
     in ``swintrace run``; other ``options`` go to ``tracing()``.
     The model runs where its parameters are; nothing is read back during the forward.
+    ``backward``: also run ``loss.backward()`` on the cross-entropy against ``target`` (a class
+    index or name; default: the top-1 prediction) and record its gradients (``trace.backward``);
+    the parameters' ``.grad`` then hold this backward's gradients.
     """
     if not isinstance(model, SwinTransformer):
         raise UserError.of("trace_image_model", type=type(model).__name__)
@@ -50,20 +55,31 @@ def trace_image(
     if unknown:  # a typo is told in one line, with the options there are
         raise UserError.of("trace_image_option", names=", ".join(map(repr, unknown)),
                            options=", ".join(sorted(_TRACING_OPTIONS)))
+    tensor, described = prepare_for(model, image)
+    if backward:
+        from .backward import traced_backward
+
+        return traced_backward(model, tensor, target, seed, stats=stats, pictures=pictures,
+                               header={"input": described}, **options)
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(seed)
+        with tracing(stats=stats, pictures=pictures, header={"input": described}, **options) as trace:
+            model(tensor)
+    return trace
+
+
+def prepare_for(model: SwinTransformer, image: Any) -> tuple[torch.Tensor, dict[str, Any]]:
+    """(the input ``image`` makes, on the model's device and in its dtype; the header's description)."""
     parameter = next(model.parameters())
     tensor, described = _prepare(model, image)
     if tensor.is_sparse or tensor.is_meta or not (tensor.is_floating_point() and not tensor.is_complex()):
         raise UserError.of("trace_image_tensor", dtype=str(tensor.dtype).removeprefix("torch."),
                            layout=str(tensor.layout).removeprefix("torch."))
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
-        torch.manual_seed(seed)
-        with tracing(stats=stats, pictures=pictures, header={"input": described}, **options) as trace:
-            model(tensor.to(device=parameter.device, dtype=parameter.dtype))  # as the model's weights
-    return trace
+    return tensor.to(device=parameter.device, dtype=parameter.dtype), described  # as the model's weights
 
 
 # What trace_image hands to tracing() besides stats, pictures and header.
-_TRACING_OPTIONS = frozenset(inspect.signature(tracing).parameters) - {"stats", "pictures", "header"}
+_TRACING_OPTIONS = frozenset(inspect.signature(tracing).parameters) - {"stats", "pictures", "header", "backward"}
 
 
 def shape_image(name: str, seed: int = 0) -> Image.Image:

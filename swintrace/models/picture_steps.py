@@ -107,6 +107,14 @@ class PictureCapture:
                 arrays.append(("explore_peaks", self.batch.whole(peaks)))
         return arrays
 
+    def on_grad(self, step_id: str, name: str) -> Any:
+        """What pictures take from the gradient of a step's tensor: for the chosen block's scores,
+        the query's row of every head (heads, N) — the masked keys' entries are (near) zero. None: nothing."""
+        if step_id != f"{self.options.block}.attn.scores" or name != "attn" or self.target is None:
+            return None
+        window, token = self.target
+        return lambda grad: [("grad_row", grad[window, :, token])]  # heads, N: image 0's windows come first
+
     def _locate_query(self, values: dict[str, Any]) -> torch.Tensor:
         """Where the query patch sits after padding and the cyclic shift.
 

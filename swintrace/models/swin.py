@@ -479,6 +479,12 @@ class SwinTransformer(Instrumented):
         """What the pictures take from this model's steps while a traced forward runs."""
         return PictureCapture(options, batch, trace)
 
+    def gradient_parameters(self) -> dict[str, tuple[str, bool]]:
+        """The parameters whose gradients a backward trace records: name -> (kind, kept whole)."""
+        from .gradients import lesson_parameters
+
+        return lesson_parameters(self)
+
     def describe(self) -> dict[str, Any]:
         """Header fields of a trace of this model."""
         return {

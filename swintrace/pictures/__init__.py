@@ -17,6 +17,7 @@ from ..trace.events import Trace
 from .attention import query_attention, relative_position
 from .draw import Picture
 from .generations import generation_pictures
+from .gradients import backward_pictures
 from .grids import cyclic_shift, mask_mosaic, window_grid
 from .spread import spread
 from .story import patch_merging, stage_story, teaching_classes, top_bars
@@ -46,4 +47,5 @@ def make_pictures(trace: Trace, lang: str = "en") -> list[Picture]:
         patch_merging(trace, lang),
         spread(trace, lang),
     ]
+    candidates += backward_pictures(trace, block, lang)  # a backward trace's: after the forward's
     return [picture for picture in candidates if picture is not None]

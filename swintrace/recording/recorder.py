@@ -115,6 +115,8 @@ class Recorder:
         # (probabilities, indices, class labels) of each forward's top-k; the footer keeps the first's
         self.predictions: list[tuple[Summary, Summary, Any]] = []
         self.captured_bytes = 0
+        # With tracing(backward=True): hooks the gradients of the steps' tensors (backward.py).
+        self.backward: Any = None
 
     # -- scopes ---------------------------------------------------------------
     def run_scope(self, owner: object, call: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
@@ -166,6 +168,8 @@ class Recorder:
             self.module_names = _module_names(owner) if isinstance(owner, nn.Module) else {}
             if self.pictures is not None and hasattr(owner, "picture_capture"):
                 self.capture = owner.picture_capture(self.pictures, self.batch, self.trace)
+        if self.backward is not None and isinstance(owner, nn.Module):
+            self.backward.watch_parameters(owner)
         self.started = time.perf_counter()
         if "model" not in self.trace.header and hasattr(owner, "describe"):
             self.trace.header.update(owner.describe())
@@ -216,6 +220,9 @@ class Recorder:
             for key, value in values.items():
                 if isinstance(value, torch.Tensor):
                     self._capture(step_id, key, value)
+        if self.backward is not None:  # before the values become summaries
+            self.backward.watch(self.call, step_id, kind, len(stack), values,
+                                getattr(self.capture, "on_grad", None))
         self.batch.summarise_values(values, rearranges)
         self.shown.extend(modules)
         self.shown.extend(value for value in values.values() if isinstance(value, nn.Module))

@@ -43,6 +43,7 @@ from .._version import __version__
 from ..errors import UserError
 from ..trace.events import SCHEMA_VERSION, Trace
 from ..trace.validate import MAX_SLICE
+from .backward import BackwardRecorder
 from .capture import PictureOptions
 from .recorder import _RECORDER, Recorder, current_recorder, is_tracing, step
 
@@ -121,6 +122,7 @@ def tracing(
     pictures: PictureOptions | bool = False,
     capture: Sequence[str] | None = None,
     capture_limit: int = 1 << 30,
+    backward: bool = False,
 ) -> Iterator[Trace]:
     """Record every forward of an instrumented model run inside the block.
 
@@ -135,6 +137,11 @@ def tracing(
     ``capture``: glob patterns of step ids whose tensors are kept whole, read
     back with ``trace.tensor(step_id, name)``; more than ``capture_limit``
     bytes of them stops the forward with a clear error.
+    ``backward``: also record the gradients of the backward run inside the block
+    (``loss.backward()``): of every step's tensors that require one, and of the
+    model's lesson parameters, in the order autograd makes them (``trace.backward``,
+    filled when the block ends; the gradient of a captured step's tensor is
+    ``trace.tensor(step_id, name + ".grad")``). Values and gradients are unchanged.
     """
     options = TraceOptions(
         slice_len=slice, keep=tuple(keep or ()), stats=stats, topk=topk,
@@ -150,12 +157,19 @@ def tracing(
     if chosen is not None:
         trace.header["options"]["pictures"] = {**asdict(chosen), "query": list(chosen.query or []) or None}
     recorder = Recorder(trace, options, chosen)
+    if backward:
+        trace.header["options"]["backward"] = True
+        recorder.ids_now = True  # a gradient's hook names its step
+        recorder.backward = BackwardRecorder(trace, options.slice_len, options.stats, recorder._capture,
+                                             options.captures)
     token = _RECORDER.set(recorder)
     try:
         yield trace
     finally:
         _RECORDER.reset(token)
         recorder.close()
+        if recorder.backward is not None:
+            recorder.backward.close()
     if recorder.call < 0:  # the block ran, and no instrumented module or function was called
         warnings.warn(
             "tracing() recorded nothing: only swintrace's own models are instrumented; "

@@ -118,6 +118,10 @@ def render_html(trace: Trace, lang: str = "en", pictures: list[Picture] | None =
         nodes.extend(_nodes(call, _Context(lang, f"c{number}-" if prefix else "", by_step if number == 0 else {},
                                            course, shared=shared, explorer=bool(pictures) and number == 0,
                                            version=trace.model_version)))
+    if trace.backward:  # after the forward: the gradients, in autograd's order (backward_html.py)
+        from .backward_html import backward_node
+
+        nodes.append(backward_node(trace, _Context(lang, "", by_step, shared=shared, version=trace.model_version)))
     model = trace.header.get("model", {})
     top = top_predictions(trace, lang)
     explorer = explorer_data(trace, lang, _scope_anchors(trace, "c0-" if prefix else "")) if pictures else None
@@ -149,6 +153,10 @@ def render_fragment(trace: Trace, lang: str = "en") -> str:
     nodes: list[_Node] = []
     for call in build_calls(trace):
         nodes.extend(_nodes(call, _Context(lang, version=trace.model_version)))
+    if trace.backward:  # the notebook shows the gradients as the report does
+        from .backward_html import backward_node
+
+        nodes.append(backward_node(trace, _Context(lang, version=trace.model_version)))
     return _environment().get_template("fragment.html.j2").render(
         nodes=nodes,
         explorer=explorer_data(trace, lang),

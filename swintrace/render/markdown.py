@@ -59,6 +59,10 @@ def render_markdown(trace: Trace, lang: str = "en", pictures: dict[str, list[tup
             out.append(_heading(1, label(lang, "call", n=number)))
         _render_children(nodes, _Context(lang, pictures if number == 1 else {}, explain, version=trace.model_version), out)
     _render_top(trace, lang, out)
+    if trace.backward:  # after the forward: the gradients, in autograd's order
+        from .backward_markdown import render_backward_markdown
+
+        out.append(render_backward_markdown(trace, lang, pictures, explain))
     return "".join(out).rstrip("\n") + "\n"
 
 

@@ -32,12 +32,12 @@ from ..files import write_files
 from ..vocabulary import step_title
 from .numbers import decode_number, decode_values, encode_number, encode_values
 
-SCHEMA_VERSION = 2
-# The versions this swintrace reads: 1 holds a Swin V1; 2 says in ``model.family`` which
-# generation ("swin_v1", "swin_v2") the trace holds.
+SCHEMA_VERSION = 2  # 2: the header's model.family names the generation; a trace of schema 1 holds a Swin V1
 READ_SCHEMA_VERSIONS = (1, 2)
 MODEL_FAMILIES = {"swin_v1": 1, "swin_v2": 2}  # family -> SwinConfig.version
 EVENT_TYPES = ("enter", "step", "exit")
+# Events of a recorded backward (trace.backward, after the forward's): see recording/backward.py.
+BACKWARD_TYPES = ("grad", "param_grad")
 # How notebooks show a trace or a step: set by swintrace.api.display (the renderers' layer,
 # above this one), which ``import swintrace`` loads. None: Jupyter falls back to repr.
 html_view: Callable[[Trace], str] | None = None
@@ -170,7 +170,8 @@ class Event:
 
     def _repr_html_(self) -> str | None:
         """This step as the report shows it, for notebooks (see ``html_view``)."""
-        return None if html_view is None else html_view(Trace(events=[self]))
+        shown = Trace(events=[self]) if self.type in EVENT_TYPES else Trace(backward=[self])  # a gradient
+        return None if html_view is None else html_view(shown)
 
     def array(self, name: str) -> TensorSummary | None:
         """A whole array recorded for pictures, or None."""
@@ -205,7 +206,7 @@ class Event:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Event:
-        if data.get("type") not in EVENT_TYPES:
+        if data.get("type") not in EVENT_TYPES + BACKWARD_TYPES:
             raise UserError(f"not a trace event: type {data.get('type')!r}")
         return cls(
             seq=data["seq"],
@@ -259,12 +260,15 @@ class Trace:
         events: list[Event] | None = None,
         footer: dict[str, Any] | None = None,
         captured: dict[str, Any] | None = None,
+        backward: list[Event] | None = None,
     ) -> None:
         self.header: dict[str, Any] = {} if header is None else header
         self._events: list[Event] = [] if events is None else events
         self.footer: dict[str, Any] = {} if footer is None else footer
         # Full tensors of the steps chosen with tracing(capture=[...]): "step_id/name" -> CPU tensor.
         self.captured: dict[str, Any] = {} if captured is None else captured
+        # The gradients of a tracing(backward=True) block, in the order autograd made them.
+        self.backward: list[Event] = [] if backward is None else backward
         # Builders of recorded forwards not read yet, oldest first: each appends its events.
         self._unbuilt: list[Callable[[list[Event]], None]] = []
         self._building = threading.Lock()
@@ -290,7 +294,8 @@ class Trace:
 
     def __getstate__(self) -> dict[str, Any]:
         """For copy and pickle: the built events, without the lock."""
-        return {"header": self.header, "events": self.events, "footer": self.footer, "captured": self.captured}
+        return {"header": self.header, "events": self.events, "footer": self.footer, "captured": self.captured,
+                "backward": self.backward}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)  # type: ignore[misc]
@@ -299,8 +304,8 @@ class Trace:
         if not isinstance(other, Trace):
             return NotImplemented
         # Footers compare as saved: a NaN probability (NaN logits) equals a NaN.
-        return (self.header, self.events, _encode_scalar(self.footer)) == (
-            other.header, other.events, _encode_scalar(other.footer))
+        return (self.header, self.events, self.backward, _encode_scalar(self.footer)) == (
+            other.header, other.events, other.backward, _encode_scalar(other.footer))
 
     __hash__ = None  # type: ignore[assignment]  # mutable: not hashable
 
@@ -373,20 +378,14 @@ class Trace:
     @property
     def model_version(self) -> int:
         """The Swin generation the trace holds (the header's config version; 1 when unsaid)."""
-        version = self.header.get("model", {}).get("config", {}).get("version", 1)
-        return version if version in (1, 2) else 1
+        return 2 if self.header.get("model", {}).get("config", {}).get("version") == 2 else 1
 
     def forwards(self) -> int:
         """How many forwards (top-level calls) the trace holds."""
         return 1 + max((event.call for event in self.events), default=0)
 
-    def steps(
-        self,
-        kind: str | None = None,
-        stage: int | None = None,
-        block: int | str | None = None,
-        call: int = 0,
-    ) -> list[Event]:
+    def steps(self, kind: str | None = None, stage: int | None = None, block: int | str | None = None,
+              call: int = 0) -> list[Event]:
         """Steps of one forward, filtered by kind, stage (0-based) and block.
 
         ``block`` is the block's index in its stage (needs ``stage``) or its
@@ -442,7 +441,7 @@ class Trace:
     def lines(self) -> Iterator[str]:
         """The JSON Lines text of this trace, one line at a time (no newlines)."""
         yield _dumps({"type": "header", **self.header})
-        for event in self.events:
+        for event in (*self.events, *self.backward):
             yield _dumps(event.to_dict())
         yield _dumps({"type": "footer", **_encode_scalar(self.footer)})
 

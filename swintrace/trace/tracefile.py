@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import UserError, Words
 from ..files import read_regular_file
-from .events import READ_SCHEMA_VERSIONS, SCHEMA_VERSION, Event, Trace
+from .events import EVENT_TYPES, READ_SCHEMA_VERSIONS, SCHEMA_VERSION, Event, Trace
 from .numbers import decode_number
 from .validate import check_rows
 
@@ -67,7 +67,8 @@ def load_trace(path: str | os.PathLike[str]) -> Trace:
         for prediction in predictions:
             prediction["probability"] = decode_number(prediction["probability"])
     events = [Event.from_dict(row) for row in rows[1:-1]]
-    trace = Trace(header=header, events=events, footer=footer)
+    forward = [event for event in events if event.type in EVENT_TYPES]  # the backward's events follow
+    trace = Trace(header=header, events=forward, footer=footer, backward=events[len(forward):])
     if header.get("capture_file"):
         trace.captured = _load_captured(source, source.with_name(header["capture_file"]))
     return trace

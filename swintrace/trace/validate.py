@@ -386,12 +386,10 @@ def check_event(where: _Where, data: Any, seq: int, slice_len: int, stack: list[
         if not stack or stack[-1] != event_id:
             raise where.fail("id", Words("field_scope_not_open"))
         stack.pop()
-    code = _sequence(where, "code", event.get("code", []), MAX_CODE_LINES)
-    for line in code:
+    for line in _sequence(where, "code", event.get("code", []), MAX_CODE_LINES):
         _string(where, "code", line)
-    for key in ("source", "doc", "note"):
-        if event.get(key) is not None:
-            _string(where, key, event[key], 1000)
+    for key in (key for key in ("source", "doc", "note") if event.get(key) is not None):
+        _string(where, key, event[key], 1000)
     scalars = _mapping(where, "scalars", event.get("scalars", {}), MAX_SCALARS)
     for name, value in scalars.items():
         _string(where, "scalars", name, MAX_NAME, _KIND)
@@ -405,8 +403,7 @@ def check_event(where: _Where, data: Any, seq: int, slice_len: int, stack: list[
         _string(where, f"modules.{name}", value)
     for position, summary in enumerate(_sequence(where, "tensors", event.get("tensors", []), MAX_TENSORS)):
         check_summary(where, f"tensors[{position}]", summary, slice_len, whole=False)
-    arrays = _sequence(where, "arrays", event.get("arrays", []), MAX_TENSORS)
-    for position, summary in enumerate(arrays):
+    for position, summary in enumerate(arrays := _sequence(where, "arrays", event.get("arrays", []), MAX_TENSORS)):
         check_summary(where, f"arrays[{position}]", summary, slice_len, whole=True)
     check_picture_arrays(where, {summary["name"]: summary for summary in arrays})
     if config is not None:
@@ -435,7 +432,7 @@ def _check_scalar(where: _Where, name: str, value: Any) -> None:
         _plain(where, field, value)
 
 
-def check_footer(where: _Where, footer: dict[str, Any], classes: int) -> None:
+def check_footer(where: _Where, footer: dict[str, Any], classes: int) -> None:  # timings and top-k
     for position, timing in enumerate(_sequence(where, "timings", footer.get("timings", []), MAX_CALLS)):
         timing = _mapping(where, f"timings[{position}]", timing, 4)
         _integer(where, f"timings[{position}].call", timing.get("call", 0), 0, MAX_CALLS)
@@ -453,12 +450,14 @@ def check_footer(where: _Where, footer: dict[str, Any], classes: int) -> None:
 
 def check_rows(source: str, rows: list[Any]) -> None:
     """Validate a trace's parsed lines: header, events, footer (``rows[i]`` is line i + 1)."""
-    header, footer = rows[0], rows[-1]
+    from .validate_backward import backward_start, check_backward
+
+    header, footer, body, stack = rows[0], rows[-1], rows[1:-1], list[str]()
     slice_len, config, classes = check_header(_Where(source, 1), header)
-    stack: list[str] = []
     first_stage_seen = False  # only the first forward is the header's input (pictures draw that one)
     sizes: dict[int, tuple[int, int]] = {}  # the first forward's stage inputs, (H, W) each
-    for position, row in enumerate(rows[1:-1]):
+    start = backward_start(body)  # the gradients of a backward follow the forward's events
+    for position, row in enumerate(body[:start]):
         where = _Where(source, position + 2)
         check_event(where, row, position, slice_len, stack, config)
         if config is not None and not first_stage_seen and row.get("id") == "layers.0.input":
@@ -469,3 +468,4 @@ def check_rows(source: str, rows: list[Any]) -> None:
     if stack:
         raise UserError.of("trace_scope_open", path=source, scope=repr(stack[-1]))
     check_footer(_Where(source, len(rows)), footer, classes)
+    check_backward(source, header, body, start, slice_len, config, classes)
