@@ -3,8 +3,8 @@
 A step call ``step(...)`` shows the statements that ran just before it in the
 same block: its preceding siblings in the syntax tree, back to the previous
 statement that contains a step call (or the start of the block). A call of a
-helper of the same file that makes steps itself (a plain function or method,
-not a traced scope: its steps are the caller's) counts as a step call. The
+helper of a file of the same folder that makes steps itself (a plain function or
+method, not a traced scope: its steps are the caller's) counts as a step call. The
 lookup parses each file once and caches the answer per (file, line).
 """
 
@@ -120,10 +120,24 @@ def _parse(filename: str) -> tuple[ast.Module | None, tuple[str, ...], frozenset
     return tree, lines, _stepping_helpers(tree)
 
 
+@functools.lru_cache(maxsize=16)
+def _folder_helpers(filename: str) -> frozenset[str]:
+    """The stepping helpers of a file and of the other files of its folder (Swin V2's blocks call
+    V1's ``shifted_window_attention``); a file read through a loader (a zip) has its own only."""
+    helpers = _parse(filename)[2]
+    folder = Path(filename).parent
+    if folder.is_dir():
+        for sibling in sorted(folder.glob("*.py")):
+            if str(sibling) != filename:
+                helpers |= _parse(str(sibling))[2]
+    return helpers
+
+
 @functools.lru_cache(maxsize=4096)
 def code_before(filename: str, line: int) -> tuple[tuple[str, ...], int | None]:
     """(code lines, first line number) of the statements a step at ``line`` shows."""
-    tree, lines, helpers = _parse(filename)
+    tree, lines, _ = _parse(filename)
+    helpers = _folder_helpers(filename)
     if tree is None:
         return (), None
     found = _find(tree.body, line)
