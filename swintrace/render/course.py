@@ -32,7 +32,7 @@ from .backward_text import grad_explanation, grad_tensors, grad_title
 from .explorer import explorer_data
 from .handouts import SLIDE_PICTURE_HEIGHT, SLIDE_PICTURE_WIDTH, course_chapters, slides, worksheet_chapters
 from .html import _Context, _environment, _nodes, _stages
-from .lessons import Exercise, Facts, course_facts, exercises
+from .lessons import Exercise, Facts, course_facts, exercises, fact_text
 from .markdown import _block, _inline, _render_step
 from .text import shape_repr, slice_label, stats_text, step_title, tensor_repr
 
@@ -132,7 +132,7 @@ def chapter_text(chapter: Chapter, lang: str, facts: Facts | None) -> str:
                         facts.numbers["learned"] if facts is not None else "")
     if facts is None:
         return re.sub(r"\{(\w+)\}", "?", text)  # a trace without a model's stages: no numbers to quote
-    return agree(lang, text.format(**facts.text))
+    return agree(lang, text.format(**fact_text(facts, lang)))
 
 
 def chapter_goal(chapter: Chapter, lang: str, facts: Facts | None) -> str:

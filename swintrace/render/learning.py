@@ -1,7 +1,8 @@
 """The facts of the chapter "How Swin learns": what the traced backward pass (and training step)
 says, read from the trace's backward events and header, and the answers of its number questions.
 
-Every placeholder the chapter's text uses is defined whenever the trace holds a backward (``—``
+Class names differ by language (``localized``: lang -> placeholder -> text, the teaching classes
+named in each language). Every placeholder the chapter's text uses is defined whenever the trace holds a backward (``—``
 where a part of it is missing), so the text always fills; ``learned`` says which text the chapter
 reads: "" (no backward: the chapter says how to get one), "backward", or "train_step".
 """
@@ -69,14 +70,15 @@ def _query_window_masked(trace: Trace) -> tuple[int, int] | None:
 def _backward_facts(trace: Trace, window: int) -> dict[str, Any]:
     """The placeholders a trace with a backward fills (``—`` where it lacks the part)."""
     described = trace.header["backward"]
-    facts: dict[str, Any] = {"learn_loss": f"{described['loss']:.4g}"}
+    facts: dict[str, Any] = {"learn_loss": f"{described['loss']:.4g}", "localized": {}}
     for lang in LANGUAGES:  # the teaching classes have names in every language; other labels are the model's
-        suffix = "" if lang == "en" else f"_{lang}"
         best = top_predictions(trace, lang)
-        facts[f"learn_top1{suffix}"] = str(best[0]["label"]) if best else _MISSING
         taught = lang != "en" and trace.header.get("weights", {}).get("name") == WEIGHTS_NAME
-        facts[f"learn_target{suffix}"] = say(lang, f"pictures.shape_class_{described['target']}") \
-            if taught and described["target"] < len(CLASSES) else described["label"]
+        facts["localized"][lang] = {
+            "learn_top1": str(best[0]["label"]) if best else _MISSING,
+            "learn_target": say(lang, f"pictures.shape_class_{described['target']}")
+            if taught and described["target"] < len(CLASSES) else described["label"]}
+    facts.update(facts["localized"]["en"])
     logits = _first(trace, "grad", "forward_head.output")  # softmax - one hot: its min is the target's
     stats = logits.tensors[0].stats if logits is not None and logits.tensors else None
     facts["learn_grad_target"] = f"{stats['min']:.6g}" if stats else _MISSING

@@ -99,6 +99,12 @@ def course_facts(trace: Trace) -> Facts | None:
     return Facts(text, numbers)
 
 
+def fact_text(facts: Facts, lang: str) -> dict[str, str]:
+    """The placeholders' texts in ``lang``: the facts' own, with those named in each language
+    (the teaching classes, render/learning.py) in ``lang``."""
+    return {**facts.text, **{key: str(value) for key, value in facts.numbers.get("localized", {}).get(lang, {}).items()}}
+
+
 # Counts printed with thousands separators; every other number is printed plain, as in a shape.
 _COUNTS = frozenset({"tokens1", "pairs_global", "pairs_window", "parameters", "masked1"})
 
