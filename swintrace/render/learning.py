@@ -23,7 +23,7 @@ from .text import top_predictions
 
 BLOCK = "layers.0.blocks.1"  # the chapter's block: stage 1's first SW-MSA block, the pictures' default
 _MISSING = "—"
-_MOVED = ("learn_moved_parameter", "learn_moved_row", "learn_moved_head", "learn_moved_change", "learn_moved_offset")
+_MOVED = ("learn_moved_stage", "learn_moved_block", "learn_moved_row", "learn_moved_head", "learn_moved_change", "learn_moved_offset")
 _BLOCK_OUTPUT = re.compile(r"layers\.(\d+)\.blocks\.(\d+)\.output")
 
 
@@ -94,7 +94,8 @@ def _backward_facts(trace: Trace, window: int) -> dict[str, Any]:
                       "learn_loss_after": f"{step['loss_after']:.4g}"})
         moved = step["moved"][0] if step["moved"] else None
         facts.update(dict.fromkeys(_MOVED, _MISSING) if moved is None else {
-            "learn_moved_parameter": moved["parameter"], "learn_moved_row": moved["row"],
+            "learn_moved_stage": int(moved["parameter"].split(".")[1]) + 1,
+            "learn_moved_block": int(moved["parameter"].split(".")[3]) + 1, "learn_moved_row": moved["row"],
             "learn_moved_head": moved["head"] + 1, "learn_moved_change": f"{moved['change']:.3g}",
             "learn_moved_offset": _offset_text(offset_of(moved["row"], _table_window(trace, moved["parameter"])))})
     return facts
