@@ -138,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     course.add_argument("--weights", default="pretrained",
                         help="'pretrained' (default), 'random', a pretrained name or a checkpoint file")
     course.add_argument("--seed", type=SEED, default=0, help="seed for random weights and input")
+    course.add_argument("--target", metavar="NAME|INDEX", help="the class the chapter How Swin learns measures "
+                        "the loss against, by name or index (default: the runner-up prediction)")
     course.add_argument("--force", action="store_true",
                         help="replace files in --out that swintrace did not write (default: refuse)")
     course.set_defaults(handler=_course)
@@ -279,15 +281,12 @@ def _show(args: argparse.Namespace) -> None:
 
 
 def _course(args: argparse.Namespace) -> None:
-    import torch
-
+    from .api.course_trace import trace_for_course
     from .api.inputs import make_input, variant_for
     from .checkpoints.loading import PRETRAINED_DEFAULT, load_model
     from .checkpoints.pretrained import default_weights
     from .images.prepare import open_image
     from .images.shapes import SHAPE_PREFIX, WEIGHTS_NAME
-    from .models.windows import relative_position_index
-    from .recording.tracing import traced_function, tracing
     from .render.course import build_course
 
     out = Path(args.out)
@@ -303,11 +302,8 @@ def _course(args: argparse.Namespace) -> None:
     with progress(f"loading {variant}", args.quiet):
         model = load_model(variant, weights=args.weights, seed=args.seed)
     images, described = make_input(model, image, kind, args.seed, VARIANTS[variant].img_size)
-    with progress("tracing", args.quiet), torch.no_grad():
-        with tracing(stats=True, header={"input": described}, pictures=True) as trace:
-            model(images)
-            # The bias chapter shows how the index is built: it runs in __init__, so trace it on its own.
-            traced_function(relative_position_index)(model.config.stage_window(0)[0])
+    with progress("tracing", args.quiet):  # forward, the index's construction, a V1's backward: api/course_trace.py
+        trace = trace_for_course(model, images, described, args.target, args.seed)
     with progress(f"writing the course into {out}", args.quiet):
         try:
             written = build_course(trace, out, (args.lang,) if args.lang else ("en", "zh"), force=args.force)

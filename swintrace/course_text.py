@@ -25,6 +25,7 @@ class Chapter:
     numbers: tuple[str, ...] = ()  # number questions (course.numbers.<key>)
     concepts: tuple[str, ...] = ()  # concept questions (course.concepts.<key>)
     table: bool = False  # the table of stages
+    gradients: tuple[str, ...] = ()  # regular expressions over the ids of the backward's events it shows
 
     def title(self, lang: str) -> str:
         return entry(lang, f"course.chapters.{self.slug}.title")
@@ -32,10 +33,18 @@ class Chapter:
     def goal(self, lang: str) -> str:
         return entry(lang, f"course.chapters.{self.slug}.goal")
 
-    def text(self, lang: str, version: int = 1) -> str:
+    def text(self, lang: str, version: int = 1, learned: str = "train_step") -> str:
         """The chapter's Markdown for a trace of Swin ``version``: a V1 course reads a chapter's
-        ``companion`` text where it has one (From V1 to V2), a V2 course its ``v2_note`` first."""
+        ``companion`` text where it has one (From V1 to V2), a V2 course its ``v2_note`` first.
+
+        ``learned`` says what the trace holds of learning ("", "backward" or "train_step"): a chapter
+        with ``without_backward`` words reads them when it holds nothing, and gets its
+        ``train_step`` words after its text when the trace took a training step (How Swin learns)."""
         words = entry(lang, f"course.chapters.{self.slug}")
+        if "without_backward" in words:
+            if not learned:
+                return words["without_backward"]
+            return f"{words['text']}\n\n{words['train_step']}" if learned == "train_step" else words["text"]
         if version == 1:
             return words.get("companion", words["text"])
         return f"> {words['v2_note']}\n\n{words['text']}" if "v2_note" in words else words["text"]
@@ -105,6 +114,14 @@ CHAPTERS: tuple[Chapter, ...] = (
         shapes=("forward_head.avgpool", "forward_head.head"),
     ),
     Chapter("shapes", steps=(r"layers\.\d+\.(input|output)",), shapes=("layers.0.downsampled",), table=True),
+    # The backward of a V1 course (api/course_trace.py); a course without one says how to get it.
+    Chapter(
+        "how-swin-learns", steps=(r"forward_head\.head", rf"{_BLOCK1}\.attn\.add_mask"),
+        gradients=(r"forward_head\.output", rf"{_BLOCK1}\.attn\.(softmax|scores)",
+                   rf"{_BLOCK1}\.attn\.relative_position_bias_table"),
+        pictures=("grad_",), numbers=("learn_pairs_row", "learn_masked_pairs"),
+        concepts=("why_masked_learns_nothing", "why_table_sums", "why_dropped_no_grad"),
+    ),
     # A V2 course's own chapter; a V1 course's companion (what V2 changes, and how to trace it).
     Chapter(
         "v1-to-v2",
@@ -129,6 +146,6 @@ _SCOPE_CHAPTERS: dict[str, tuple[str, ...]] = {
     "relative_coords_table": ("v1-to-v2",),
     "Mlp": ("swin-block",),
     "PatchMerging": ("patch-merging",),
-    "forward_head": ("classification-head",),
+    "forward_head": ("classification-head", "how-swin-learns"),
     "BasicLayer": ("overview", "reach", "shapes"),
 }

@@ -27,12 +27,14 @@ from ..pictures import Picture, make_pictures
 from ..pictures.generations import generation_pictures
 from ..trace.events import Event, Trace
 from ..words import agree, entry
+from .backward_html import _grad_node
+from .backward_text import grad_explanation, grad_tensors, grad_title
 from .explorer import explorer_data
 from .handouts import SLIDE_PICTURE_HEIGHT, SLIDE_PICTURE_WIDTH, course_chapters, slides, worksheet_chapters
 from .html import _Context, _environment, _nodes, _stages
-from .lessons import Exercise, Facts, course_facts, exercises
-from .markdown import _render_step
-from .text import step_title
+from .lessons import Exercise, Facts, course_facts, exercises, fact_text
+from .markdown import _block, _inline, _render_step
+from .text import shape_repr, slice_label, stats_text, step_title, tensor_repr
 
 _MARKDOWN = MarkdownIt("commonmark")
 
@@ -126,10 +128,11 @@ def _handouts(chapters: list[dict], lang: str) -> dict[str, str]:
 
 def chapter_text(chapter: Chapter, lang: str, facts: Facts | None) -> str:
     """The chapter's Markdown with the traced model's numbers filled in."""
-    text = chapter.text(lang, facts.numbers["config"].version if facts is not None else 1)
+    text = chapter.text(lang, facts.numbers["config"].version if facts is not None else 1,
+                        facts.numbers["learned"] if facts is not None else "")
     if facts is None:
         return re.sub(r"\{(\w+)\}", "?", text)  # a trace without a model's stages: no numbers to quote
-    return agree(lang, text.format(**facts.text))
+    return agree(lang, text.format(**fact_text(facts, lang)))
 
 
 def chapter_goal(chapter: Chapter, lang: str, facts: Facts | None) -> str:
@@ -150,6 +153,29 @@ def chapter_steps(trace: Trace, chapter: Chapter) -> list[Event]:
     return found
 
 
+def chapter_gradients(trace: Trace, chapter: Chapter) -> list[Event]:
+    """The backward's events a chapter shows, in autograd's order: the first of each id its patterns match."""
+    patterns = [re.compile(pattern) for pattern in chapter.gradients]
+    seen: set[str] = set()
+    found = []
+    for event in trace.backward:
+        if event.call == 0 and event.id not in seen and any(p.fullmatch(event.id) for p in patterns):
+            seen.add(event.id)
+            found.append(event)
+    return found
+
+
+def _gradients_markdown(events: list[Event], lang: str, out: list[str]) -> None:
+    """Gradients as the forward's steps are shown: title, what it is, each tensor's slice, shape, statistics."""
+    for event in events:
+        out.append(f"### {grad_title(event, lang)} (`{event.id}`)\n\n> {_inline(grad_explanation(event, lang))}\n\n")
+        for summary in grad_tensors(event):
+            out.append(_block(slice_label(summary), tensor_repr(summary)))
+            out.append(_block(f"{summary.name}.shape", shape_repr(summary.shape)))
+            stats = stats_text(summary, lang)
+            out.append(f"{summary.name}: {stats}\n\n\n" if stats else "")
+
+
 def _chapter_pictures(chapter: Chapter, pictures: list[Picture]) -> list[Picture]:
     return [p for p in pictures if any(p.name.startswith(prefix) for prefix in chapter.pictures)]
 
@@ -157,7 +183,8 @@ def _chapter_pictures(chapter: Chapter, pictures: list[Picture]) -> list[Picture
 def _chapter_html(trace: Trace, chapter: Chapter, lang: str, pictures: list[Picture], neighbours: dict,
                   facts: Facts | None, asked: list[Exercise]) -> str:
     steps = chapter_steps(trace, chapter)
-    nodes = _nodes(list(steps), _Context(lang, version=trace.model_version))
+    context = _Context(lang, version=trace.model_version)
+    nodes = _nodes(list(steps), context) + [_grad_node(event, context) for event in chapter_gradients(trace, chapter)]
     return _page(
         lang=lang, title=chapter.title(lang), home="index.html", goal=chapter_goal(chapter, lang, facts),
         warning=_random_warning(trace, chapter, lang),
@@ -197,12 +224,13 @@ def _chapter_markdown(trace: Trace, chapter: Chapter, lang: str, pictures: list[
     if chapter.table:
         out.append(_stage_table_markdown(trace, lang))
     _exercises_markdown(asked, words, out)
-    steps = chapter_steps(trace, chapter)
-    if steps:
+    steps, gradients = chapter_steps(trace, chapter), chapter_gradients(trace, chapter)
+    if steps or gradients:
         out.append(f"## {words['trace']}\n\n")
         for event in steps:
             out.append(f"### {step_title(event, lang, lead=True)} (`{event.id}`)\n\n")
             _render_step(event, lang, out)
+        _gradients_markdown(gradients, lang, out)
     return "".join(out)
 
 

@@ -25,7 +25,7 @@ from ..course_text import Chapter
 from ..pictures import Picture
 from ..pictures.draw import to_png
 from ..words import entry
-from .lessons import Exercise, Facts
+from .lessons import Exercise, Facts, fact_text
 
 # The smallest text a picture may show on a 1920x1080 slide, in CSS pixels.
 SLIDE_TEXT_PX = 18
@@ -81,11 +81,11 @@ def course_chapters(chapters_made: list[tuple[Chapter, str, str, list[Picture], 
     """What the slides and worksheets take of each chapter: (chapter, goal, filled text, its pictures,
     its exercises) with the key numbers its text quotes."""
     labels = entry(lang, "course.fact_labels")
+    texts = fact_text(facts, lang) if facts is not None else {}
     made = []
     for chapter, goal, text, pictures, asked in chapters_made:
         keys = dict.fromkeys(re.findall(r"\{(\w+)\}", chapter.text(lang)))  # in the text's order, once each
-        numbers = [(labels[key], facts.text[key]) for key in keys
-                   if facts is not None and key in labels and key in facts.text]
+        numbers = [(labels[key], texts[key]) for key in keys if key in labels and key in texts]
         made.append({"chapter": chapter, "title": chapter.title(lang), "goal": goal, "text": text,
                      "pictures": pictures, "exercises": asked, "numbers": numbers})
     return made

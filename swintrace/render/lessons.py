@@ -28,6 +28,7 @@ from ..trace.events import Event, Trace
 from ..words import entry
 from .generations import generation_facts
 from .html import traced_stage_sizes
+from .learning import learning_facts
 
 
 @dataclass(frozen=True)
@@ -92,9 +93,16 @@ def course_facts(trace: Trace) -> Facts | None:
     }
     numbers["start_y"], numbers["start_x"] = start_patch(config, sizes)
     numbers.update(generation_facts(trace, config, M))
+    numbers.update(learning_facts(trace, M))
     text = {key: f"{value:,}" if key in _COUNTS else str(value)
             for key, value in numbers.items() if isinstance(value, (int, str))}
     return Facts(text, numbers)
+
+
+def fact_text(facts: Facts, lang: str) -> dict[str, str]:
+    """The placeholders' texts in ``lang``: the facts' own, with those named in each language
+    (the teaching classes, render/learning.py) in ``lang``."""
+    return {**facts.text, **{key: str(value) for key, value in facts.numbers.get("localized", {}).get(lang, {}).items()}}
 
 
 # Counts printed with thousands separators; every other number is printed plain, as in a shape.
@@ -206,6 +214,10 @@ def _number(trace: Trace, key: str, facts: Facts | None) -> int | None:
         return _reach_answer(key, numbers)
     if key in ("cpb_parameters", "coords_largest_x1000"):  # a Swin V2's own (a V1 course asks neither)
         return numbers.get(key) if numbers["generation"] == 2 else None
+    if key == "learn_pairs_row":  # pairs of one window at the offset (1, 0), from the traced window size
+        return numbers.get(key)
+    if key == "learn_masked_pairs":  # pairs of the explored query's window the traced mask blocks
+        return numbers.get(key) if numbers["shifted"][0] else None
     if key == "stage2_tokens":
         return numbers["stage_tokens"][1] if len(numbers["stage_tokens"]) > 1 else None
     raise KeyError(key)
