@@ -156,7 +156,7 @@ def v2_course(v2_trace, tmp_path_factory):
 
 
 def test_the_v2_chapter_says_what_the_traced_model_computes(v2_course, v2_trace, v1_trace, v2_model):
-    chapter = (v2_course / "en" / "13-v1-to-v2.md").read_text("utf-8")
+    chapter = (v2_course / "en" / "14-v1-to-v2.md").read_text("utf-8")
     mlp = sum(p.numel() for p in v2_model.layers[0].blocks[0].attn.cpb_mlp.parameters())
     assert f"{mlp} parameters in a block of stage 1" in chapter
     assert f"becomes {math.log2(9) / 3:.3f}" in chapter
@@ -172,7 +172,7 @@ def test_the_v2_chapter_says_what_the_traced_model_computes(v2_course, v2_trace,
     only = {e.kind for e in result.only_b if e.id.startswith(prefix) and e.id.count(".") == 5}
     assert only == set(re.findall(r"^\| — \| `(\w+)` \|$", chapter, flags=re.M))
     # its exercises: the MLP's size and the largest coordinate, answered as the model says
-    page = (v2_course / "en" / "13-v1-to-v2.html").read_text("utf-8")
+    page = (v2_course / "en" / "14-v1-to-v2.html").read_text("utf-8")
     assert f'data-answer="{mlp}"' in page and 'data-answer="1057"' in page
     # the chapters V2 changes open with a note; the V1 companion is not this text
     assert "This model is a Swin V2" in (v2_course / "en" / "04-w-msa.md").read_text("utf-8")
@@ -181,15 +181,15 @@ def test_the_v2_chapter_says_what_the_traced_model_computes(v2_course, v2_trace,
 
 def test_the_chinese_v2_course_is_chinese(v2_course):
     pages = {path.name: path.read_text("utf-8") for path in (v2_course / "zh").iterdir()}
-    assert "13-v1-to-v2.html" in pages and "从 V1 到 V2" in pages["13-v1-to-v2.html"]
+    assert "14-v1-to-v2.html" in pages and "从 V1 到 V2" in pages["14-v1-to-v2.html"]
     assert _english_runs(pages) == set()
 
 
 def test_a_v1_course_gets_the_companion(teach_course):
     course = teach_course
-    chapter = (course / "en" / "13-v1-to-v2.md").read_text("utf-8")
+    chapter = (course / "en" / "14-v1-to-v2.md").read_text("utf-8")
     assert "This course traced a Swin **V1**" in chapter and "swintrace course --model swin_v2_teach" in chapter
     assert "9 rows per head (18 numbers" in chapter  # its own table: (2*2-1)^2 rows, 2 heads
     assert "v2_offsets_layers_0_blocks_1.png" in chapter and "v2_norms.png" in chapter
-    page = (course / "en" / "13-v1-to-v2.html").read_text("utf-8")
+    page = (course / "en" / "14-v1-to-v2.html").read_text("utf-8")
     assert 'data-answer="1057"' not in page  # a V1 course asks only the concept questions

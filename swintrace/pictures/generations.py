@@ -17,7 +17,19 @@ from ..config import SwinConfig
 from ..palette import rgb
 from ..trace.events import Trace
 from ..words import say
-from .draw import INK, MARGIN, MUTED, TITLE_HEIGHT, Picture, canvas, color_bar, finish, heatmap, label_width, text
+from .draw import (
+    INK,
+    MARGIN,
+    MUTED,
+    TITLE_HEIGHT,
+    Picture,
+    canvas,
+    color_bar,
+    finish,
+    heatmap,
+    label_width,
+    text,
+)
 from .grids import _step
 
 LINEAR = rgb(palette.BLUE)
