@@ -3,9 +3,10 @@ generation computes something else, and how ``swintrace diff`` pairs the two.
 
 A V2 trace gives its own numbers (the MLP's size, the largest log-spaced coordinate as the model
 computed it, the logit scales); a V1 trace gives its table's and, for the companion chapter, what
-a V2 of its shape would have. The pairing is ``swintrace diff``'s rule (trace/diff.py: the k-th
-step of a kind in one block with the k-th of that kind in the other) applied to one attention of
-each generation: the traced one, and the other generation's steps in the order its model runs them.
+a V2 of its shape would have. The pairing aligns one attention of each generation (the traced one,
+and the other generation's steps in the order its model runs them) by kind, in order; for these
+sequences that gives exactly the pairs of ``swintrace diff``'s rule (trace/diff.py: the k-th step of
+a kind with the k-th of that kind), which tests/test_teach_v2.py checks against a real diff.
 """
 
 from __future__ import annotations
