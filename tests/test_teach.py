@@ -197,3 +197,17 @@ def test_hostile_arguments_get_one_line(tmp_path, capsys):
         with pytest.raises(SystemExit) as refused:
             train_main(["--out", str(tmp_path / "w"), *option])
         assert refused.value.code == 2
+
+
+def test_the_shipped_v2_weights_reach_their_recorded_accuracy(held_out):
+    """swin_v2_teach's weights (teach_shapes_v2), trained by the same script with --model swin_v2_teach."""
+    record = json.loads(WEIGHTS.joinpath("teach_shapes_v2.json").read_text("utf-8"))
+    teacher = load_model("swin_v2_teach", pretrained=True)
+    assert teacher.weights_source["name"] == "teach_shapes_v2" and teacher.class_labels == shapes.CLASSES
+    assert record["variant"] == "swin_v2_teach" and record["held_out_accuracy"] >= 0.90
+    accuracy, per_class = evaluate(teacher, held_out)
+    assert accuracy >= 0.86 and min(per_class) >= 0.65 and abs(accuracy - record["held_out_accuracy"]) < 0.05, (
+        accuracy, per_class)
+    weights = WEIGHTS.joinpath("teach_shapes_v2.safetensors").read_bytes()
+    assert hashlib.sha256(weights).hexdigest() == record["sha256"] and len(weights) < 300_000
+    assert f"held-out acc {100 * record['held_out_accuracy']:.1f} %" in PRETRAINED["teach_shapes_v2"].source

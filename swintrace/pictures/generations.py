@@ -202,8 +202,9 @@ def cosine_picture(trace: Trace, block: str, head: int, lang: str = "en") -> Pic
     draw.line([(x, clamp_y), (x + bars_w, clamp_y)], fill=rgb(palette.RED))
     text(draw, (x + bars_w, clamp_y + 2), say(lang, "pictures.cosine_clamp"), 11, MUTED, anchor="ra")
     bar_w = max(6, bars_w // max(scales.size, 1) - 4)
-    for index, value in enumerate(scales.tolist()):
-        height_px = round(min(value, FACTOR_BOUND) / FACTOR_BOUND * (chart_h - 4))
+    for index, value in enumerate(scales.tolist()):  # on a log scale, as the model stores them: 1 to 100
+        share = math.log(min(max(value, 1.0), FACTOR_BOUND)) / math.log(FACTOR_BOUND)
+        height_px = max(1, round(share * (chart_h - 4)))
         left = x + index * (bar_w + 4)
         color = rgb(palette.GREEN) if index == head else rgb(palette.GREY)
         draw.rectangle([left, top + chart_h - height_px, left + bar_w - 1, top + chart_h], fill=color)
