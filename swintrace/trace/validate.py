@@ -249,7 +249,8 @@ def check_header(where: _Where, header: dict[str, Any]) -> tuple[int, Any, int]:
             raise where.fail("model.config", why) from None
         _check_config_size(where, config)
         family = model.get("family", "swin_v1" if schema == 1 else None)  # schema 1: always a Swin V1
-        if (schema == 1 and "family" in model) or MODEL_FAMILIES.get(family) != config.version:
+        if (schema == 1 and "family" in model) or not isinstance(family, str) \
+                or MODEL_FAMILIES.get(family) != config.version:
             raise where.fail("model.family", Words("field_family", version=config.version))
         if shape is not None and sides[1] != config.in_chans:
             raise where.fail("input.shape", Words("field_channels", channels=sides[1], expected=config.in_chans))
