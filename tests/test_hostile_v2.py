@@ -176,19 +176,13 @@ def test_a_family_that_is_not_the_configs_is_refused_in_one_line(v2_rows, tmp_pa
 
 # -- renderers on what the validator accepts ----------------------------------------------------------
 
-def test_every_renderer_draws_non_finite_v2_arrays_and_learning_numbers(v2_rows, tmp_path, capsys):
+def test_every_renderer_draws_non_finite_v2_arrays_and_a_forged_training_step(v2_rows, tmp_path, capsys):
     rows = copy.deepcopy(v2_rows)
     # once: ValueError cannot convert float NaN to integer (cosine and offsets pictures, the course's facts)
     _array(rows, "layers.0.blocks.1.attn.logit_scale", "factors")["values"] = ["nan", "inf"]
     _array(rows, "layers.0.blocks.1.attn.relative_coords_table.output", "coords")["values"] = [[["nan", 1e308]] * 3] * 3
     _array(rows, "layers.0.blocks.1.attn.bias_gather", "table")["values"] = [["nan", "-inf"]] * 9
     rows[0]["backward"]["loss"] = "nan"  # once: Unknown format code 'g' for object of type 'str'
-    _every_renderer(_write(rows, tmp_path / "t.jsonl"), tmp_path, capsys)
-
-
-def test_a_forged_training_step_of_non_finite_numbers_renders(v2_rows, tmp_path, capsys):
-    rows = copy.deepcopy(v2_rows)
-    rows[0]["model"]["config"]["version"], rows[0]["model"]["family"] = 2, "swin_v2"
     rows[0]["train_step"] = {"lr": "nan", "optimizer": "sgd", "loss_before": "inf", "loss_after": "-inf", "moved": [
         {"parameter": "layers.0.blocks.0.attn.relative_position_bias_table", "row": 8, "head": 1, "change": "nan"}]}
     _every_renderer(_write(rows, tmp_path / "t.jsonl"), tmp_path, capsys)
@@ -237,3 +231,22 @@ def test_a_training_step_of_a_v2_is_refused_from_the_command_and_the_api(tmp_pat
     v2_named_teach = swintrace.load_model("swin_teach", version=2)  # the name of the V1 teaching model, a V2
     with pytest.raises(UserError, match="trains the teaching model only"):
         swintrace.train_step(v2_named_teach, swintrace.shape_image("triangle"))
+
+
+@pytest.mark.parametrize("field, value", [("block", "layers.٠.blocks.١"), ("explore", ["layers.٠.blocks.١"])])
+def test_a_picture_block_of_other_digits_is_refused_in_one_line(v2_rows, tmp_path, capsys, field, value):
+    # regex \d matches any script's digits: "layers.٠.blocks.١" once passed and crashed the writer (ValueError)
+    rows = copy.deepcopy(v2_rows)
+    rows[0]["options"]["pictures"][field] = value
+    message = _one_line_error(capsys, main(["render", str(_write(rows, tmp_path / "t.jsonl")),
+                                            "--out", str(tmp_path / "r.html")]))
+    assert f"options.pictures.{field}" in message
+
+
+def test_a_moved_row_of_other_digits_is_refused(v2_rows, tmp_path, capsys):
+    rows = copy.deepcopy(v2_rows)
+    rows[0]["train_step"] = {"lr": 0.1, "optimizer": "sgd", "loss_before": 1.0, "loss_after": 0.5, "moved": [
+        {"parameter": "layers.١.blocks.٠.attn.relative_position_bias_table", "row": 8, "head": 1, "change": 0.3}]}
+    message = _one_line_error(capsys, main(["render", str(_write(rows, tmp_path / "t.jsonl")),
+                                            "--out", str(tmp_path / "r.html")]))
+    assert "train_step.moved[0].parameter" in message
