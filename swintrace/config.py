@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +76,12 @@ class SwinConfig:
     pretrained_window_sizes: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        problems = []
+        for name in ("depths", "num_heads", "pretrained_window_sizes"):  # lists from JSON or a caller
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        problems = _type_problems(self)
+        if problems:  # the checks below compare numbers: a "32" or a 2.0 would fail there, or later
+            raise UserError.of("config_invalid", problems=Listed(problems))
         if self.img_size < 1:
             problems.append(Words("config_at_least_one", name="img_size", value=self.img_size))
         if self.patch_size < 1:
@@ -108,7 +114,7 @@ class SwinConfig:
     def _version_problems(self) -> list[Words]:
         """What does not fit the generation: V2's pretrained windows, and windows of one token (V2
         divides the relative coordinates by the window's side minus one)."""
-        if isinstance(self.version, bool) or self.version not in (1, 2):
+        if not _is_int(self.version) or self.version not in (1, 2):
             return [Words("config_version", value=repr(self.version)[:20])]
         problems = []
         pretrained = self.pretrained_window_sizes
@@ -199,6 +205,42 @@ class SwinConfig:
             if name in values:
                 values[name] = tuple(values[name])
         return cls(**values)
+
+
+_INTEGER_FIELDS = ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "window_size")
+_NUMBER_FIELDS = ("mlp_ratio", "drop_rate", "attn_drop_rate", "drop_path_rate")
+_FLAG_FIELDS = ("qkv_bias", "patch_norm", "always_partition")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _type_problems(config: SwinConfig) -> list[Words]:
+    """Each field of the type the model computes with: whole numbers where it counts (a 32.0 or a
+    "32" from a trace would reach ``range()``), finite numbers, true or false."""
+    problems = []
+    for name in _INTEGER_FIELDS:
+        if not _is_int(getattr(config, name)):
+            problems.append(Words("config_not_integer", name=name, value=repr(getattr(config, name))[:40]))
+    for name in ("depths", "num_heads"):
+        value = getattr(config, name)
+        if not isinstance(value, tuple) or not all(_is_int(item) for item in value):
+            problems.append(Words("config_not_integers", name=name, value=repr(value)[:40]))
+    for name in _NUMBER_FIELDS:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            problems.append(Words("config_not_number", name=name, value=repr(value)[:40]))
+    scale = config.qk_scale
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float))
+                              or not math.isfinite(scale)):
+        problems.append(Words("config_not_number", name="qk_scale", value=repr(scale)[:40]))
+    for name in _FLAG_FIELDS:
+        if not isinstance(getattr(config, name), bool):
+            problems.append(Words("config_not_flag", name=name, value=repr(getattr(config, name))[:40]))
+    if not isinstance(config.pretrained_window_sizes, tuple):
+        problems.append(Words("config_pretrained_windows", sizes=repr(config.pretrained_window_sizes)[:40]))
+    return problems
 
 
 # The most numbers a checkpoint or an adopted model may hold: twice Swin-L's 197 million, checked

@@ -26,6 +26,7 @@ from ..trace.events import Trace
 # --train-step trains this variant only: its whole step takes a fraction of a second.
 TRAINABLE_VARIANT = "swin_teach"
 MAX_LR = 100.0
+MAX_TARGET_DIGITS = 9
 MOVED_ROWS = 8  # the bias-table rows a training step lists, those that moved most
 
 
@@ -34,8 +35,12 @@ def resolve_target(model: SwinTransformer, target: int | str | None) -> int | No
     if target is None:
         return None
     classes = model.config.num_classes
-    if isinstance(target, str) and target.strip().isdigit():
-        target = int(target.strip())
+    digits = target.strip() if isinstance(target, str) else ""
+    if digits.isdecimal():  # any script's digits (int() reads them; not isdigit's superscripts, "²")
+        if len(digits) > MAX_TARGET_DIGITS:  # int() refuses 4,300 digits; no model has a billion classes
+            raise UserError.of("target_index", target=digits[:MAX_TARGET_DIGITS] + "…", classes=classes,
+                               last=classes - 1)
+        target = int(digits)
     if isinstance(target, int) and not isinstance(target, bool):
         if not 0 <= target < classes:
             raise UserError.of("target_index", target=target, classes=classes, last=classes - 1)
@@ -47,6 +52,15 @@ def resolve_target(model: SwinTransformer, target: int | str | None) -> int | No
         raise UserError.of("target_name", target=repr(target[:40]),
                            examples=", ".join(list(model.class_labels or ())[:5]) or "0, 1, 2")
     raise UserError.of("target_type", type=type(target).__name__)
+
+
+def check_trainable(model: SwinTransformer) -> None:
+    """The teaching model, as a Swin V1: a step's story is the bias table's rows, which a V2 has not
+    (``load_model("swin_teach", version=2)`` keeps the variant's name but is a V2)."""
+    if model.variant != TRAINABLE_VARIANT or model.config.version != 1:
+        variant = f"{model.variant} (Swin V{model.config.version})" if model.variant == TRAINABLE_VARIANT \
+            else model.variant
+        raise UserError.of("train_step_model", variant=str(variant)[:40], trainable=TRAINABLE_VARIANT)
 
 
 def check_lr(lr: float) -> float:
@@ -91,8 +105,7 @@ def train_step(model: SwinTransformer, image: Any, *, lr: float = 0.1, target: i
 
     if not isinstance(model, SwinTransformer):
         raise UserError.of("trace_image_model", type=type(model).__name__)
-    if model.variant != TRAINABLE_VARIANT:
-        raise UserError.of("train_step_model", variant=str(model.variant)[:40], trainable=TRAINABLE_VARIANT)
+    check_trainable(model)
     lr = check_lr(lr)
     images, described = prepare_for(model, image)
     options.setdefault("stats", True)
@@ -149,7 +162,6 @@ def traced_for_command(model: SwinTransformer, images: torch.Tensor, args: Any, 
     if not args.train_step:
         model.train(args.train)
         return traced_backward(model, images, args.target, args.seed, **options)
-    if model.variant != TRAINABLE_VARIANT:
-        raise UserError.of("train_step_model", variant=str(model.variant)[:40], trainable=TRAINABLE_VARIANT)
+    check_trainable(model)
     return train_step_on(model, images, check_lr(DEFAULT_LR if args.lr is None else args.lr), args.target,
                          args.seed, **options)

@@ -38,6 +38,8 @@ from .weights import check_weights, load_state_dict
 
 StateDict = dict[str, torch.Tensor]
 # Fields of a config that say how it computes, not its shape: a variant is named by its shape.
+# The largest window (and pre-trained window) a Swin V2's buffers may say: config_too_large's bound.
+MAX_WINDOW = 64
 _HOW_NOT_SHAPE = {"drop_path_rate": 0, "shift_order": PAD_THEN_ROLL, "always_partition": False}
 
 
@@ -118,7 +120,7 @@ def _check_shapes(config: SwinConfig, state_dict: StateDict) -> None:
              if not key.endswith(("relative_position_index", "attn_mask"))}
     if expected != given:
         wrong = sorted(set(expected) ^ set(given)) or [key for key in expected if expected[key] != given[key]]
-        raise UserError.of("adopt_shapes", keys=", ".join(map(str, wrong[:5])))
+        raise UserError.of("adopt_shapes", keys=", ".join(map(str, wrong[:5])), version=config.version)
 
 
 def infer_config(state_dict: StateDict, image_size: int | None = None, **computing: Any) -> SwinConfig:
@@ -167,7 +169,7 @@ def infer_config(state_dict: StateDict, image_size: int | None = None, **computi
         expected = config.stage_window(stage)[0]
         if window is not None and expected != window:
             raise UserError.of("adopt_window", stage=stage + 1, window=window, size=config.img_size,
-                               first=config.window_size, expected=expected)
+                               first=config.window_size, expected=expected, version=config.version)
     return config
 
 
@@ -224,6 +226,9 @@ def _v2_windows(model: Any, buffers: StateDict) -> dict[str, Any]:
     for stage in range(stages):
         index = buffers.get(f"layers.{stage}.blocks.0.attn.relative_position_index")  # M*M, M*M
         window = math.isqrt(index.shape[0]) if index is not None and index.ndim == 2 else None
+        if window is not None and (tuple(index.shape) != (window * window,) * 2 or not 1 <= window <= MAX_WINDOW):
+            # a few bytes can declare an index of a billion rows (shape (10**9, 0)): its window's table would not fit
+            raise UserError.of("adopt_index_window", stage=stage + 1, shape=tuple(index.shape), limit=MAX_WINDOW)
         windows.append(window)
         table = buffers.get(f"layers.{stage}.blocks.0.attn.relative_coords_table")  # 1, 2M-1, 2M-1, 2
         if window is not None and table is not None:
@@ -248,9 +253,11 @@ def _v2_windows(model: Any, buffers: StateDict) -> dict[str, Any]:
 
 def _pretrained_window(window: int, table: torch.Tensor) -> int:
     """The pre-trained window whose coordinates table ``table`` is (0: the window itself)."""
-    for candidate in (0, *range(2, 65)):
+    if tuple(table.shape) != (1, 2 * window - 1, 2 * window - 1, 2):
+        raise UserError.of("adopt_coords_table", window=window)
+    for candidate in (0, *range(2, MAX_WINDOW + 1)):
         expected = relative_coords_table(window, candidate)
-        if expected.shape == table.shape and torch.allclose(expected, table.float(), atol=1e-5):
+        if torch.allclose(expected, table.float(), atol=1e-5):
             return candidate
     raise UserError.of("adopt_coords_table", window=window)
 

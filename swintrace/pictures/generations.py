@@ -74,6 +74,7 @@ def offsets_picture(trace: Trace, block: str, lang: str = "en") -> Picture | Non
     coords = event.array("coords") if event is not None else None
     if coords is not None and coords.array is not None and np.shape(coords.array) == (2 * window - 1, 2 * window - 1, 2):
         traced = np.asarray(coords.array, dtype=np.float64)[window - 1, :, 1]  # dy = 0: the dx coordinates
+        traced = traced if np.isfinite(traced).all() else None  # a file's NaN is not the model's: the formula's
     offsets = np.arange(-(window - 1), window)
     values = traced if traced is not None else log_spaced(offsets.astype(np.float64), side)
     wide = np.arange(-(2 * window - 1), 2 * window)
@@ -90,8 +91,8 @@ def offsets_picture(trace: Trace, block: str, lang: str = "en") -> Picture | Non
     def x_of(offset: float) -> int:
         return round(left + (offset - wide[0]) / (wide[-1] - wide[0]) * plot_w)
 
-    def y_of(value: float) -> int:
-        return round(top + plot_h / 2 - value / limit * (plot_h / 2 - 8))
+    def y_of(value: float) -> int:  # a traced value past the plot is drawn at its edge
+        return round(top + plot_h / 2 - max(-1.0, min(1.0, value / limit)) * (plot_h / 2 - 8))
 
     draw.rectangle([x_of(offsets[0]) - 6, top, x_of(offsets[-1]) + 6, top + plot_h], fill=TRAINED)
     text(draw, (x_of(0), top + 4), say(lang, "pictures.offsets_trained", window=window), 11, MUTED, anchor="ma")
@@ -203,7 +204,7 @@ def cosine_picture(trace: Trace, block: str, head: int, lang: str = "en") -> Pic
     text(draw, (x + bars_w, clamp_y + 2), say(lang, "pictures.cosine_clamp"), 11, MUTED, anchor="ra")
     bar_w = max(6, bars_w // max(scales.size, 1) - 4)
     for index, value in enumerate(scales.tolist()):  # on a log scale, as the model stores them: 1 to 100
-        share = math.log(min(max(value, 1.0), FACTOR_BOUND)) / math.log(FACTOR_BOUND)
+        share = math.log(min(max(value, 1.0), FACTOR_BOUND)) / math.log(FACTOR_BOUND) if value == value else 0.0  # NaN: none
         height_px = max(1, round(share * (chart_h - 4)))
         left = x + index * (bar_w + 4)
         color = rgb(palette.GREEN) if index == head else rgb(palette.GREY)

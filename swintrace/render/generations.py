@@ -59,6 +59,10 @@ def _pairing_table(trace: Trace, block: str, version: int) -> tuple[str, int, in
     return "\n".join(lines), paired, len(rows) - paired
 
 
+# A coordinate larger than any model's (a window of 64 normalised by a pre-trained window of 2 is about 3).
+MAX_COORDINATE = 1000.0
+
+
 def generation_facts(trace: Trace, config: SwinConfig, window: int) -> dict[str, Any]:
     """The chapter's numbers for the traced generation (placeholders of course.chapters.v1-to-v2)."""
     heads = config.num_heads[0]
@@ -98,10 +102,15 @@ def _traced_largest_coordinate(trace: Trace, block: str) -> float | None:
     if event is None:
         return None
     coords = event.array("coords")
-    if coords is not None and coords.array is not None:
-        return float(np.max(coords.array))
     summary = next((tensor for tensor in event.tensors if tensor.name == "relative_coords_table"), None)
-    return float(summary.stats["max"]) if summary is not None and summary.stats else None
+    if coords is not None and coords.array is not None:
+        largest = float(np.max(coords.array))
+    elif summary is not None and summary.stats:
+        largest = float(summary.stats["max"])
+    else:
+        return None
+    # a real one is below log2(8 * 63 + 1) / 3, about 3: a file's NaN or 1e308 is not shown as one
+    return largest if math.isfinite(largest) and abs(largest) <= MAX_COORDINATE else None
 
 
 def _factors(trace: Trace, block: str) -> np.ndarray | None:

@@ -440,7 +440,7 @@ class Trace:
 
     def lines(self) -> Iterator[str]:
         """The JSON Lines text of this trace, one line at a time (no newlines)."""
-        yield _dumps({"type": "header", **self.header})
+        yield _dumps({"type": "header", **_encode_scalar(self.header)})  # a NaN loss travels as "nan"
         for event in (*self.events, *self.backward):
             yield _dumps(event.to_dict())
         yield _dumps({"type": "footer", **_encode_scalar(self.footer)})

@@ -63,6 +63,7 @@ def load_trace(path: str | os.PathLike[str]) -> Trace:
         raise UserError.of("trace_schema_version", **found)
     footer = {k: v for k, v in rows[-1].items() if k != "type"}
     check_rows(str(source), [header, *rows[1:-1], footer])
+    _decode_learning(header)
     for predictions in footer.get("topk", []):
         for prediction in predictions:
             prediction["probability"] = decode_number(prediction["probability"])
@@ -72,6 +73,19 @@ def load_trace(path: str | os.PathLike[str]) -> Trace:
     if header.get("capture_file"):
         trace.captured = _load_captured(source, source.with_name(header["capture_file"]))
     return trace
+
+
+def _decode_learning(header: dict[str, Any]) -> None:
+    """The backward's loss, and the training step's rate, losses and changes, as the floats they were
+    (a NaN loss travels as "nan", which renderers would format as text)."""
+    if isinstance(header.get("backward"), dict):
+        header["backward"]["loss"] = decode_number(header["backward"]["loss"])
+    step = header.get("train_step")
+    if isinstance(step, dict):
+        for key in ("lr", "loss_before", "loss_after"):
+            step[key] = decode_number(step[key])
+        for moved in step["moved"]:
+            moved["change"] = decode_number(moved["change"])
 
 
 def _load_captured(source: Path, side: Path) -> dict[str, Any]:

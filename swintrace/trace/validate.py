@@ -49,7 +49,7 @@ MAX_CALLS = 1000
 DTYPES = frozenset({"float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool"})
 _ID = re.compile(r"[A-Za-z0-9_.@]*")
 _KIND = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_BLOCK = re.compile(r"layers\.\d{1,3}\.blocks\.\d{1,3}")
+_BLOCK = re.compile(r"layers\.\d{1,3}\.blocks\.\d{1,3}", re.ASCII)  # not "layers.٠.blocks.١"
 _CAPTURE_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}\.safetensors")
 _NUMBER_WORDS = ("nan", "inf", "-inf")
 INTERPOLATION_NAMES = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")  # images.prepare.INTERPOLATIONS
@@ -249,7 +249,8 @@ def check_header(where: _Where, header: dict[str, Any]) -> tuple[int, Any, int]:
             raise where.fail("model.config", why) from None
         _check_config_size(where, config)
         family = model.get("family", "swin_v1" if schema == 1 else None)  # schema 1: always a Swin V1
-        if (schema == 1 and "family" in model) or MODEL_FAMILIES.get(family) != config.version:
+        if (schema == 1 and "family" in model) or not isinstance(family, str) \
+                or MODEL_FAMILIES.get(family) != config.version:
             raise where.fail("model.family", Words("field_family", version=config.version))
         if shape is not None and sides[1] != config.in_chans:
             raise where.fail("input.shape", Words("field_channels", channels=sides[1], expected=config.in_chans))

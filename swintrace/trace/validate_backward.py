@@ -36,8 +36,8 @@ from .where import Where
 PARAMETER_KINDS = {"bias_table_grad": "relative_position_bias_table", "qkv_weight_grad": "weight",
                    "patch_weight_grad": "weight", "head_weight_grad": "weight"}
 _ALLOWED_FIELDS = frozenset({"type", "seq", "id", "kind", "depth", "call", "tensors", "arrays"})
-_SCORES = re.compile(r"layers\.(\d{1,3})\.blocks\.\d{1,3}\.attn\.scores")
-_TABLE = re.compile(r"layers\.(\d{1,3})\.blocks\.\d{1,3}\.attn\.relative_position_bias_table")
+_SCORES = re.compile(r"layers\.(\d{1,3})\.blocks\.\d{1,3}\.attn\.scores", re.ASCII)
+_TABLE = re.compile(r"layers\.(\d{1,3})\.blocks\.\d{1,3}\.attn\.relative_position_bias_table", re.ASCII)
 MAX_MOVED = 64
 
 
