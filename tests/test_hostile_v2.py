@@ -102,9 +102,9 @@ def test_the_buffers_pre_trained_window_and_a_stage_that_disagrees(official_v2):
                               stage_2 + "relative_coords_table": relative_coords_table(3, 0)})
 
 
-@pytest.mark.parametrize("shape", [(2,), (2, 1), (2, 1, 1, 1)])
-def test_a_misshaped_logit_scale_names_the_generation(official_v2, shape):
-    with pytest.raises(UserError, match="do not fit the Swin V2 model"):
+@pytest.mark.parametrize("shape", [(), (2,), (2, 1), (2, 1, 1, 1)])
+def test_a_misshaped_logit_scale_says_the_shape_it_needs(official_v2, shape):
+    with pytest.raises(UserError, match=r"no layers\.0\.blocks\.0\.attn\.logit_scale of shape \(heads, 1, 1\)"):
         swintrace.from_model({**official_v2, "layers.0.blocks.0.attn.logit_scale": torch.zeros(shape)})
 
 

@@ -141,7 +141,10 @@ def infer_config(state_dict: StateDict, image_size: int | None = None, **computi
                   if (m := re.match(rf"layers\.{stage}\.blocks\.(\d+)\.", key))}
         depths.append(len(blocks))
         if version == 2:
-            heads.append(state_dict[f"layers.{stage}.blocks.0.attn.logit_scale"].shape[0])  # heads, 1, 1
+            scale = state_dict[f"layers.{stage}.blocks.0.attn.logit_scale"]  # heads, 1, 1
+            if scale.ndim != 3:
+                raise KeyError(f"layers.{stage}.blocks.0.attn.logit_scale of shape (heads, 1, 1)")
+            heads.append(scale.shape[0])
             continue
         table = state_dict[f"layers.{stage}.blocks.0.attn.relative_position_bias_table"]  # (2M-1)^2, heads
         heads.append(table.shape[1])
