@@ -19,9 +19,7 @@ not a measure of contribution.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import repeat
 
 import numpy as np
 
@@ -87,16 +85,20 @@ def regions(plan: BlockPlan) -> np.ndarray:
     return ids
 
 
-def _windows_of(plan: BlockPlan) -> Iterator[np.ndarray]:
-    """For each window of the shifted padded map, the (N,) flat indices of its tokens in the
+def _by_window(grid: np.ndarray, M: int) -> np.ndarray:
+    """(Hp, Wp) -> (nW, M*M): each window of the map, in the model's order (row-major windows, each
+    row-major), as ``window_partition`` cuts it."""
+    Hp, Wp = grid.shape
+    return grid.reshape(Hp // M, M, Wp // M, M).transpose(0, 2, 1, 3).reshape(-1, M * M)  # nW, N
+
+
+def _window_tokens(plan: BlockPlan) -> np.ndarray:
+    """(nW, N): for each window of the shifted padded map, the flat indices of its tokens in the
     unshifted padded map (row-major), so that a roll is only a renumbering."""
     Hp, Wp = plan.padded
-    M, (shift_h, shift_w) = plan.M, plan.shift
-    rows = _unshifted(Hp, shift_h, plan.rolled[0])  # shifted row r holds original row rows[r]
-    columns = _unshifted(Wp, shift_w, plan.rolled[1])
-    for top in range(0, Hp, M):
-        for left in range(0, Wp, M):
-            yield (rows[top:top + M, None] * Wp + columns[None, left:left + M]).reshape(-1)  # N
+    rows = _unshifted(Hp, plan.shift[0], plan.rolled[0])  # shifted row r holds original row rows[r]
+    columns = _unshifted(Wp, plan.shift[1], plan.rolled[1])
+    return _by_window(rows[:, None] * Wp + columns[None, :], plan.M)  # nW, N
 
 
 def _unshifted(length: int, shift: int, rolled: int) -> np.ndarray:
@@ -105,39 +107,33 @@ def _unshifted(length: int, shift: int, rolled: int) -> np.ndarray:
     return np.where(positions < rolled, (positions + shift) % rolled, positions)
 
 
-def _window_regions(plan: BlockPlan) -> Iterator[np.ndarray]:
-    ids = regions(plan)
-    M = plan.M
-    for top in range(0, ids.shape[0], M):
-        for left in range(0, ids.shape[1], M):
-            yield ids[top:top + M, left:left + M].reshape(-1)  # N, in the shifted window's order
-
-
 def _through_block(plan: BlockPlan, weights: np.ndarray, attention: np.ndarray | None) -> np.ndarray:
     """One block backwards: ``weights`` over the stage's tokens (H*W,) after the block -> before it.
 
     Reach (``attention`` None): a token before the block counts when a token that counts after it
     shares its window and its region. Rollout: the weights go back through ½A + ½I of each window,
-    rows renormalised over the real tokens (padding carries nothing)."""
+    rows renormalised over the real tokens (padding carries nothing). The windows partition the
+    padded map, so every window is computed at once and each token is written once."""
     Hp, Wp = plan.padded
     padded = np.zeros((Hp, Wp))  # Hp, Wp
     padded[:plan.H, :plan.W] = weights.reshape(plan.H, plan.W)
     real = np.zeros((Hp, Wp), dtype=bool)
     real[:plan.H, :plan.W] = True
     flat, real = padded.reshape(-1), real.reshape(-1)  # Hp*Wp
+    tokens = _window_tokens(plan)  # nW, N
+    active = np.flatnonzero(flat[tokens].any(axis=1))  # the windows anything reaches: the others give 0
+    tokens = tokens[active]  # nA, N
+    after, inside = flat[tokens], real[tokens]  # nA, N each
     before = np.zeros_like(flat)
-    windows = zip(_windows_of(plan), _window_regions(plan), attention if attention is not None else repeat(None))
-    for tokens, ids, A in windows:
-        after = flat[tokens]  # N
-        if not after.any():
-            continue
-        if A is None:
-            open_pairs = (ids[:, None] == ids[None, :]) & real[tokens][None, :]  # N, N
-            before[tokens] = np.maximum(before[tokens], (after[:, None] * open_pairs).max(axis=0))
-        else:
-            mix = (0.5 * A.astype(np.float64) + 0.5 * np.eye(len(tokens))) * real[tokens][None, :]  # N, N
-            mix = mix / np.maximum(mix.sum(axis=1, keepdims=True), 1e-30)
-            before[tokens] += after @ mix  # N
+    if attention is None:
+        ids = _by_window(regions(plan), plan.M)[active]  # nA, N: region of each token, in the shifted window's order
+        open_pairs = (ids[:, :, None] == ids[:, None, :]) & inside[:, None, :]  # nA, N, N
+        before[tokens] = (after[:, :, None] * open_pairs).max(axis=1)  # nA, N
+    else:
+        N = tokens.shape[1]
+        mix = (0.5 * attention[active].astype(np.float64) + 0.5 * np.eye(N)) * inside[:, None, :]  # nA, N, N
+        mix = mix / np.maximum(mix.sum(axis=2, keepdims=True), 1e-30)
+        before[tokens] = np.matmul(after[:, None, :], mix)[:, 0, :]  # nA, N
     return before.reshape(Hp, Wp)[:plan.H, :plan.W].reshape(-1)  # H*W
 
 
