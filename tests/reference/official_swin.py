@@ -27,6 +27,22 @@ def reverse(windows: torch.Tensor, m: int, h: int, w: int) -> torch.Tensor:
     return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(b, h, w, -1)  # B, H, W, C
 
 
+def official_mask(resolution: int, m: int, shift: int) -> torch.Tensor | None:
+    """The official SW-MSA mask of a resolution x resolution map: (nW, M*M, M*M) of 0 and -100, or None."""
+    if shift == 0:
+        return None
+    regions = torch.zeros((1, resolution, resolution, 1))
+    cuts = (slice(0, -m), slice(-m, -shift), slice(-shift, None))
+    label = 0
+    for h in cuts:
+        for w in cuts:
+            regions[:, h, w, :] = label
+            label += 1
+    windows = partition(regions, m).view(-1, m * m)
+    mask = windows.unsqueeze(1) - windows.unsqueeze(2)
+    return mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
+
+
 class OfficialDropPath(nn.Module):
     def __init__(self, p: float) -> None:
         super().__init__()
@@ -101,19 +117,7 @@ class OfficialBlock(nn.Module):
         self.drop_path = OfficialDropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = OfficialMlp(dim, int(dim * mlp_ratio), 0.0)
-        mask = None
-        if shift > 0:
-            regions = torch.zeros((1, resolution, resolution, 1))
-            cuts = (slice(0, -m), slice(-m, -shift), slice(-shift, None))
-            label = 0
-            for h in cuts:
-                for w in cuts:
-                    regions[:, h, w, :] = label
-                    label += 1
-            windows = partition(regions, m).view(-1, m * m)
-            mask = windows.unsqueeze(1) - windows.unsqueeze(2)
-            mask = mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
-        self.register_buffer("attn_mask", mask)
+        self.register_buffer("attn_mask", official_mask(resolution, m, shift))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r = self.resolution

@@ -18,7 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .official_swin import OfficialDropPath, OfficialMlp, OfficialPatchEmbed, partition, reverse
+from .official_swin import (
+    OfficialDropPath,
+    OfficialMlp,
+    OfficialPatchEmbed,
+    official_mask,
+    partition,
+    reverse,
+)
 
 
 def coords_table(m: int, pretrained: int) -> torch.Tensor:
@@ -87,19 +94,7 @@ class OfficialBlockV2(nn.Module):
         self.drop_path = OfficialDropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = OfficialMlp(dim, int(dim * mlp_ratio), 0.0)
-        mask = None
-        if shift > 0:
-            regions = torch.zeros((1, resolution, resolution, 1))
-            cuts = (slice(0, -m), slice(-m, -shift), slice(-shift, None))
-            label = 0
-            for h in cuts:
-                for w in cuts:
-                    regions[:, h, w, :] = label
-                    label += 1
-            windows = partition(regions, m).view(-1, m * m)
-            mask = windows.unsqueeze(1) - windows.unsqueeze(2)
-            mask = mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
-        self.register_buffer("attn_mask", mask)
+        self.register_buffer("attn_mask", official_mask(resolution, m, shift))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r = self.resolution
